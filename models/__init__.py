@@ -1,0 +1,1 @@
+"""Python side of the model toolchain; the Go package `models` lives beside it."""

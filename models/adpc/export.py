@@ -1,0 +1,176 @@
+"""Export an ADP-C model to a bundle (shared/design/BUNDLE.md): bundle.json
+plus one ONNX graph per stage.
+
+    python3 -m models.adpc.export --arch hrnet_w48 --variant adpc \
+        (--checkpoint FILE | --seed N) [--height 1024 --width 2048] \
+        [--threshold 0.998] [--classes cityscapes|FILE] [--name NAME] --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from . import EXPORTER
+from .build import build, default_threshold
+from .checkpoint import CheckpointError, sha256
+from .config import ARCHS, NUM_EXITS, OUTPUT_STRIDE, VARIANTS, check_size
+from .flops import count_convs, stage_macs
+from .hrnet import ADPCHRNet
+from .labels import Label, load as load_labels
+from .layers import Masks
+
+OPSET = 13
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class StageGraph(nn.Module):
+    """Stage k as a graph: inputs (tensors..., [mask]) -> (state..., logits)."""
+
+    def __init__(self, model: ADPCHRNet, k: int) -> None:
+        super().__init__()
+        self.model = model
+        self.k = k
+        self.masked = model.masked and k > 1
+
+    def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
+        if self.masked:
+            tensors, masks = list(args[:-1]), Masks(args[-1])
+        else:
+            tensors, masks = list(args), None
+        state, logits = self.model.stage(self.k, tensors, masks)
+        return (*state, logits)
+
+
+def input_names(model: ADPCHRNet, k: int) -> list[str]:
+    if k == 1:
+        return ["image"]
+    names = [f"x{i}" for i in range(model.input_counts()[k - 1])]
+    return names + (["mask"] if model.masked else [])
+
+
+def state_names(model: ADPCHRNet, k: int) -> list[str]:
+    return [f"s{k}.b{i}" for i in range(model.state_counts()[k - 1])]
+
+
+def state_shapes(model: ADPCHRNet, k: int, height: int, width: int) -> list[list[int]]:
+    """Shapes of stage k's state outputs: branch i has stride 4 * 2^i."""
+    if k == 1:
+        return [[1, model.cfg.stage1_channels, height // 4, width // 4]]
+    if k == NUM_EXITS:
+        return []
+    chans = model.cfg.stages[k - 2].channels
+    return [[1, c, height // (4 << i), width // (4 << i)] for i, c in enumerate(chans)]
+
+
+def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,
+           labels: Sequence[Label], name: str, checkpoint_sha256: str = "") -> dict:
+    """Writes the bundle to out and returns the manifest."""
+    check_size(height, width)
+    if len(labels) != model.num_classes:
+        raise ValueError(f"{len(labels)} labels for a model with {model.num_classes} classes")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    counts = count_convs(model, height, width)
+    oh, ow = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
+    stages = []
+    for k in range(1, NUM_EXITS + 1):
+        ins = input_names(model, k)
+        if k == 1:
+            examples = [torch.zeros(1, 3, height, width)]
+            sources = {"image": "input"}
+        else:
+            examples = [torch.zeros(s) for s in state_shapes(model, k - 1, height, width)]
+            prev = state_names(model, k - 1)
+            sources = {f"x{i}": f"state:{n}" for i, n in enumerate(prev)}
+            if model.masked:
+                examples.append(torch.ones(1, 1, oh, ow))
+                sources["mask"] = "mask"
+        outs = state_names(model, k) + ["logits"]
+        file = f"stage{k}.onnx"
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer warnings about int() of sizes: shapes are static
+            torch.onnx.export(StageGraph(model, k), tuple(examples), str(out / file),
+                              input_names=ins, output_names=outs, opset_version=OPSET,
+                              do_constant_folding=True)
+        _check_graph(out / file, ins, outs)
+        stages.append({
+            "name": f"stage{k}", "file": file,
+            "mode": "masked" if (model.masked and k > 1) else "dense",
+            "inputs": sources, "state": state_names(model, k), "logits": "logits",
+            "macs": stage_macs(counts, k),
+        })
+    manifest = {
+        "format": "anytime-bundle/1",
+        "name": name,
+        "task": "segmentation",
+        "input": {"tensor": "image", "shape": [1, 3, height, width], "color": "rgb",
+                  "scale": 1 / 255, "mean": list(MEAN), "std": list(STD)},
+        "output_stride": OUTPUT_STRIDE,
+        "labels": [{"name": l.name, "color": list(l.color)} for l in labels],
+        "confidence": {"criterion": "max_softmax", "threshold": threshold},
+        "stages": stages,
+        "provenance": {"arch": model.cfg.name, "variant": model.variant,
+                       "checkpoint_sha256": checkpoint_sha256, "exporter": EXPORTER,
+                       "torch": torch.__version__, "opset": OPSET},
+    }
+    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _check_graph(path: Path, ins: list[str], outs: list[str]) -> None:
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    got_in = [i.name for i in m.graph.input]
+    got_out = [o.name for o in m.graph.output]
+    if got_in != ins or got_out != outs:
+        raise RuntimeError(f"{path}: graph inputs {got_in} outputs {got_out}, want {ins} and {outs}")
+    for v in list(m.graph.input) + list(m.graph.output):
+        dims = v.type.tensor_type.shape.dim
+        if v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or any(not d.HasField("dim_value") for d in dims):
+            raise RuntimeError(f"{path}: {v.name} is not a static float32 tensor")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python3 -m models.adpc.export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", required=True, choices=sorted(ARCHS))
+    p.add_argument("--variant", required=True, choices=VARIANTS)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="official or own checkpoint (.pth)")
+    src.add_argument("--seed", type=int, help="random weights from this seed")
+    p.add_argument("--height", type=int, default=1024)
+    p.add_argument("--width", type=int, default=2048)
+    p.add_argument("--threshold", type=float, help="default 0.998 for adpc, 1.0 for ee/rh")
+    p.add_argument("--classes", default="cityscapes", help="cityscapes or a labels file")
+    p.add_argument("--name", help="bundle name (default ARCH-VARIANT-CLASSES)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    try:
+        check_size(args.height, args.width)
+        labels = load_labels(args.classes)
+        model = build(args.arch, args.variant, checkpoint=args.checkpoint, seed=args.seed,
+                      num_classes=len(labels))
+    except (ValueError, OSError, CheckpointError) as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 2
+    threshold = default_threshold(args.variant) if args.threshold is None else args.threshold
+    classes = "cityscapes" if args.classes == "cityscapes" else Path(args.classes).stem
+    name = args.name or f"{args.arch.replace('_', '-')}-{args.variant}-{classes}".replace(" ", "-")
+    export(model, args.out, height=args.height, width=args.width, threshold=threshold, labels=labels,
+           name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "")
+    print(f"wrote {args.out}/bundle.json and {NUM_EXITS} stage graphs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
