@@ -1,0 +1,255 @@
+package anytime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/anytime-edge/edge/engines"
+	"github.com/anytime-edge/edge/masking"
+	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/power"
+)
+
+// gmac is the paper's GFLOP unit: 2^30 multiply-accumulates.
+const gmac = 1 << 30
+
+// Config is how an Executor runs frames.
+type Config struct {
+	// Policy decides whether to run each stage after the first; nil runs
+	// every stage until all pixels are frozen.
+	Policy Policy
+	// Meter attributes energy to stages; nil records none.
+	Meter Meter
+	// HardDeadline, when positive, stops a stage still running that long
+	// after the frame started; the frame then ends at the last finished
+	// exit with reason deadline.
+	HardDeadline time.Duration
+	// OnExit, when set, is called synchronously with each exit's merged
+	// result as soon as it exists. The slices are the executor's own and
+	// valid only during the call.
+	OnExit func(e Exit, merged []float32, mask []uint8)
+}
+
+// Exit is what one exit of one frame produced and cost.
+type Exit struct {
+	// Exit is the 1-based exit number.
+	Exit int
+	// Stage is the stage's wall time (run, merge, confidence and mask).
+	Stage time.Duration
+	// Elapsed is the time since the frame started.
+	Elapsed time.Duration
+	// Frozen is the fraction of output pixels this stage did not compute.
+	Frozen float64
+	// GMACs is the cumulative effective GMACs up to this exit.
+	GMACs float64
+	// EnergyJ is the stage's energy in joules and EnergySource its
+	// source; zero and empty when no meter is attached.
+	EnergyJ      float64
+	EnergySource power.Source
+	// Provider is the execution provider that ran the stage.
+	Provider string
+}
+
+// Result is one frame's outcome.
+type Result struct {
+	Exits []Exit
+	// Halt is why the frame stopped after its last exit.
+	Halt power.Reason
+	// Merged is the final merged output ([C][h][w]) and Mask the pixels
+	// still unconfident after it (1 = would compute). Both are the
+	// executor's buffers, valid until the next Run.
+	Merged []float32
+	Mask   []uint8
+}
+
+// Executor runs frames of one bundle on one engine.
+type Executor struct {
+	bundle    *models.Bundle
+	engine    engines.Engine
+	cfg       Config
+	crit      masking.Criterion
+	adaptive  bool // some stage is masked
+	threshold atomic.Uint32
+
+	h, w      int
+	merged    []float32
+	conf      []float32
+	scratch   []float32
+	mask      []uint8
+	maskFloat []float32
+	masked    [][]masking.MaskedConvs
+	exits     []Exit
+}
+
+// New makes an executor for bundle b running on engine e.
+func New(b *models.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
+	for i, s := range b.Stages {
+		if s.Mode == models.ModeBlocks {
+			return nil, fmt.Errorf("bundle %s: stage %q uses mode %q, which this runtime does not run yet (format 1 reserves it)", b.Dir, s.Name, s.Mode)
+		}
+		if s.Mode == models.ModeMasked && e.Mask() == nil {
+			return nil, fmt.Errorf("bundle %s: stage %d is masked but the engine has no mask tensor", b.Dir, i)
+		}
+	}
+	h, w := b.OutputSize()
+	x := &Executor{
+		bundle:    b,
+		engine:    e,
+		cfg:       cfg,
+		h:         h,
+		w:         w,
+		merged:    make([]float32, b.Channels()*h*w),
+		conf:      make([]float32, h*w),
+		scratch:   make([]float32, h*w),
+		mask:      make([]uint8, h*w),
+		maskFloat: make([]float32, h*w),
+		exits:     make([]Exit, 0, len(b.Stages)),
+	}
+	if b.Confidence.Criterion == models.CriterionHeatmapPeak {
+		x.crit = masking.HeatmapPeak
+	}
+	x.SetThreshold(b.Confidence.Threshold)
+	for _, s := range b.Stages {
+		x.adaptive = x.adaptive || s.Mode == models.ModeMasked
+		var convs []masking.MaskedConvs
+		for key, m := range s.MACs.Masked {
+			stride, _ := strconv.Atoi(key) // validated by models
+			convs = append(convs, masking.MaskedConvs{
+				Height: b.Input.Height() / stride, Width: b.Input.Width() / stride,
+				MACs: m.MACs, OutChannels: m.OutChannels,
+			})
+		}
+		x.masked = append(x.masked, convs)
+	}
+	return x, nil
+}
+
+// Image is the engine's input tensor, to be filled before Run.
+func (x *Executor) Image() []float32 { return x.engine.Image() }
+
+// SetThreshold changes the confidence threshold from the next frame on. It
+// is safe to call from any goroutine.
+func (x *Executor) SetThreshold(t float32) { x.threshold.Store(math.Float32bits(t)) }
+
+// Threshold is the confidence threshold in force.
+func (x *Executor) Threshold() float32 { return math.Float32frombits(x.threshold.Load()) }
+
+// ErrBadLogits is wrapped when a stage's output holds NaN or Inf.
+var ErrBadLogits = errors.New("logits hold NaN or Inf")
+
+// Run runs one frame whose image is already in Image(). On error the result
+// still holds the exits that finished, with reason error.
+func (x *Executor) Run(ctx context.Context) (Result, error) {
+	start := time.Now()
+	threshold := x.Threshold()
+	frameCtx := ctx
+	if x.cfg.HardDeadline > 0 {
+		var cancel context.CancelFunc
+		frameCtx, cancel = context.WithDeadline(ctx, start.Add(x.cfg.HardDeadline))
+		defer cancel()
+	}
+	if x.cfg.Policy != nil {
+		x.cfg.Policy.StartFrame(start)
+	}
+	x.exits = x.exits[:0]
+	res := Result{Merged: x.merged, Mask: x.mask}
+	masking.Fill(x.mask)
+	var energy, gmacs float64
+	for i, s := range x.bundle.Stages {
+		if i > 0 {
+			if err := ctx.Err(); err != nil {
+				res.Exits, res.Halt = x.exits, power.ReasonError
+				return res, err
+			}
+			if s.Mode == models.ModeDense {
+				masking.Fill(x.mask) // a dense stage computes every pixel
+			}
+			active := masking.Fraction(x.mask)
+			if active == 0 {
+				res.Exits, res.Halt = x.exits, power.ReasonAllConfident
+				return res, nil
+			}
+			if x.cfg.Policy != nil {
+				d := x.cfg.Policy.Continue(power.Progress{
+					Next: i, Stages: len(x.bundle.Stages), Start: start,
+					Elapsed: time.Since(start), ActiveFraction: active, EnergyJ: energy,
+				})
+				if !d.Continue {
+					res.Exits, res.Halt = x.exits, d.Reason
+					return res, nil
+				}
+			}
+		}
+		masking.ToFloat(x.maskFloat, x.mask)
+		if s.Mode == models.ModeMasked {
+			copy(x.engine.Mask(), x.maskFloat)
+		}
+		t0 := time.Now()
+		if err := x.engine.Run(frameCtx, i); err != nil {
+			res.Exits = x.exits
+			if i > 0 && ctx.Err() == nil && errors.Is(frameCtx.Err(), context.DeadlineExceeded) {
+				res.Halt = power.ReasonDeadline
+				return res, nil
+			}
+			res.Halt = power.ReasonError
+			return res, fmt.Errorf("stage %q: %w", s.Name, err)
+		}
+		logits := x.engine.Logits(i)
+		if !masking.Finite(logits) {
+			res.Exits, res.Halt = x.exits, power.ReasonError
+			return res, fmt.Errorf("stage %q: %w", s.Name, ErrBadLogits)
+		}
+		if i == 0 {
+			copy(x.merged, logits)
+		} else {
+			masking.Merge(x.merged, logits, x.maskFloat)
+		}
+		active := masking.Fraction(x.mask)
+		stageMACs := x.stageMACs(i)
+		last := i == len(x.bundle.Stages)-1
+		if x.adaptive && !last {
+			masking.Confidence(x.conf, x.scratch, x.merged, x.crit)
+			masking.Update(x.mask, x.conf, x.crit, threshold)
+		}
+		t1 := time.Now()
+		gmacs += stageMACs / gmac
+		ex := Exit{
+			Exit: i + 1, Stage: t1.Sub(t0), Elapsed: t1.Sub(start), Frozen: 1 - active,
+			GMACs: gmacs, Provider: x.engine.Provider(i),
+		}
+		if x.cfg.Meter != nil {
+			if j, src, ok := x.cfg.Meter.StageEnergy(t0, t1, stageMACs/gmac); ok {
+				ex.EnergyJ, ex.EnergySource = j, src
+				energy += j
+			}
+		}
+		x.exits = append(x.exits, ex)
+		if x.cfg.Policy != nil {
+			x.cfg.Policy.StageDone(power.StageCost{
+				Stage: i, ActiveFraction: active, Duration: ex.Stage,
+				EnergyJ: ex.EnergyJ, EnergySource: ex.EnergySource, GMACs: stageMACs / gmac,
+			})
+		}
+		if x.cfg.OnExit != nil {
+			x.cfg.OnExit(ex, x.merged, x.mask)
+		}
+	}
+	res.Exits, res.Halt = x.exits, power.ReasonLastExit
+	return res, nil
+}
+
+// stageMACs is stage i's effective MACs for the mask it was fed (x.mask
+// before it is narrowed by the stage's own exit).
+func (x *Executor) stageMACs(i int) float64 {
+	macs := float64(x.bundle.Stages[i].MACs.Fixed)
+	for _, m := range x.masked[i] {
+		p := masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width)
+		macs += m.Effective(p)
+	}
+	return macs
+}

@@ -1,0 +1,294 @@
+package anytime
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/anytime-edge/edge/engines/enginestest"
+	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/power"
+)
+
+const (
+	testChannels = 5
+	testH, testW = 32, 64 // input; output is 8×16 at stride 4
+	testHW       = 8 * 16
+)
+
+// testBundle is a 4-stage bundle: a dense first stage, masked stages after.
+func testBundle() *models.Bundle {
+	m := models.Manifest{
+		Format: models.Format, Name: "test", Task: models.TaskSegmentation,
+		Input:        models.Input{Tensor: "image", Shape: []int64{1, 3, testH, testW}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
+		OutputStride: 4,
+		Confidence:   models.Confidence{Criterion: models.CriterionMaxSoftmax, Threshold: 0.9},
+	}
+	for c := 0; c < testChannels; c++ {
+		m.Labels = append(m.Labels, models.Label{Name: string(rune('a' + c))})
+	}
+	for i := 0; i < 4; i++ {
+		s := models.Stage{Name: "s" + string(rune('1'+i)), Mode: models.ModeMasked, Logits: "logits", MACs: models.MACs{Fixed: 1 << 30}}
+		if i == 0 {
+			s.Mode = models.ModeDense
+		} else {
+			s.MACs.Masked = map[string]models.MaskedMACs{"4": {MACs: 2 << 30, OutChannels: 10}, "8": {MACs: 1 << 30, OutChannels: 4}}
+		}
+		m.Stages = append(m.Stages, s)
+	}
+	return &models.Bundle{Dir: "testdata", Manifest: m}
+}
+
+// randomStages fills each stage's logits with seeded noise of growing
+// sharpness, so confidence rises with depth.
+func randomStages(seed uint64) func(i int, image, mask, logits []float32) error {
+	return func(i int, image, mask, logits []float32) error {
+		r := rand.New(rand.NewPCG(seed, uint64(i)))
+		for k := range logits {
+			logits[k] = float32(r.NormFloat64() * float64(2+2*i))
+		}
+		return nil
+	}
+}
+
+func newTestExecutor(t *testing.T, b *models.Bundle, cfg Config, compute func(int, []float32, []float32, []float32) error) (*Executor, *enginestest.Fake) {
+	t.Helper()
+	f := enginestest.NewFake(len(b.Stages), 3*testH*testW, testChannels, testHW)
+	f.Compute = compute
+	x, err := New(b, f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x, f
+}
+
+// exitRecord is a copy of what OnExit saw.
+type exitRecord struct {
+	exit   Exit
+	merged []float32
+	mask   []uint8
+}
+
+func recordExits(cfg *Config) *[]exitRecord {
+	var recs []exitRecord
+	cfg.OnExit = func(e Exit, merged []float32, mask []uint8) {
+		recs = append(recs, exitRecord{e, append([]float32(nil), merged...), append([]uint8(nil), mask...)})
+	}
+	return &recs
+}
+
+func TestCopyAggregationAndMonotoneMasks(t *testing.T) {
+	b := testBundle()
+	var cfg Config
+	recs := recordExits(&cfg)
+	x, f := newTestExecutor(t, b, cfg, randomStages(1))
+	res, err := x.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Halt != power.ReasonLastExit || len(*recs) != 4 {
+		t.Fatalf("got %d exits, halt %q; want 4, last-exit", len(*recs), res.Halt)
+	}
+	for k := 1; k < len(*recs); k++ {
+		prev, cur := (*recs)[k-1], (*recs)[k]
+		logits := f.Logits(k)
+		frozen := 0
+		for p := 0; p < testHW; p++ {
+			if cur.mask[p] > prev.mask[p] {
+				t.Fatalf("exit %d: pixel %d unfroze", k+1, p)
+			}
+			for c := 0; c < testChannels; c++ {
+				i := c*testHW + p
+				want := logits[i]
+				if prev.mask[p] == 0 {
+					want = prev.merged[i]
+				}
+				if math.Float32bits(cur.merged[i]) != math.Float32bits(want) {
+					t.Fatalf("exit %d pixel %d channel %d: got %v, want %v (mask %d)", k+1, p, c, cur.merged[i], want, prev.mask[p])
+				}
+			}
+			if prev.mask[p] == 0 {
+				frozen++
+			}
+		}
+		if got, want := cur.exit.Frozen, float64(frozen)/testHW; got != want {
+			t.Errorf("exit %d: frozen %v, want %v", k+1, got, want)
+		}
+	}
+	if (*recs)[3].exit.Frozen == 0 {
+		t.Errorf("no pixel froze by exit 4: the test data does not exercise masking")
+	}
+}
+
+func TestThresholdExtremes(t *testing.T) {
+	t.Run("threshold 1 freezes nothing", func(t *testing.T) {
+		b := testBundle()
+		b.Confidence.Threshold = 1
+		var cfg Config
+		recs := recordExits(&cfg)
+		x, f := newTestExecutor(t, b, cfg, randomStages(2))
+		res, err := x.Run(context.Background())
+		if err != nil || res.Halt != power.ReasonLastExit {
+			t.Fatalf("got %v, %v", res.Halt, err)
+		}
+		for k, r := range *recs {
+			if r.exit.Frozen != 0 {
+				t.Errorf("exit %d froze %v of the pixels", k+1, r.exit.Frozen)
+			}
+			for i, v := range f.Logits(k) {
+				if r.merged[i] != v {
+					t.Fatalf("exit %d is not its own logits at %d", k+1, i)
+				}
+			}
+		}
+	})
+	t.Run("threshold below 1/C freezes everything after exit 1", func(t *testing.T) {
+		b := testBundle()
+		b.Confidence.Threshold = 1.0/testChannels - 1e-3
+		var cfg Config
+		recs := recordExits(&cfg)
+		x, f := newTestExecutor(t, b, cfg, randomStages(3))
+		res, err := x.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Halt != power.ReasonAllConfident || len(res.Exits) != 1 || len(f.Runs) != 1 {
+			t.Fatalf("got halt %q after %d exits (%d runs), want all-confident after 1", res.Halt, len(res.Exits), len(f.Runs))
+		}
+		for i, v := range (*recs)[0].merged {
+			if math.Float32bits(res.Merged[i]) != math.Float32bits(v) {
+				t.Fatalf("final result differs from exit 1 at %d", i)
+			}
+		}
+	})
+}
+
+func TestSetThresholdAppliesToNextFrame(t *testing.T) {
+	b := testBundle()
+	x, _ := newTestExecutor(t, b, Config{}, randomStages(4))
+	x.SetThreshold(0)
+	res, err := x.Run(context.Background())
+	if err != nil || res.Halt != power.ReasonAllConfident {
+		t.Fatalf("threshold 0: got %q, %v; want all-confident", res.Halt, err)
+	}
+	x.SetThreshold(2)
+	if res, err = x.Run(context.Background()); err != nil || res.Halt != power.ReasonLastExit {
+		t.Fatalf("threshold 2: got %q, %v; want last-exit", res.Halt, err)
+	}
+}
+
+func TestEffectiveGMACs(t *testing.T) {
+	b := testBundle()
+	// Stage 1 makes pixel 0 of each 2×2 output cell's top-left unsure and
+	// the rest confident: 1 in 4 pixels active at stride 4, and at stride 8
+	// nearest picks exactly those top-left pixels, so all of them.
+	compute := func(i int, image, mask, logits []float32) error {
+		if i > 0 {
+			return nil
+		}
+		for p := 0; p < testHW; p++ {
+			y, xx := p/16, p%16
+			if y%2 == 0 && xx%2 == 0 {
+				continue // all logits 0: confidence 1/C, unsure
+			}
+			logits[p] = 100 // class 0 certain
+		}
+		return nil
+	}
+	var cfg Config
+	recs := recordExits(&cfg)
+	x, _ := newTestExecutor(t, b, cfg, compute)
+	if _, err := x.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Stage 2: fixed 1 GMAC; stride 4 (8×16): 2 GMACs·0.25 + 0.75·0.25·10·49·128/2^30;
+	// stride 8 (4×8): p = 1, so 1 GMAC.
+	rbf := 0.75 * 0.25 * 10 * 49 * 128 / float64(1<<30)
+	want := []float64{1, 1 + 1 + 0.5 + rbf + 1}
+	for k, w := range want {
+		if got := (*recs)[k].exit.GMACs; math.Abs(got-w) > 1e-12 {
+			t.Errorf("exit %d: cumulative GMACs %v, want %v", k+1, got, w)
+		}
+	}
+}
+
+func TestLimitsPolicy(t *testing.T) {
+	t.Run("max exit", func(t *testing.T) {
+		x, f := newTestExecutor(t, testBundle(), Config{Policy: NewLimits(2, 0)}, randomStages(5))
+		res, err := x.Run(context.Background())
+		if err != nil || res.Halt != power.ReasonMaxExit || len(res.Exits) != 2 || len(f.Runs) != 2 {
+			t.Fatalf("got halt %q after %d exits, %v; want max-exit after 2", res.Halt, len(res.Exits), err)
+		}
+	})
+	t.Run("deadline already passed", func(t *testing.T) {
+		slow := func(i int, image, mask, logits []float32) error {
+			time.Sleep(2 * time.Millisecond)
+			return randomStages(6)(i, image, mask, logits)
+		}
+		x, f := newTestExecutor(t, testBundle(), Config{Policy: NewLimits(0, time.Millisecond)}, slow)
+		res, err := x.Run(context.Background())
+		if err != nil || res.Halt != power.ReasonDeadline || len(f.Runs) != 1 {
+			t.Fatalf("got halt %q after %d runs, %v; want deadline after 1", res.Halt, len(f.Runs), err)
+		}
+	})
+}
+
+func TestBadLogitsAreAFrameError(t *testing.T) {
+	compute := func(i int, image, mask, logits []float32) error {
+		randomStages(7)(i, image, mask, logits)
+		if i == 2 {
+			logits[3] = float32(math.NaN())
+		}
+		return nil
+	}
+	b := testBundle()
+	b.Confidence.Threshold = 2
+	x, _ := newTestExecutor(t, b, Config{}, compute)
+	res, err := x.Run(context.Background())
+	if !errors.Is(err, ErrBadLogits) || res.Halt != power.ReasonError || len(res.Exits) != 2 {
+		t.Fatalf("got %v, halt %q after %d exits; want ErrBadLogits after 2", err, res.Halt, len(res.Exits))
+	}
+}
+
+func TestCancelledContextStopsBetweenStages(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	compute := func(i int, image, mask, logits []float32) error {
+		if i == 1 {
+			cancel()
+		}
+		return randomStages(8)(i, image, mask, logits)
+	}
+	b := testBundle()
+	b.Confidence.Threshold = 2
+	x, f := newTestExecutor(t, b, Config{}, compute)
+	_, err := x.Run(ctx)
+	if !errors.Is(err, context.Canceled) || len(f.Runs) != 2 {
+		t.Fatalf("got %v after %d runs, want context.Canceled after 2", err, len(f.Runs))
+	}
+}
+
+func TestBlocksModeIsRefused(t *testing.T) {
+	b := testBundle()
+	b.Stages[2].Mode = models.ModeBlocks
+	f := enginestest.NewFake(4, 3*testH*testW, testChannels, testHW)
+	if _, err := New(b, f, Config{}); err == nil {
+		t.Fatal("a blocks stage was accepted")
+	}
+}
+
+func TestRunDoesNotAllocate(t *testing.T) {
+	b := testBundle()
+	x, f := newTestExecutor(t, b, Config{Policy: NewLimits(0, time.Hour)}, randomStages(9))
+	for k := 0; k < 4; k++ {
+		randomStages(9)(k, nil, nil, f.Logits(k)) // fixed logits; no per-run work in the fake
+	}
+	f.Compute = nil
+	f.Runs = make([]int, 0, 1<<16)
+	x.Run(context.Background())
+	if n := testing.AllocsPerRun(20, func() { x.Run(context.Background()) }); n != 0 {
+		t.Errorf("a frame allocates %v times, want 0", n)
+	}
+}

@@ -1,0 +1,32 @@
+package engines
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrUnavailable is returned when a backend is not compiled in or its native
+// library cannot be loaded.
+var ErrUnavailable = errors.New("inference backend unavailable")
+
+// Engine is a bundle's stages opened on one backend. Buffers are allocated
+// once and reused for every frame; the caller fills Image (and Mask before a
+// masked stage) in place. An Engine is not safe for concurrent use.
+type Engine interface {
+	// Image is the input tensor ([1, 3, H, W] float32).
+	Image() []float32
+	// Mask is the mask tensor read by masked stages ([1, 1, h, w] float32,
+	// 1 = compute); nil when no stage takes a mask.
+	Mask() []float32
+	// Run runs stage i. Stages run in order within a frame: stage i reads
+	// the state stages before it wrote. A cancelled ctx stops a run in
+	// flight where the backend supports it.
+	Run(ctx context.Context, i int) error
+	// Logits is stage i's raw exit output ([1, C, h, w] float32), valid
+	// after Run(ctx, i) until the next Run of that stage.
+	Logits(i int) []float32
+	// Provider names the execution provider serving stage i.
+	Provider(i int) string
+	// Close releases everything the engine holds.
+	Close() error
+}
