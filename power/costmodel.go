@@ -32,6 +32,9 @@ type Prediction struct {
 	TimeSD   time.Duration
 	EnergyJ  float64
 	EnergySD float64
+	// Observed is how many times the stage's time has been observed, and
+	// EnergyObserved its energy; forecasts with few are seed-driven.
+	Observed, EnergyObserved int
 }
 
 // CostModel predicts each stage's time and energy as linear functions of the
@@ -39,9 +42,35 @@ type Prediction struct {
 // weighted least squares, so it follows the device as clocks and heat
 // change. Until a stage has been observed it predicts from the seed. Not
 // safe for concurrent use; the Policy guards it.
+//
+// Observations are kept relative to a device-wide scale: the running mean
+// ratio of measured to seeded cost over all stages. A change that affects
+// every stage (clocks dropping under throttling, a faster engine than the
+// seed assumed) is learned from whichever stages run and moves the forecast
+// of stages that have not run lately too; each stage's own fit keeps its
+// shape.
 type CostModel struct {
-	stages []stageModel
-	decay  float64
+	stages         []stageModel
+	decay          float64
+	timeS, energyS scale
+}
+
+// scale is an exponentially weighted mean of measured/seeded cost.
+type scale struct{ sum, w float64 }
+
+func (s *scale) value() float64 {
+	if s.w == 0 {
+		return 1
+	}
+	return s.sum / s.w
+}
+
+func (s *scale) observe(ratio, decay float64) {
+	if ratio <= 0 || math.IsNaN(ratio) || math.IsInf(ratio, 0) {
+		return
+	}
+	s.sum = decay*s.sum + ratio
+	s.w = decay*s.w + 1
 }
 
 type stageModel struct {
@@ -97,9 +126,16 @@ func (m *CostModel) Observe(stage int, a float64, d time.Duration, joules float6
 	a = clamp01(a)
 	s := &m.stages[stage]
 	s.lastA = a
-	s.time.observe(a, d.Seconds(), m.decay)
+	y := d.Seconds()
+	if seed := s.time.seed(a); seed > 0 {
+		m.timeS.observe(y/seed, m.decay)
+	}
+	s.time.observe(a, y/m.timeS.value(), m.decay)
 	if energyOK {
-		s.energy.observe(a, joules, m.decay)
+		if seed := s.energy.seed(a); seed > 0 {
+			m.energyS.observe(joules/seed, m.decay)
+		}
+		s.energy.observe(a, joules/m.energyS.value(), m.decay)
 	}
 }
 
@@ -113,11 +149,15 @@ func (m *CostModel) Predict(stage int, a float64) Prediction {
 	s := &m.stages[stage]
 	t, tsd := s.time.predict(a)
 	e, esd := s.energy.predict(a)
+	ts, es := m.timeS.value(), m.energyS.value()
+	t, tsd, e, esd = t*ts, tsd*ts, e*es, esd*es
 	return Prediction{
-		Time:     time.Duration(t * float64(time.Second)),
-		TimeSD:   time.Duration(tsd * float64(time.Second)),
-		EnergyJ:  e,
-		EnergySD: esd,
+		Time:           time.Duration(t * float64(time.Second)),
+		TimeSD:         time.Duration(tsd * float64(time.Second)),
+		EnergyJ:        e,
+		EnergySD:       esd,
+		Observed:       s.time.n,
+		EnergyObserved: s.energy.n,
 	}
 }
 
@@ -145,6 +185,8 @@ type line struct {
 
 // priorWeight is each pseudo-observation's weight, against 1 per real one.
 const priorWeight = 0.25
+
+func (l *line) seed(a float64) float64 { return l.p0 + l.p1*a }
 
 func (l *line) coef() (c0, c1 float64) {
 	w := priorWeight
@@ -187,9 +229,9 @@ func (l *line) predict(a float64) (mean, sd float64) {
 	floor := 0.02
 	switch {
 	case l.n == 0:
-		floor = 0.5
+		floor = 0.15
 	case l.n < 4:
-		floor = 0.25
+		floor = 0.10
 	}
 	sd = floor * mean
 	if l.resW > 0 {

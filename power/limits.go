@@ -23,9 +23,12 @@ type Limits struct {
 	// one stage's cost, so the mean tracks the budget and no frame exceeds
 	// it by more than about one stage.
 	EnergyBudgetJ float64 `json:"energy_budget_j,omitempty"`
-	// PowerCapW caps the average power over PowerWindow (default 5 s), a
-	// window that slides across frames and includes the idle time between
-	// them.
+	// PowerCapW caps the average power over any PowerWindow (default 5 s),
+	// a window that slides across frames and includes the idle time between
+	// them. It is enforced as a token bucket refilled at the cap and 2% of
+	// cap·window deep (or one full frame's energy if that is more), which
+	// bounds every window's average to the cap plus the depth over the
+	// window, plus forecast error.
 	PowerCapW   float64       `json:"power_cap_w,omitempty"`
 	PowerWindow time.Duration `json:"power_window,omitempty"`
 	// MaxExit is the deepest exit allowed, 1-based; 0 is all.

@@ -2,6 +2,7 @@ package power
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -11,9 +12,10 @@ const (
 	// DefaultDeadlineZ makes a deadline miss on the next stage about 1% likely
 	// under Gaussian residuals.
 	DefaultDeadlineZ = 2.33
-	// DefaultEnergyZ is looser: energy overshoots are repaid by the budget's
-	// carry-over.
-	DefaultEnergyZ = 1.0
+	// DefaultEnergyZ is zero: the energy budget's carry-over and the power
+	// cap's bucket repay an overshoot on the following frames, and a margin
+	// would only bias the mean low.
+	DefaultEnergyZ = 0.0
 )
 
 // Config builds a Policy.
@@ -37,7 +39,8 @@ type Config struct {
 	// StaleAfter ignores a State reading older than this relative to the
 	// frame's clock (default 10 s).
 	StaleAfter time.Duration
-	// DeadlineZ and EnergyZ are the safety margins (defaults above).
+	// DeadlineZ and EnergyZ are the safety margins (defaults above when
+	// zero and negative respectively).
 	DeadlineZ, EnergyZ float64
 }
 
@@ -61,10 +64,22 @@ type Policy struct {
 	frameElapsed time.Duration // sum of this frame's stage durations
 	frameEnergy  float64
 	inFrame      bool
-	credit       float64 // unused energy budget carried from earlier frames
+	credit       float64 // energy budget banked from earlier frames (negative: owed)
+	unsettled    bool    // the budget changed during this frame: do not bank it
 	ledger       []segment
 	last         Check
+
+	// Power cap token bucket: energy the cap still allows, refilled at
+	// PowerCapW, holding at most powerBurst of cap·window.
+	tokens  float64
+	bucketT time.Time
 }
+
+// powerBurst is the bucket's depth as a fraction of the cap's energy over
+// the window (unless one frame needs more; see bucketDepth). Energy over
+// any window of length w is then at most cap·w + depth, so the windowed
+// average stays within powerBurst of the cap, plus forecast error.
+const powerBurst = 0.02
 
 // segment is one stage's energy over its wall time, for the power window.
 type segment struct {
@@ -81,9 +96,9 @@ type Check struct {
 	// unlimited) and TempC the effective temperature used (0 when none).
 	ThermalExits int
 	TempC        float64
-	// WindowW is the forecast average power over the window at the end of
-	// the stage (0 without a power cap).
-	WindowW float64
+	// TokensJ is the power cap's bucket forecast at the end of the stage;
+	// negative means the cap would be broken (0 without a power cap).
+	TokensJ float64
 	// AllowanceJ is the frame's energy allowance: budget plus carried
 	// credit (0 without a budget).
 	AllowanceJ float64
@@ -114,7 +129,7 @@ func NewPolicy(cfg Config) (*Policy, error) {
 	if p.zT <= 0 {
 		p.zT = DefaultDeadlineZ
 	}
-	if p.zE <= 0 {
+	if p.zE < 0 {
 		p.zE = DefaultEnergyZ
 	}
 	return p, nil
@@ -136,7 +151,12 @@ func (p *Policy) SetLimits(l Limits) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if l.EnergyBudgetJ != p.limits.EnergyBudgetJ {
-		p.credit = 0
+		// The bank restarts: the frame in progress was planned against
+		// the old budget and is not settled against the new one.
+		p.credit, p.unsettled = 0, true
+	}
+	if l.PowerCapW != p.limits.PowerCapW || l.window() != p.limits.window() {
+		p.bucketT = time.Time{}
 	}
 	p.limits = l
 	return nil
@@ -163,36 +183,84 @@ func (p *Policy) StartFrame(start time.Time) {
 	defer p.mu.Unlock()
 	p.closeFrame()
 	p.frameStart, p.frameElapsed, p.frameEnergy, p.inFrame = start, 0, 0, true
+	p.refill(start)
 }
 
-// closeFrame carries the finished frame's unused (or overspent) budget,
-// bounded by one stage's forecast cost either way.
+// bucketDepth is the power cap's burst allowance: powerBurst of cap·window,
+// but at least one full-depth frame's forecast energy, or no frame could
+// ever go deeper than the cap's instantaneous rate allows.
+func (p *Policy) bucketDepth() float64 {
+	frame := 0.0
+	for k := 0; k < p.model.Stages(); k++ {
+		frame += p.model.Predict(k, p.model.LastActive(k)).EnergyJ
+	}
+	return max(powerBurst*p.limits.PowerCapW*p.limits.window().Seconds(), frame)
+}
+
+// refill brings the power-cap bucket up to now: it gains cap·Δt and loses
+// the energy used since the last refill.
+func (p *Policy) refill(now time.Time) {
+	capW := p.limits.PowerCapW
+	if capW <= 0 {
+		return
+	}
+	depth := p.bucketDepth()
+	if p.bucketT.IsZero() {
+		p.tokens, p.bucketT = depth, now
+		return
+	}
+	if !now.After(p.bucketT) {
+		return
+	}
+	used := p.windowEnergy(p.bucketT, now)
+	p.tokens = min(depth, p.tokens+capW*now.Sub(p.bucketT).Seconds()-used)
+	p.bucketT = now
+}
+
+// closeFrame banks the finished frame's unused (or overspent) budget. The
+// bank holds at most two of the costliest stage's forecast either way; a
+// frame may borrow from it at most borrowShare of the cheapest stage's, so
+// no frame exceeds the budget by more than one stage's cost, while nothing
+// a later frame could use is thrown away.
 func (p *Policy) closeFrame() {
 	if !p.inFrame {
 		return
 	}
 	p.inFrame = false
 	b := p.limits.EnergyBudgetJ
-	if b <= 0 {
+	if b <= 0 || p.unsettled {
+		p.unsettled = false
 		p.credit = 0
 		return
 	}
-	limit := p.creditLimit()
-	p.credit = min(max(p.credit+b-p.frameEnergy, -limit), limit)
+	_, most := p.stageEnergyRange()
+	p.credit = min(max(p.credit+b-p.frameEnergy, -2*most), 2*most)
 }
 
-// creditLimit is the mean forecast energy of the stages after the first at
-// the active fractions they last ran at: "one stage's cost".
-func (p *Policy) creditLimit() float64 {
+// borrowShare is the fraction of the cheapest stage's forecast energy a
+// frame may borrow from the bank; the rest is headroom for forecast error.
+const borrowShare = 0.7
+
+// stageEnergyRange returns the least and the greatest forecast energy of the
+// stages after the first that have been observed, at the active fractions
+// they last ran at; zeros before any has.
+func (p *Policy) stageEnergyRange() (least, most float64) {
 	n := p.model.Stages()
 	if n < 2 {
-		return 0
+		return 0, 0
 	}
-	sum := 0.0
+	least = math.Inf(1)
 	for k := 1; k < n; k++ {
-		sum += p.model.Predict(k, p.model.LastActive(k)).EnergyJ
+		fc := p.model.Predict(k, p.model.LastActive(k))
+		if fc.EnergyObserved == 0 {
+			continue
+		}
+		least, most = min(least, fc.EnergyJ), max(most, fc.EnergyJ)
 	}
-	return sum / float64(n-1)
+	if most == 0 {
+		return 0, 0
+	}
+	return least, most
 }
 
 // StageDone records what a stage cost and teaches the cost model.
@@ -285,21 +353,31 @@ func (p *Policy) Continue(pr Progress) Decision {
 		if pr.EnergyJ > 0 {
 			used = pr.EnergyJ
 		}
-		c.AllowanceJ = b + p.credit
-		if used+fc.EnergyJ+p.zE*fc.EnergySD > c.AllowanceJ {
+		least, _ := p.stageEnergyRange()
+		c.AllowanceJ = b + min(p.credit, borrowShare*least)
+		if used+fc.EnergyJ+p.energyMargin(fc) > c.AllowanceJ {
 			return decide(Decision{Reason: ReasonEnergyBudget})
 		}
 	}
 	if capW := l.PowerCapW; capW > 0 {
-		w := l.window()
-		end := now.Add(fc.Time)
-		past := p.windowEnergy(end.Add(-w), now)
-		c.WindowW = (past + fc.EnergyJ + p.zE*fc.EnergySD) / w.Seconds()
-		if c.WindowW > capW {
+		p.refill(now)
+		c.TokensJ = p.tokens + capW*fc.Time.Seconds() - fc.EnergyJ - p.energyMargin(fc)
+		if c.TokensJ < 0 {
 			return decide(Decision{Reason: ReasonPowerCap})
 		}
 	}
 	return decide(Decision{Continue: true})
+}
+
+// energyMargin is the safety margin on a stage's forecast energy: EnergyZ
+// standard deviations, and at least one while the stage's energy has been
+// observed fewer than four times (the forecast is then mostly seed).
+func (p *Policy) energyMargin(fc Prediction) float64 {
+	z := p.zE
+	if fc.EnergyObserved < 4 {
+		z = max(z, 1)
+	}
+	return z * fc.EnergySD
 }
 
 func bandOf(l Limits) float64 {
