@@ -85,7 +85,7 @@ func elementType(t onnx.InputOutputInfo) string {
 // Open checks every stage file of b against its manifest and creates one
 // session per stage on the first provider of cfg that can be set up for it.
 // Cleanup on failure releases whatever was created.
-func Open(rt *Runtime, b *models.Bundle, cfg Config) (e *Engine, err error) {
+func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	if rt == nil {
 		return nil, fmt.Errorf("open %s: %w: ONNX Runtime is not initialised", b.Dir, engines.ErrUnavailable)
 	}
@@ -105,11 +105,10 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (e *Engine, err error) {
 	if err := b.CheckGraphs(graphs); err != nil {
 		return nil, err
 	}
-	e = &Engine{state: map[string]*onnx.Tensor[float32]{}}
+	e := &Engine{state: map[string]*onnx.Tensor[float32]{}}
 	defer func() {
 		if err != nil {
 			e.Close()
-			e = nil
 		}
 	}()
 	if e.image, err = onnx.NewEmptyTensor[float32](onnx.NewShape(b.Input.Shape...)); err != nil {

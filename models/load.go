@@ -1,0 +1,92 @@
+package models
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Bundle is a loaded, validated bundle.
+type Bundle struct {
+	// Dir is the bundle directory.
+	Dir string
+	Manifest
+	// SHA256 is the hex digest of bundle.json followed by every stage file
+	// in order; it identifies the exact model in results.
+	SHA256 string
+}
+
+// StagePath is the path of stage i's ONNX file.
+func (b *Bundle) StagePath(i int) string { return filepath.Join(b.Dir, b.Stages[i].File) }
+
+// Load reads dir/bundle.json, validates it against every rule of the format
+// and checks that each stage file exists. Errors wrap ErrInvalid and name the
+// file and field.
+func Load(dir string) (*Bundle, error) {
+	path := filepath.Join(dir, ManifestFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load bundle: %w", err)
+	}
+	m, err := Parse(path, raw)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	h.Write(raw)
+	for i, s := range m.Stages {
+		if err := hashFile(h, filepath.Join(dir, s.File)); err != nil {
+			return nil, &FieldError{File: path, Field: fmt.Sprintf("stages[%d].file", i),
+				Msg: fmt.Sprintf("stage file %q: %v", s.File, unwrapPath(err))}
+		}
+	}
+	return &Bundle{Dir: dir, Manifest: *m, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// Parse decodes and validates a manifest; name is used in errors. Unknown
+// fields are an error.
+func Parse(name string, raw []byte) (*Manifest, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, &FieldError{File: name, Msg: "not a valid manifest: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &FieldError{File: name, Msg: "trailing data after the JSON object"}
+	}
+	if err := m.validate(name); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func hashFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file")
+	}
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// unwrapPath drops the repeated path from an *os.PathError.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,216 @@
+package models
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const tinyDir = "../testdata/bundles/tiny"
+
+func TestLoadTinyBundle(t *testing.T) {
+	b, err := Load(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Task != TaskSegmentation || len(b.Stages) != 4 || b.Channels() != 19 || len(b.SHA256) != 64 {
+		t.Errorf("got task %q, %d stages, %d channels, sha %q", b.Task, len(b.Stages), b.Channels(), b.SHA256)
+	}
+	if h, w := b.OutputSize(); h != 16 || w != 32 {
+		t.Errorf("output size %dx%d, want 16x32", h, w)
+	}
+}
+
+// tinyManifest returns the tiny bundle's manifest as a generic JSON value.
+func tinyManifest(t *testing.T) map[string]any {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(tinyDir, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func stage(m map[string]any, i int) map[string]any {
+	return m["stages"].([]any)[i].(map[string]any)
+}
+
+func TestParseRejectsBrokenManifests(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(m map[string]any)
+		wantField string
+		wantMsg   string
+	}{
+		{"unknown field", func(m map[string]any) { m["lables"] = []any{} }, "", `unknown field "lables"`},
+		{"wrong format", func(m map[string]any) { m["format"] = "anytime-bundle/2" }, "format", "want \"anytime-bundle/1\""},
+		{"bad task", func(m map[string]any) { m["task"] = "detection" }, "task", "detection"},
+		{"input not NCHW", func(m map[string]any) { m["input"].(map[string]any)["shape"] = []any{1, 64, 128} }, "input.shape", "[1, 3, H, W]"},
+		{"zero std", func(m map[string]any) { m["input"].(map[string]any)["std"] = []any{0.2, 0, 0.2} }, "input.std[1]", "positive"},
+		{"stride does not divide", func(m map[string]any) { m["output_stride"] = 5 }, "output_stride", "not divisible"},
+		{"no labels", func(m map[string]any) { m["labels"] = []any{} }, "labels", "at least one"},
+		{"duplicate label", func(m map[string]any) {
+			l := m["labels"].([]any)
+			l[1].(map[string]any)["name"] = l[0].(map[string]any)["name"]
+		}, "labels[1].name", "duplicate"},
+		{"heatmap criterion on segmentation", func(m map[string]any) { m["confidence"].(map[string]any)["criterion"] = "heatmap_peak" }, "confidence.criterion", "keypoints"},
+		{"no stages", func(m map[string]any) { m["stages"] = []any{} }, "stages", "at least one"},
+		{"first stage masked", func(m map[string]any) { stage(m, 0)["mode"] = "masked" }, "stages[0].mode", "must be \"dense\""},
+		{"mask on dense stage", func(m map[string]any) {
+			stage(m, 1)["mode"] = "dense"
+			stage(m, 1)["macs"].(map[string]any)["masked"] = map[string]any{}
+		}, "stages[1].inputs.mask", "only masked stages"},
+		{"masked stage without mask", func(m map[string]any) {
+			in := stage(m, 2)["inputs"].(map[string]any)
+			for k, v := range in {
+				if v == "mask" {
+					delete(in, k)
+				}
+			}
+		}, "stages[2].inputs", "no input fed from \"mask\""},
+		{"state consumed before produced", func(m map[string]any) {
+			in := stage(m, 1)["inputs"].(map[string]any)
+			for k, v := range in {
+				if strings.HasPrefix(v.(string), "state:") {
+					in[k] = "state:nope"
+					break
+				}
+			}
+		}, "stages[1].inputs.", `state "nope" is not produced`},
+		{"state produced twice", func(m map[string]any) {
+			stage(m, 1)["state"] = append(stage(m, 1)["state"].([]any), stage(m, 0)["state"].([]any)[0])
+		}, "stages[1].state", "already produced"},
+		{"file outside bundle", func(m map[string]any) { stage(m, 3)["file"] = "../stage4.onnx" }, "stages[3].file", "inside the bundle"},
+		{"unknown mode", func(m map[string]any) { stage(m, 3)["mode"] = "sparse" }, "stages[3].mode", "sparse"},
+		{"bad stride key", func(m map[string]any) {
+			stage(m, 1)["macs"].(map[string]any)["masked"] = map[string]any{"x": map[string]any{"macs": 1, "out_channels": 1}}
+		}, "stages[1].macs.masked.x", "output stride"},
+		{"trailing data", nil, "", "trailing data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tinyManifest(t)
+			var raw []byte
+			if tt.edit != nil {
+				tt.edit(m)
+				raw, _ = json.Marshal(m)
+			} else {
+				raw, _ = json.Marshal(m)
+				raw = append(raw, []byte(`{}`)...)
+			}
+			_, err := Parse("x/bundle.json", raw)
+			var fe *FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("got %v, want a FieldError", err)
+			}
+			if !strings.HasPrefix(fe.Field, tt.wantField) || !strings.Contains(fe.Msg, tt.wantMsg) || fe.File != "x/bundle.json" {
+				t.Errorf("got %q, want field %q and a message containing %q", err, tt.wantField, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestLoadMissingStageFile(t *testing.T) {
+	dir := t.TempDir()
+	raw, _ := os.ReadFile(filepath.Join(tinyDir, ManifestFile))
+	os.WriteFile(filepath.Join(dir, ManifestFile), raw, 0o644)
+	_, err := Load(dir)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "stages[0].file") || !strings.Contains(err.Error(), "stage1.onnx") {
+		t.Fatalf("got %v, want an error naming stages[0].file", err)
+	}
+}
+
+func TestCheckGraphs(t *testing.T) {
+	b, err := Load(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, w := b.OutputSize()
+	// Graphs as the manifest implies; each case then breaks one thing.
+	graphs := func() []GraphInfo {
+		var g []GraphInfo
+		states := map[string][]int64{}
+		for i, s := range b.Stages {
+			var gi GraphInfo
+			for name, src := range s.Inputs {
+				ti := TensorInfo{Name: name, Type: "float32"}
+				switch {
+				case src == SourceInput:
+					ti.Shape = b.Input.Shape
+				case src == SourceMask:
+					ti.Shape = []int64{1, 1, int64(h), int64(w)}
+				default:
+					ti.Shape = states[strings.TrimPrefix(src, "state:")]
+				}
+				gi.Inputs = append(gi.Inputs, ti)
+			}
+			gi.Outputs = append(gi.Outputs, TensorInfo{Name: s.Logits, Type: "float32", Shape: []int64{1, int64(b.Channels()), int64(h), int64(w)}})
+			for j, st := range s.State {
+				shape := []int64{1, int64(8 * (j + 1)), int64(h), int64(w)}
+				states[st] = shape
+				gi.Outputs = append(gi.Outputs, TensorInfo{Name: st, Type: "float32", Shape: shape})
+			}
+			g = append(g, gi)
+			_ = i
+		}
+		return g
+	}
+	if err := b.CheckGraphs(graphs()); err != nil {
+		t.Fatalf("consistent graphs refused: %v", err)
+	}
+	tests := []struct {
+		name   string
+		breakIt func(g []GraphInfo)
+		want   string
+	}{
+		{"renamed input", func(g []GraphInfo) { g[0].Inputs[0].Name = "img" }, "graph inputs are"},
+		{"wrong image shape", func(g []GraphInfo) { g[0].Inputs[0].Shape = []int64{1, 3, 32, 32} }, "shape"},
+		{"missing logits", func(g []GraphInfo) { g[1].Outputs = g[1].Outputs[1:] }, "no output"},
+		{"too few channels", func(g []GraphInfo) { g[2].Outputs[0].Shape = []int64{1, 18, int64(h), int64(w)} }, "logits"},
+		{"int mask", func(g []GraphInfo) {
+			for i := range g[1].Inputs {
+				if b.Stages[1].Inputs[g[1].Inputs[i].Name] == SourceMask {
+					g[1].Inputs[i].Type = "int64"
+				}
+			}
+		}, "type int64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := graphs()
+			tt.breakIt(g)
+			err := b.CheckGraphs(g)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), ".onnx") {
+				t.Errorf("got %v, want an error naming the file and %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	raw, _ := os.ReadFile(filepath.Join(tinyDir, ManifestFile))
+	f.Add(raw)
+	f.Add([]byte(`{"format":"anytime-bundle/1"}`))
+	f.Add([]byte(`{"format":"anytime-bundle/1","stages":[{"inputs":{"a":"state:"}}]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := Parse("fuzz.json", raw)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			return
+		}
+		// A manifest that passes must be safe to use.
+		h, w := m.OutputSize()
+		if h <= 0 || w <= 0 || m.Channels() <= 0 || len(m.Stages) == 0 {
+			t.Fatalf("accepted manifest with output %dx%d, %d channels", h, w, m.Channels())
+		}
+	})
+}
