@@ -166,9 +166,9 @@ func TestCheckGraphs(t *testing.T) {
 		t.Fatalf("consistent graphs refused: %v", err)
 	}
 	tests := []struct {
-		name   string
+		name    string
 		breakIt func(g []GraphInfo)
-		want   string
+		want    string
 	}{
 		{"renamed input", func(g []GraphInfo) { g[0].Inputs[0].Name = "img" }, "graph inputs are"},
 		{"wrong image shape", func(g []GraphInfo) { g[0].Inputs[0].Shape = []int64{1, 3, 32, 32} }, "shape"},

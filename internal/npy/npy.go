@@ -164,4 +164,3 @@ func count(shape []int) int {
 	}
 	return n
 }
-
