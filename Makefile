@@ -1,0 +1,49 @@
+# anytime-edge: `make run` does the main job, `make test` checks everything.
+# Both install what they need (Debian packages, the ONNX Runtime CPU library)
+# on a fresh machine; nothing downloads at run time.
+
+PYTHON ?= /usr/bin/python3
+GO     ?= go
+BIN    := bin/edge
+export EDGE_ORT_LIB ?= $(CURDIR)/.deps/libonnxruntime.so.1
+# The masking kernels have an AVX2 path behind Go's SIMD experiment.
+ifeq ($(shell $(GO) env GOARCH),amd64)
+export GOEXPERIMENT := simd
+endif
+
+.PHONY: setup build test test-go test-python crosscheck run bench lint clean
+
+setup:
+	scripts/setup-deps.sh
+	scripts/setup-ort.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/edge
+
+test: setup build test-go test-python crosscheck
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test ./...
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/edge
+
+test-python:
+	$(PYTHON) -m unittest discover -s models/adpc/tests -t .
+
+crosscheck: build
+	$(PYTHON) -m models.adpc.crosscheck --edge $(BIN)
+
+run: setup build
+	@echo "== edge infer on the tiny test bundle (random weights) and the sample frames =="
+	$(BIN) infer --out out/run testdata/images/street.png testdata/images/grey.png
+	@echo "== results in out/run: street_exit{1..4}.png (label map per exit), street_overlay.png, street.json =="
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 50x -cpu 1 ./masking/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin out

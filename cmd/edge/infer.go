@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/imaging"
+	"github.com/anytime-edge/edge/internal/npy"
+	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/power"
+)
+
+func inferCommand() *cli.Command {
+	flags := append(engineFlags(),
+		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
+		&cli.IntFlag{Name: "max-exit", Usage: "last exit to run (0: all)"},
+		&cli.DurationFlag{Name: "deadline", Usage: "per-frame deadline, e.g. 25ms (0: none)"},
+		&cli.StringFlag{Name: "out", Value: "out", Usage: "directory for label PNGs, overlays and JSON summaries"},
+		&cli.StringFlag{Name: "dump", Usage: "directory for exit{k}_logits.npy and exit{k}_mask.npy"},
+		&cli.StringFlag{Name: "tensor", Usage: "a float32 [1,3,H,W] .npy fed as the already preprocessed input"},
+	)
+	return &cli.Command{
+		Name:      "infer",
+		Usage:     "run a bundle on images (or a tensor) and write every exit's result",
+		ArgsUsage: "[IMAGE...]",
+		Flags:     flags,
+		Before:    applyConfigFile,
+		Action:    runInfer,
+	}
+}
+
+// inferInput is one thing to run: an image file or a preprocessed tensor.
+type inferInput struct {
+	name   string // file name, used for outputs
+	path   string
+	tensor bool
+}
+
+func runInfer(c *cli.Context) error {
+	log, err := newLogger(c, false)
+	if err != nil {
+		return err
+	}
+	var inputs []inferInput
+	if t := c.String("tensor"); t != "" {
+		inputs = append(inputs, inferInput{name: t, path: t, tensor: true})
+	}
+	for _, p := range c.Args().Slice() {
+		inputs = append(inputs, inferInput{name: p, path: p})
+	}
+	if len(inputs) == 0 {
+		return errors.New("infer: give at least one IMAGE or --tensor FILE.npy")
+	}
+	if c.Int("max-exit") < 0 || c.Duration("deadline") < 0 {
+		return errors.New("infer: --max-exit and --deadline must not be negative")
+	}
+	b, engine, err := openBundle(c, log)
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	r := &inferRunner{bundle: b, log: log, out: c.String("out"), dump: c.String("dump")}
+	x, err := anytime.New(b, engine, anytime.Config{
+		Policy: anytime.NewLimits(c.Int("max-exit"), c.Duration("deadline")),
+		OnExit: r.onExit,
+	})
+	if err != nil {
+		return err
+	}
+	if c.IsSet("threshold") {
+		x.SetThreshold(float32(c.Float64("threshold")))
+	}
+	r.exec = x
+	for _, dir := range []string{r.out, r.dump} {
+		if dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("infer: %w", err)
+			}
+		}
+	}
+	var failed []string
+	for _, in := range inputs {
+		if err := c.Context.Err(); err != nil {
+			return err
+		}
+		if err := r.run(c.Context, in, len(inputs) > 1); err != nil {
+			log.Error("frame failed", "input", in.name, "err", err)
+			msg := err.Error()
+			if !strings.Contains(msg, in.name) {
+				msg = in.name + ": " + msg
+			}
+			failed = append(failed, msg)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("infer: %d of %d inputs failed:\n  %s", len(failed), len(inputs), strings.Join(failed, "\n  "))
+	}
+	return nil
+}
+
+// inferRunner runs one input at a time and writes its outputs.
+type inferRunner struct {
+	bundle *models.Bundle
+	exec   *anytime.Executor
+	log    *slog.Logger
+	out    string
+	dump   string
+
+	// per input
+	stem     string
+	dumpDir  string
+	frame    *image.RGBA
+	labels   []uint8
+	writeErr error
+}
+
+// summary is the JSON written per input.
+type summary struct {
+	Input     string             `json:"input"`
+	Width     int                `json:"width"`
+	Height    int                `json:"height"`
+	Bundle    bundleRef          `json:"bundle"`
+	Threshold float32            `json:"threshold"`
+	Exits     []exitSummary      `json:"exits"`
+	Halt      haltSummary        `json:"halt"`
+	Classes   map[string]float64 `json:"classes,omitempty"`
+}
+
+type bundleRef struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+type exitSummary struct {
+	Exit     int     `json:"exit"`
+	MS       float64 `json:"ms"`
+	Frozen   float64 `json:"frozen"`
+	GMACs    float64 `json:"gmacs"`
+	Provider string  `json:"provider"`
+}
+
+type haltSummary struct {
+	Exit   int          `json:"exit"`
+	Reason power.Reason `json:"reason"`
+}
+
+func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
+	r.stem = strings.TrimSuffix(filepath.Base(in.name), filepath.Ext(in.name))
+	r.frame, r.writeErr = nil, nil
+	r.dumpDir = r.dump
+	if r.dump != "" && many {
+		r.dumpDir = filepath.Join(r.dump, r.stem)
+		if err := os.MkdirAll(r.dumpDir, 0o755); err != nil {
+			return err
+		}
+	}
+	width, height := r.bundle.Input.Width(), r.bundle.Input.Height()
+	if in.tensor {
+		a, err := npy.Read(in.path)
+		if err != nil {
+			return err
+		}
+		want := []int{1, 3, height, width}
+		if a.Float32 == nil || !slices.Equal(a.Shape, want) {
+			return fmt.Errorf("--tensor %s: got shape %v, want float32 %v", in.path, a.Shape, want)
+		}
+		copy(r.exec.Image(), a.Float32)
+	} else {
+		img, err := imaging.Load(in.path)
+		if err != nil {
+			return err
+		}
+		r.frame = img
+		width, height = img.Rect.Dx(), img.Rect.Dy()
+		imaging.Preprocess(r.exec.Image(), img, r.bundle.Input)
+	}
+	res, err := r.exec.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if r.writeErr != nil {
+		return r.writeErr
+	}
+	s := summary{
+		Input: in.name, Width: width, Height: height,
+		Bundle:    bundleRef{Name: r.bundle.Name, SHA256: r.bundle.SHA256},
+		Threshold: r.exec.Threshold(),
+		Halt:      haltSummary{Exit: len(res.Exits), Reason: res.Halt},
+	}
+	for _, e := range res.Exits {
+		s.Exits = append(s.Exits, exitSummary{
+			Exit: e.Exit, MS: float64(e.Stage) / float64(time.Millisecond),
+			Frozen: e.Frozen, GMACs: e.GMACs, Provider: e.Provider,
+		})
+	}
+	if r.bundle.Task == models.TaskSegmentation {
+		s.Classes = imaging.ClassFractions(r.labels, r.bundle.Labels)
+		if r.frame != nil && r.out != "" {
+			h, w := r.bundle.OutputSize()
+			lab := imaging.LabelImage(r.labels, h, w, width, height, imaging.Palette(r.bundle.Labels))
+			if err := imaging.WritePNG(filepath.Join(r.out, r.stem+"_overlay.png"), imaging.Overlay(r.frame, lab, 0.5)); err != nil {
+				return err
+			}
+		}
+	}
+	r.log.Info("frame done", "input", in.name, "exits", len(res.Exits), "halt", res.Halt,
+		"gmacs", fmt.Sprintf("%.3f", res.Exits[len(res.Exits)-1].GMACs), "provider", res.Exits[0].Provider)
+	if r.out == "" {
+		return nil
+	}
+	raw, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(r.out, r.stem+".json"), append(raw, '\n'), 0o644)
+}
+
+// onExit writes one exit's label PNG and dumps as soon as it exists.
+func (r *inferRunner) onExit(e anytime.Exit, merged []float32, mask []uint8) {
+	if r.writeErr != nil {
+		return
+	}
+	h, w := r.bundle.OutputSize()
+	c := r.bundle.Channels()
+	if r.dumpDir != "" {
+		if err := npy.WriteFloat32(filepath.Join(r.dumpDir, fmt.Sprintf("exit%d_logits.npy", e.Exit)), []int{1, c, h, w}, merged); err != nil {
+			r.writeErr = err
+			return
+		}
+		if e.Exit < len(r.bundle.Stages) {
+			if err := npy.WriteUint8(filepath.Join(r.dumpDir, fmt.Sprintf("exit%d_mask.npy", e.Exit)), []int{h, w}, mask); err != nil {
+				r.writeErr = err
+				return
+			}
+		}
+	}
+	if r.bundle.Task != models.TaskSegmentation {
+		return
+	}
+	if len(r.labels) != h*w {
+		r.labels = make([]uint8, h*w)
+	}
+	imaging.Argmax(r.labels, merged)
+	if r.out == "" {
+		return
+	}
+	width, height := w, h
+	if r.frame != nil {
+		width, height = r.frame.Rect.Dx(), r.frame.Rect.Dy()
+	}
+	lab := imaging.LabelImage(r.labels, h, w, width, height, imaging.Palette(r.bundle.Labels))
+	if err := imaging.WritePNG(filepath.Join(r.out, fmt.Sprintf("%s_exit%d.png", r.stem, e.Exit)), lab); err != nil {
+		r.writeErr = err
+	}
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/anytime-edge/edge/engines/ort"
+	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/trt"
+)
+
+// defaultBundle is the bundle used when --bundle is not given.
+const defaultBundle = "testdata/bundles/tiny"
+
+// engineFlags are the flags of every command that opens a bundle.
+func engineFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "bundle", Value: defaultBundle, Usage: "model bundle directory", EnvVars: []string{"EDGE_BUNDLE"}},
+		&cli.StringFlag{Name: "providers", Value: "tensorrt,cuda,cpu", Usage: "execution providers in order of preference", EnvVars: []string{"EDGE_PROVIDERS"}},
+		&cli.IntFlag{Name: "threads", Usage: "CPU intra-op threads (0: ONNX Runtime's choice)", EnvVars: []string{"EDGE_THREADS"}},
+		&cli.StringFlag{Name: "ort-lib", Usage: "path of libonnxruntime.so (default: $EDGE_ORT_LIB, .deps/, then the system loader path)"},
+		&cli.StringFlag{Name: "trt-cache", Usage: "TensorRT engine and timing cache directory (empty: no cache)", EnvVars: []string{"EDGE_TRT_CACHE"}},
+		&cli.BoolFlag{Name: "trt-fp16", Value: true, Usage: "let TensorRT use half precision", EnvVars: []string{"EDGE_TRT_FP16"}},
+		&cli.IntFlag{Name: "dla-core", Value: -1, Usage: "DLA core for TensorRT (-1: none)", EnvVars: []string{"EDGE_DLA_CORE"}},
+		&cli.IntFlag{Name: "device-id", Usage: "CUDA device", EnvVars: []string{"EDGE_DEVICE_ID"}},
+	}
+}
+
+// providerOptions turns the engine flags into provider settings.
+func providerOptions(c *cli.Context) (trt.Options, error) {
+	o := trt.DefaultOptions()
+	order, err := trt.ParseProviders(c.String("providers"))
+	if err != nil {
+		return o, fmt.Errorf("--providers: %w", err)
+	}
+	o.Order = order
+	o.IntraOpThreads = c.Int("threads")
+	o.CacheDir = c.String("trt-cache")
+	o.FP16 = c.Bool("trt-fp16")
+	o.DLACore = c.Int("dla-core")
+	o.DeviceID = c.Int("device-id")
+	return o, o.Validate()
+}
+
+// openBundle loads the bundle and builds its engine.
+func openBundle(c *cli.Context, log *slog.Logger) (*models.Bundle, *ort.Engine, error) {
+	opts, err := providerOptions(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := models.Load(c.String("bundle"))
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := ort.Init(c.String("ort-lib"))
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Debug("onnx runtime loaded", "version", rt.Version, "library", rt.Library)
+	e, err := ort.Open(rt, b, ort.Config{Providers: opts, Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, e, nil
+}

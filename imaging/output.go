@@ -1,0 +1,103 @@
+package imaging
+
+import (
+	"bufio"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+
+	"github.com/anytime-edge/edge/models"
+)
+
+// Argmax writes into labels[p] the channel with the largest value of logits
+// ([C][len(labels)]) at pixel p.
+func Argmax(labels []uint8, logits []float32) {
+	hw := len(labels)
+	best := make([]float32, hw)
+	copy(best, logits[:hw])
+	clear(labels)
+	for c := 1; c < len(logits)/hw; c++ {
+		for p, v := range logits[c*hw : (c+1)*hw] {
+			if v > best[p] {
+				best[p], labels[p] = v, uint8(c)
+			}
+		}
+	}
+}
+
+// Palette is the bundle's label colours as a PNG palette.
+func Palette(labels []models.Label) color.Palette {
+	p := make(color.Palette, len(labels))
+	for i, l := range labels {
+		p[i] = color.RGBA{l.Color[0], l.Color[1], l.Color[2], 255}
+	}
+	return p
+}
+
+// LabelImage is the label map (h×w) resized by nearest neighbour to
+// width×height as a paletted image.
+func LabelImage(labels []uint8, h, w, width, height int, pal color.Palette) *image.Paletted {
+	img := image.NewPaletted(image.Rect(0, 0, width, height), pal)
+	for y := 0; y < height; y++ {
+		sy := y * h / height
+		row := img.Pix[y*img.Stride:]
+		for x := 0; x < width; x++ {
+			row[x] = labels[sy*w+x*w/width]
+		}
+	}
+	return img
+}
+
+// Overlay blends the label colours over the frame with the given opacity.
+func Overlay(frame *image.RGBA, labels *image.Paletted, alpha float32) *image.RGBA {
+	out := image.NewRGBA(frame.Rect)
+	for y := 0; y < frame.Rect.Dy(); y++ {
+		for x := 0; x < frame.Rect.Dx(); x++ {
+			c := labels.Palette[labels.Pix[y*labels.Stride+x]].(color.RGBA)
+			i := y*frame.Stride + 4*x
+			o := y*out.Stride + 4*x
+			for k, v := range [3]uint8{c.R, c.G, c.B} {
+				out.Pix[o+k] = uint8(float32(frame.Pix[i+k])*(1-alpha) + float32(v)*alpha + 0.5)
+			}
+			out.Pix[o+3] = 255
+		}
+	}
+	return out
+}
+
+// ClassFractions is the fraction of pixels of each label in a label map.
+func ClassFractions(labels []uint8, names []models.Label) map[string]float64 {
+	counts := make([]int, len(names))
+	for _, l := range labels {
+		if int(l) < len(counts) {
+			counts[l]++
+		}
+	}
+	out := map[string]float64{}
+	for i, n := range counts {
+		if n > 0 {
+			out[names[i].Name] = float64(n) / float64(len(labels))
+		}
+	}
+	return out
+}
+
+// WritePNG encodes img to path.
+func WritePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write png: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	if err := png.Encode(w, img); err != nil {
+		f.Close()
+		return fmt.Errorf("write png %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("write png %s: %w", path, err)
+	}
+	return f.Close()
+}
