@@ -1,0 +1,137 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the Publisher's Prometheus collectors, in a registry of its
+// own (no global state).
+type metrics struct {
+	reg          *prometheus.Registry
+	frames       prometheus.Counter
+	halts        *prometheus.CounterVec
+	exitMS       *prometheus.HistogramVec
+	frameMS      prometheus.Histogram
+	frameMJ      prometheus.Histogram
+	energyMJ     *prometheus.CounterVec
+	powerW       *prometheus.GaugeVec
+	tempC        *prometheus.GaugeVec
+	throttled    prometheus.Gauge
+	fps          prometheus.Gauge
+	queueDrops   prometheus.Counter
+	labelDrops   prometheus.Counter
+	spoolErrors  prometheus.Counter
+	published    *prometheus.CounterVec
+	commands     *prometheus.CounterVec
+	publishDelay prometheus.Histogram
+}
+
+func newMetrics(p *Publisher) *metrics {
+	reg := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	msBuckets := []float64{1, 2, 5, 10, 15, 20, 25, 33, 50, 75, 100, 200, 500}
+	m := &metrics{
+		reg:    reg,
+		frames: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_frames_total", Help: "Frames whose result was published."}),
+		halts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_frame_halts_total", Help: "Frames by halt exit and reason."},
+			[]string{"exit", "reason"}),
+		exitMS: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edge_exit_latency_ms", Help: "Stage time up to each exit, milliseconds.", Buckets: msBuckets},
+			[]string{"exit"}),
+		frameMS:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edge_frame_latency_ms", Help: "Frame time over all exits run, milliseconds.", Buckets: msBuckets}),
+		frameMJ:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edge_frame_energy_mj", Help: "Frame energy, millijoules.", Buckets: prometheus.ExponentialBuckets(5, 2, 12)}),
+		energyMJ:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_energy_mj_total", Help: "Energy of all frames, millijoules, by source."}, []string{"source"}),
+		powerW:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_power_watts", Help: "Last reported power, by source."}, []string{"source"}),
+		tempC:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_temperature_celsius", Help: "Last reported temperatures, by zone and source."}, []string{"zone", "source"}),
+		throttled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_throttled", Help: "1 while the device reports thermal throttling."}),
+		fps:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_fps", Help: "Last reported frames per second."}),
+		queueDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_publish_queue_dropped_total",
+			Help: "Messages dropped because the spool writer fell behind."}),
+		labelDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_labels_dropped_total",
+			Help: "QoS 0 label maps not sent because the broker was not connected."}),
+		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_spool_errors_total", Help: "Spool write or sync errors."}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_mqtt_acked_total", Help: "Messages acknowledged by the broker, by topic kind and replay."},
+			[]string{"replay"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_commands_total", Help: "Commands received, by name and outcome."},
+			[]string{"name", "status"}),
+		publishDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edge_publish_delay_seconds",
+			Help:    "Time from Publish to PUBACK for live (not replayed) messages.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+	}
+	for _, c := range []prometheus.Collector{m.frames, m.halts, m.exitMS, m.frameMS, m.frameMJ, m.energyMJ, m.powerW, m.tempC,
+		m.throttled, m.fps, m.queueDrops, m.labelDrops, m.spoolErrors, m.published, m.commands, m.publishDelay} {
+		f(c)
+	}
+	gauge := func(name, help string, v func() float64) {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, v))
+	}
+	counter := func(name, help string, v func() float64) {
+		f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, v))
+	}
+	gauge("edge_spool_records", "Messages in the spool awaiting their PUBACK.", func() float64 { return float64(p.spool.Stats().Records) })
+	gauge("edge_spool_bytes", "Size of the spool's segment files.", func() float64 { return float64(p.spool.Stats().Bytes) })
+	counter("edge_spool_dropped_total", "Messages dropped from the spool by its size or age bound.", func() float64 { return float64(p.spool.Stats().Dropped) })
+	counter("edge_spool_corrupt_total", "Damaged spool regions skipped.", func() float64 { return float64(p.spool.Stats().Corrupt) })
+	counter("edge_mqtt_reconnects_total", "Broker reconnections.", func() float64 { return float64(p.client.Reconnects()) })
+	gauge("edge_mqtt_connected", "1 while connected to the broker.", func() float64 {
+		if _, up := p.client.Epoch(); up {
+			return 1
+		}
+		return 0
+	})
+	return m
+}
+
+// observe updates the metrics from a message about to be published.
+func (m *metrics) observe(msg Message) {
+	switch v := msg.(type) {
+	case *Result:
+		m.frames.Inc()
+		m.halts.WithLabelValues(strconv.Itoa(v.Halt.Exit), string(v.Halt.Reason)).Inc()
+		var total float64
+		for _, e := range v.Exits {
+			total += e.MS
+			m.exitMS.WithLabelValues(strconv.Itoa(e.Exit)).Observe(total)
+		}
+		m.frameMS.Observe(total)
+		m.frameMJ.Observe(v.Energy.MJ)
+		m.energyMJ.WithLabelValues(string(v.Energy.Source)).Add(v.Energy.MJ)
+	case *Telemetry:
+		m.powerW.WithLabelValues(string(v.PowerSource)).Set(v.PowerW)
+		for zone, c := range v.TempsC {
+			m.tempC.WithLabelValues(zone, string(v.TempSource)).Set(c)
+		}
+		if v.Throttled {
+			m.throttled.Set(1)
+		} else {
+			m.throttled.Set(0)
+		}
+		m.fps.Set(v.FPS)
+	}
+}
+
+// serveMetrics serves /metrics on addr until ctx ends or stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(context.Context) error, bound string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return srv.Shutdown, ln.Addr().String(), nil
+}

@@ -1,0 +1,753 @@
+package telemetry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anytime-edge/edge/telemetry/broker"
+	"github.com/anytime-edge/edge/telemetry/mqtt"
+	"github.com/anytime-edge/edge/telemetry/spool"
+)
+
+// ErrQueueFull is returned by Publish when the spool writer has fallen
+// behind; the message is dropped and counted.
+var ErrQueueFull = errors.New("telemetry: publish queue full, message dropped")
+
+// ErrClosed is returned by Publish after Close.
+var ErrClosed = errors.New("telemetry: publisher closed")
+
+var kindPattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+
+// tokenTimeout bounds every wait on a paho token outside the send window.
+const tokenTimeout = 10 * time.Second
+
+type queued struct {
+	topic   string
+	qos     byte
+	retain  bool
+	seq     uint64
+	payload []byte
+}
+
+// Publisher publishes messages durably and serves commands. Create it with
+// New and release it with Close. Its methods are safe for concurrent use.
+type Publisher struct {
+	cfg    Config
+	log    *slog.Logger
+	ctrl   Controller
+	topics Topics
+	boot   string
+	start  time.Time
+
+	spool  *spool.Spool
+	client *mqtt.Client
+	broker *broker.Broker
+	m      *metrics
+
+	stopMetrics func(context.Context) error
+	metricsAddr string
+
+	pubMu  sync.Mutex // orders seq assignment with queueing
+	seq    uint64
+	closed bool
+	in     chan queued
+
+	direct    chan queued   // retained messages and QoS 0 labels
+	wake      chan struct{} // spool has new durable records
+	cmds      chan inbound
+	stop      chan struct{} // stops sender and command loop
+	writerEnd chan struct{} // closed when the writer has drained
+	wg        sync.WaitGroup
+	drained   chan struct{} // sender signals an empty spool (Close)
+	drainReq  atomic.Bool
+
+	seen *seenCommands // command loop only
+
+	// onSynced, when set (tests), is called by the writer with the
+	// highest envelope seq made durable by each fsync.
+	onSynced func(seq uint64)
+}
+
+type inbound struct {
+	topic   string
+	payload []byte
+}
+
+// New validates cfg, opens the spool, starts the embedded broker when no
+// broker URL is set, serves metrics when configured, and starts connecting
+// in the background. ctrl receives validated commands; it may be nil, in
+// which case every command is rejected. log may be nil.
+func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*Publisher, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "telemetry", "device", cfg.Device)
+	var tc = (*tlsConfigHolder)(nil)
+	if cfg.BrokerURL != "" {
+		u, _ := mqtt.ValidateURL(cfg.BrokerURL)
+		if mqtt.IsTLS(u) {
+			t, err := cfg.tlsConfig()
+			if err != nil {
+				return nil, err
+			}
+			tc = &tlsConfigHolder{t}
+		}
+	}
+	p := &Publisher{
+		cfg:       cfg,
+		log:       log,
+		ctrl:      ctrl,
+		topics:    NewTopics(cfg.Root, cfg.Site, cfg.Device),
+		boot:      newBootID(),
+		start:     time.Now().UTC(),
+		in:        make(chan queued, cfg.QueueLen),
+		wake:      make(chan struct{}, 1),
+		direct:    make(chan queued, 64),
+		cmds:      make(chan inbound, 64),
+		stop:      make(chan struct{}),
+		writerEnd: make(chan struct{}),
+		drained:   make(chan struct{}, 1),
+		seen:      newSeenCommands(1024),
+		onSynced:  cfg.onSynced,
+	}
+	p.spool, err = spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes, MaxAge: cfg.SpoolMaxAge, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() {
+		p.spool.Close()
+		if p.broker != nil {
+			p.broker.Close()
+		}
+	}
+	url := cfg.BrokerURL
+	if url == "" {
+		users := map[string]string(nil)
+		if cfg.Username != "" {
+			users = map[string]string{cfg.Username: cfg.Password}
+		}
+		p.broker, err = broker.Start(broker.Config{Listen: cfg.BrokerListen, Users: users, Log: log})
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		url = p.broker.URL()
+		log.Info("embedded broker listening", "addr", p.broker.Addr())
+	}
+	will, err := json.Marshal(&Status{
+		Envelope: Envelope{V: SchemaVersion, Device: cfg.Device, Boot: p.boot, TS: p.start},
+		Online:   false, Reason: "lwt", Since: p.start, Software: cfg.Software,
+	})
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("encode last will: %w", err)
+	}
+	mc := mqtt.Config{
+		URL:       url,
+		ClientID:  cfg.Device,
+		Username:  cfg.Username,
+		Password:  cfg.Password,
+		Will:      &mqtt.Message{Topic: p.topics.Topic("status"), Payload: will, QoS: 1, Retained: true},
+		KeepAlive: cfg.KeepAlive,
+		Subscriptions: []mqtt.Subscription{{Filter: p.topics.Commands(), QoS: 1, Handler: func(topic string, payload []byte) {
+			select {
+			case p.cmds <- inbound{topic, payload}:
+			case <-p.stop:
+			}
+		}}},
+		OnConnect: func(uint64) { p.announce() },
+		Log:       log,
+	}
+	if tc != nil {
+		mc.TLS = tc.c
+	}
+	p.client, err = mqtt.New(mc)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	p.m = newMetrics(p)
+	if cfg.MetricsAddr != "" {
+		p.stopMetrics, p.metricsAddr, err = serveMetrics(cfg.MetricsAddr, p.m.reg, log)
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		log.Info("serving metrics", "addr", p.metricsAddr)
+	}
+	if st := p.spool.Stats(); st.Records > 0 {
+		log.Info("spool holds messages from an earlier run; they will be replayed", "records", st.Records)
+	}
+	p.wg.Add(4)
+	go p.directLoop()
+	go p.writer()
+	go p.sender()
+	go p.commandLoop()
+	p.client.Start()
+	return p, nil
+}
+
+type tlsConfigHolder struct{ c *tls.Config }
+
+func newBootID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Boot is this process's boot id.
+func (p *Publisher) Boot() string { return p.boot }
+
+// Topics returns the device's topics.
+func (p *Publisher) Topics() Topics { return p.topics }
+
+// BrokerAddr is the embedded broker's address, or "" when an external
+// broker is used.
+func (p *Publisher) BrokerAddr() string {
+	if p.broker == nil {
+		return ""
+	}
+	return p.broker.Addr()
+}
+
+// MetricsAddr is the address metrics are served on, or "".
+func (p *Publisher) MetricsAddr() string { return p.metricsAddr }
+
+// WaitConnected waits for the broker connection; see mqtt.Client.
+func (p *Publisher) WaitConnected(ctx context.Context) error { return p.client.WaitConnected(ctx) }
+
+// Publish fills in m's envelope and queues it. It never waits for the disk
+// or the network: spooled messages (result, telemetry, event, cmd-ack) go
+// to the spool writer, retained ones (status, config/reported) are sent
+// when connected. It returns ErrQueueFull when the writer has fallen behind
+// (the message is dropped and counted). ctx is not used for waiting; it is
+// there for symmetry with blocking calls and may carry cancellation in
+// later versions.
+func (p *Publisher) Publish(ctx context.Context, m Message) error {
+	if ev, ok := m.(*Event); ok && !kindPattern.MatchString(ev.Kind) {
+		return fmt.Errorf("event kind %q: want 1 to 64 of [a-z0-9-]", ev.Kind)
+	}
+	if t, ok := m.(*Telemetry); ok {
+		p.fillTelemetry(t)
+	}
+	p.m.observe(m)
+	suffix, k := m.route()
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	payload, err := p.encodeLocked(m)
+	if err != nil {
+		return err
+	}
+	if k == retained {
+		p.sendDirect(queued{topic: p.topics.Topic(suffix), qos: 1, retain: true, payload: payload})
+		return nil
+	}
+	return p.enqueueLocked(queued{topic: p.topics.Topic(suffix), qos: 1, seq: p.seq, payload: payload})
+}
+
+// encodeLocked fills the envelope and marshals. Called with pubMu held so
+// seq order is queue order.
+func (p *Publisher) encodeLocked(m Message) ([]byte, error) {
+	e := m.envelope()
+	p.seq++
+	e.V, e.Device, e.Boot, e.Seq = SchemaVersion, p.cfg.Device, p.boot, p.seq
+	if e.TS.IsZero() {
+		e.TS = time.Now()
+	}
+	e.TS = e.TS.UTC()
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", m, err)
+	}
+	return b, nil
+}
+
+func (p *Publisher) enqueueLocked(q queued) error {
+	select {
+	case p.in <- q:
+		return nil
+	default:
+		p.m.queueDrops.Inc()
+		return ErrQueueFull
+	}
+}
+
+// PublishLabels publishes a frame's label map (a paletted PNG) on
+// result/labels. With LabelsQoS 0 it is sent only while connected and
+// dropped (counted) otherwise; with LabelsQoS 1 it is spooled like a
+// result.
+func (p *Publisher) PublishLabels(ctx context.Context, png []byte) error {
+	topic := p.topics.Topic("result/labels")
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if p.cfg.LabelsQoS == 1 {
+		return p.enqueueLocked(queued{topic: topic, qos: 1, payload: png})
+	}
+	if _, up := p.client.Epoch(); !up || !p.sendDirect(queued{topic: topic, qos: 0, payload: png}) {
+		p.m.labelDrops.Inc()
+	}
+	return nil
+}
+
+// sendDirect hands a non-spooled message to the direct sender when
+// connected. It never waits; it reports whether the message was queued.
+func (p *Publisher) sendDirect(q queued) bool {
+	if _, up := p.client.Epoch(); !up {
+		return false // announce() republishes status and config on connect
+	}
+	select {
+	case p.direct <- q:
+		return true
+	default:
+		p.log.Warn("direct publish queue full; message dropped", "topic", q.topic)
+		return false
+	}
+}
+
+// directLoop publishes retained messages (QoS 1, in order, so the last
+// retained value wins) and QoS 0 label maps.
+func (p *Publisher) directLoop() {
+	defer p.wg.Done()
+	for {
+		var q queued
+		select {
+		case <-p.stop:
+			return
+		case q = <-p.direct:
+		}
+		t := p.client.Publish(mqtt.Message{Topic: q.topic, QoS: q.qos, Retained: q.retain, Payload: q.payload})
+		select {
+		case <-t.Done():
+			if err := t.Error(); err != nil {
+				p.log.Warn("publish failed", "topic", q.topic, "err", err)
+			}
+		case <-time.After(tokenTimeout):
+			p.log.Warn("publish not acknowledged in time", "topic", q.topic)
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// announce runs after every connection: retained online status and the
+// limits in force.
+func (p *Publisher) announce() {
+	st := &Status{Online: true, Since: p.start, Software: p.cfg.Software}
+	if err := p.Publish(context.Background(), st); err != nil && !errors.Is(err, ErrClosed) {
+		p.log.Warn("publish status", "err", err)
+	}
+	p.reportConfig()
+}
+
+// ReportConfig publishes the limits in force on config/reported. The
+// runtime calls it when it changes limits itself; commands do it
+// automatically.
+func (p *Publisher) ReportConfig(ctx context.Context) error {
+	p.reportConfig()
+	return nil
+}
+
+func (p *Publisher) reportConfig() {
+	if p.ctrl == nil {
+		return
+	}
+	if err := p.Publish(context.Background(), &ConfigReported{Limits: p.ctrl.Limits()}); err != nil && !errors.Is(err, ErrClosed) {
+		p.log.Warn("publish config/reported", "err", err)
+	}
+}
+
+func (p *Publisher) fillTelemetry(t *Telemetry) {
+	st := p.spool.Stats()
+	t.Spool = SpoolState{Depth: st.Records, Bytes: st.Bytes, Dropped: st.Dropped, Corrupt: st.Corrupt}
+	if !st.Oldest.IsZero() {
+		t.Spool.OldestAgeS = time.Since(st.Oldest).Seconds()
+	}
+	_, up := p.client.Epoch()
+	t.Link = LinkState{Connected: up, Reconnects: p.client.Reconnects()}
+}
+
+// writer appends queued messages to the spool in batches, one fsync per
+// batch, then wakes the sender.
+func (p *Publisher) writer() {
+	defer p.wg.Done()
+	defer close(p.writerEnd)
+	batch := make([]queued, 0, 512)
+	for {
+		q, ok := <-p.in
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], q)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case q, ok := <-p.in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, q)
+			default:
+				break fill
+			}
+		}
+		var hi uint64
+		for _, q := range batch {
+			hi = max(hi, q.seq)
+			if _, err := p.spool.Append(q.topic, q.qos, q.payload); err != nil {
+				p.m.spoolErrors.Inc()
+				p.log.Error("spool append failed; message lost", "topic", q.topic, "err", err)
+			}
+		}
+		if err := p.spool.Sync(); err != nil {
+			p.m.spoolErrors.Inc()
+			p.log.Error("spool sync failed", "err", err)
+		} else if p.onSynced != nil {
+			p.onSynced(hi)
+		}
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flight is a message awaiting its PUBACK.
+type flight struct {
+	id     uint64
+	epoch  uint64
+	tok    mqtt.Token
+	sent   time.Time
+	replay bool
+	live   time.Time // append time, for the delay histogram
+}
+
+// ackTimeout is how long a message may await its PUBACK before the sender
+// gives up on the connection's window and resends from the oldest record.
+const ackTimeout = 30 * time.Second
+
+// sender publishes spooled records in order with a window of in-flight
+// messages. A record is acknowledged in the spool only when its token
+// completed without error and the connection epoch is the one it was sent
+// on; anything else makes the sender start again from the oldest record on
+// the next connection (duplicates are possible, loss is not).
+func (p *Publisher) sender() {
+	defer p.wg.Done()
+	var (
+		window     []flight
+		next       uint64 // next id to read
+		sentMax    uint64 // highest id ever sent by this process
+		epoch      uint64
+		epochStart time.Time
+		acks       []uint64
+	)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lastExpire := time.Now()
+	reset := func() {
+		window = window[:0]
+		next = 0
+	}
+	for {
+		if time.Since(lastExpire) > time.Second {
+			if n := p.spool.Expire(); n > 0 {
+				p.log.Warn("dropped spooled messages older than the age bound", "count", n)
+			}
+			lastExpire = time.Now()
+		}
+		e, up := p.client.Epoch()
+		if e != epoch {
+			// paho re-queues the old window when it resumes the session
+			// and completes those tokens then; give it a moment so that
+			// our resend starts after its replay.
+			deadline := time.After(2 * time.Second)
+		waitOld:
+			for _, f := range window {
+				select {
+				case <-f.tok.Done():
+				case <-deadline:
+					break waitOld
+				case <-p.stop:
+					return
+				}
+			}
+			reset()
+			epoch, epochStart = e, time.Now()
+		}
+		// Settle completed flights, in order.
+		acks = acks[:0]
+		failed := false
+		for len(window) > 0 {
+			f := window[0]
+			select {
+			case <-f.tok.Done():
+			default:
+				if time.Since(f.sent) > ackTimeout {
+					p.log.Warn("no PUBACK in time; resending from the oldest spooled message", "id", f.id)
+					failed = true
+				}
+			}
+			if failed {
+				break
+			}
+			if !isDone(f.tok) {
+				break
+			}
+			cur, _ := p.client.Epoch()
+			if err := f.tok.Error(); err != nil || cur != f.epoch {
+				p.log.Debug("publish not acknowledged on its connection; will resend", "id", f.id, "err", err)
+				failed = true
+				break
+			}
+			acks = append(acks, f.id)
+			p.m.published.WithLabelValues(fmt.Sprint(f.replay)).Inc()
+			if !f.replay {
+				p.m.publishDelay.Observe(time.Since(f.live).Seconds())
+			}
+			window = window[1:]
+		}
+		if len(acks) > 0 {
+			if err := p.spool.Ack(acks...); err != nil {
+				p.log.Error("spool ack failed", "err", err)
+			}
+		}
+		if failed {
+			reset()
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		// Fill the window.
+		if up && len(window) < p.cfg.InFlight {
+			if next == 0 {
+				next = p.spool.Oldest()
+			}
+			recs, err := p.spool.Read(next, p.cfg.InFlight-len(window))
+			if err != nil {
+				p.log.Error("spool read failed", "err", err)
+			}
+			for _, r := range recs {
+				replay := r.Recovered || r.ID <= sentMax || r.Time.Before(epochStart)
+				payload := r.Payload
+				if replay && r.QoS > 0 && len(payload) > 1 && payload[0] == '{' && payload[len(payload)-1] == '}' {
+					payload = markReplay(payload)
+				}
+				tok := p.client.Publish(mqtt.Message{Topic: r.Topic, QoS: r.QoS, Payload: payload})
+				window = append(window, flight{id: r.ID, epoch: epoch, tok: tok, sent: time.Now(), replay: replay, live: r.Time})
+				next = r.ID + 1
+				sentMax = max(sentMax, r.ID)
+			}
+		}
+		if p.drainReq.Load() && len(window) == 0 && p.spool.Stats().Records == 0 {
+			select {
+			case p.drained <- struct{}{}:
+			default:
+			}
+		}
+		// Wait for something to do.
+		var front <-chan struct{}
+		if len(window) > 0 {
+			front = window[0].tok.Done()
+		}
+		var upCh <-chan struct{}
+		if !up {
+			upCh = p.client.Up()
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-front:
+		case <-upCh:
+		case <-p.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func isDone(t mqtt.Token) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// markReplay adds "replay":true at the end of a JSON object.
+func markReplay(obj []byte) []byte {
+	out := make([]byte, 0, len(obj)+15)
+	out = append(out, obj[:len(obj)-1]...)
+	if strings.TrimSpace(string(obj[1:len(obj)-1])) != "" {
+		out = append(out, ',')
+	}
+	out = append(out, `"replay":true}`...)
+	return out
+}
+
+// commandLoop handles inbound commands one at a time.
+func (p *Publisher) commandLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case in := <-p.cmds:
+			p.handleCommand(in)
+		}
+	}
+}
+
+func (p *Publisher) handleCommand(in inbound) {
+	name := strings.TrimPrefix(in.topic, p.topics.Base()+"cmd/")
+	now := time.Now()
+	cmd, err := ParseCommand(name, in.payload, now)
+	ack := CmdAck{CmdID: cmd.CmdID, Name: name}
+	if cmd.CmdID != "" {
+		if prev, ok := p.seen.get(cmd.CmdID); ok {
+			prev.Envelope, prev.Duplicate = Envelope{}, true
+			p.m.commands.WithLabelValues(name, "duplicate").Inc()
+			p.publishAck(&prev)
+			return
+		}
+	}
+	changed := false
+	switch {
+	case errors.Is(err, ErrExpired):
+		ack.Status, ack.Error = AckExpired, err.Error()
+	case err != nil:
+		ack.Status, ack.Error = AckRejected, err.Error()
+	case p.ctrl == nil:
+		ack.Status, ack.Error = AckRejected, "this runtime accepts no commands"
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var lim Limits
+		if cmd.Change.Snapshot {
+			err = p.ctrl.Snapshot(ctx)
+			lim = p.ctrl.Limits()
+		} else {
+			lim, err = p.ctrl.Apply(ctx, cmd.Change)
+			changed = err == nil
+		}
+		cancel()
+		if err != nil {
+			ack.Status, ack.Error = AckRejected, err.Error()
+		} else {
+			ack.Status, ack.Limits = AckAccepted, &lim
+		}
+	}
+	p.log.Info("command", "name", name, "cmd_id", cmd.CmdID, "status", ack.Status, "error", ack.Error)
+	p.m.commands.WithLabelValues(name, ack.Status).Inc()
+	if cmd.CmdID != "" {
+		p.seen.put(cmd.CmdID, ack)
+	}
+	p.publishAck(&ack)
+	if changed {
+		p.reportConfig()
+	}
+}
+
+func (p *Publisher) publishAck(a *CmdAck) {
+	if err := p.Publish(context.Background(), a); err != nil {
+		p.log.Warn("publish cmd-ack", "err", err)
+	}
+}
+
+// Close stops accepting messages, writes what is queued to the spool, gives
+// the sender until ctx ends to deliver the spool, publishes a retained
+// offline status (reason "shutdown"), disconnects, and stops the embedded
+// broker and the metrics server. Undelivered messages stay in the spool for
+// the next run.
+func (p *Publisher) Close(ctx context.Context) error {
+	p.pubMu.Lock()
+	if p.closed {
+		p.pubMu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.in)
+	p.pubMu.Unlock()
+	<-p.writerEnd
+
+	var errs []error
+	p.drainReq.Store(true)
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	if _, up := p.client.Epoch(); up {
+		select {
+		case <-p.drained:
+		case <-ctx.Done():
+			p.log.Warn("closing with undelivered messages; they stay in the spool", "records", p.spool.Stats().Records)
+		}
+	}
+	close(p.stop)
+	p.wg.Wait()
+
+	// Offline status: published directly, waited on with a timeout.
+	if _, up := p.client.Epoch(); up {
+		st := &Status{Online: false, Reason: "shutdown", Since: p.start, Software: p.cfg.Software}
+		p.pubMu.Lock()
+		b, err := p.encodeLocked(st)
+		p.pubMu.Unlock()
+		if err == nil {
+			t := p.client.Publish(mqtt.Message{Topic: p.topics.Topic("status"), QoS: 1, Retained: true, Payload: b})
+			select {
+			case <-t.Done():
+				if err := t.Error(); err != nil {
+					errs = append(errs, fmt.Errorf("publish offline status: %w", err))
+				}
+			case <-time.After(tokenTimeout):
+				errs = append(errs, errors.New("publish offline status: timed out"))
+			case <-ctx.Done():
+			}
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), tokenTimeout)
+	defer cancel()
+	if err := p.client.Close(cctx, 250*time.Millisecond); err != nil {
+		errs = append(errs, err)
+	}
+	if err := p.spool.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if p.broker != nil {
+		if err := p.broker.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.stopMetrics != nil {
+		if err := p.stopMetrics(cctx); err != nil {
+			errs = append(errs, fmt.Errorf("metrics server: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,159 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/anytime-edge/edge/telemetry/broker"
+)
+
+func startBroker(t testing.TB, addr string) *broker.Broker {
+	return startTapped(t, addr, nil)
+}
+
+// startTapped starts a broker whose accepted publishes go to col.
+func startTapped(t testing.TB, addr string, col *collector) *broker.Broker {
+	t.Helper()
+	log, _ := testLogger()
+	cfg := broker.Config{Listen: addr, Log: log}
+	if col != nil {
+		cfg.Tap = col.tap
+	}
+	b, err := broker.Start(cfg)
+	if err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+	return b
+}
+
+// TestBrokerRestartNoLoss streams 2,000 results while the broker is stopped
+// and started again; after de-duplication every result arrives, in order.
+func TestBrokerRestartNoLoss(t *testing.T) {
+	const n = 2000
+	var col collector
+	b := startTapped(t, "127.0.0.1:0", &col)
+	addr := b.Addr()
+	defer func() { b.Close() }()
+	log, lb := testLogger()
+	defer func() {
+		if t.Failed() {
+			t.Log(lb.String())
+		}
+	}()
+	p, err := New(context.Background(), testConfig(t, b.URL()), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePublisher(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var down time.Time
+	for i := 1; i <= n; i++ {
+		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {
+			t.Fatalf("Publish %d: %v", i, err)
+		}
+		switch i {
+		case 600:
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			down = time.Now()
+		case 1200:
+			// An outage of at least a second, so the client notices.
+			time.Sleep(time.Second - time.Since(down))
+			b = startTapped(t, addr, &col)
+		}
+		if i%20 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor(t, 60*time.Second, "all results", func() bool { return len(firstSeen(col.results(t, "/result"))) >= n })
+	got := firstSeen(col.results(t, "/result"))
+	replays := 0
+	for i, r := range got {
+		if r.Frame.ID != uint64(i+1) {
+			t.Fatalf("result %d in arrival order is frame %d: lost or out of order", i+1, r.Frame.ID)
+		}
+		if r.Replay {
+			replays++
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("got %d distinct results, want %d", len(got), n)
+	}
+	if replays == 0 {
+		t.Error("no result was marked replay:true although the broker was down for 600 of them")
+	}
+	if c := p.client.Reconnects(); c == 0 {
+		t.Error("Reconnects = 0 after a broker restart")
+	}
+}
+
+// TestSpoolCapDropsOldest publishes into a spool too small for the outage;
+// the newest results arrive and the drop counter is exact, also in the
+// telemetry message.
+func TestSpoolCapDropsOldest(t *testing.T) {
+	const n = 1500
+	addr := freeAddr(t)
+	log, _ := testLogger()
+	cfg := testConfig(t, "tcp://"+addr)
+	cfg.SpoolMaxBytes = 64 << 10
+	p, err := New(context.Background(), cfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b *broker.Broker
+	defer func() {
+		closePublisher(t, p)
+		if b != nil {
+			b.Close()
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "spool writer", func() bool {
+		st := p.spool.Stats()
+		return uint64(st.Records)+st.Dropped == n
+	})
+	dropped := p.spool.Stats().Dropped
+	if dropped == 0 {
+		t.Fatal("nothing dropped: the byte bound was not applied")
+	}
+	if err := p.Publish(context.Background(), &Telemetry{FPS: 10}); err != nil {
+		t.Fatal(err)
+	}
+	var col collector
+	b = startTapped(t, addr, &col)
+	waitFor(t, 30*time.Second, "telemetry after replay", func() bool { return len(col.results(t, "/telemetry")) > 0 })
+	got := firstSeen(col.results(t, "/result"))
+	if uint64(len(got))+dropped != n {
+		t.Fatalf("delivered %d + dropped %d != published %d", len(got), dropped, n)
+	}
+	for i, r := range got {
+		if want := dropped + uint64(i) + 1; r.Frame.ID != want {
+			t.Fatalf("delivered result %d is frame %d, want %d (the newest)", i, r.Frame.ID, want)
+		}
+		if !r.Replay {
+			t.Fatalf("frame %d spooled during the outage lacks replay:true", r.Frame.ID)
+		}
+	}
+	var tm Telemetry
+	for _, m := range col.snapshot() {
+		if len(m.topic) > 10 && m.topic[len(m.topic)-10:] == "/telemetry" {
+			if err := json.Unmarshal(m.payload, &tm); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if tm.Spool.Dropped != dropped {
+		t.Fatalf("telemetry spool.dropped = %d, want %d", tm.Spool.Dropped, dropped)
+	}
+}
