@@ -1,0 +1,4 @@
+// Package powertest has fakes for code that consumes the power package: a
+// scripted Sampler, a fixed Latest (temperature and throttle), and a Meter
+// with a constant power. They hold no hardware and never sleep.
+package powertest
