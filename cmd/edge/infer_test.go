@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anytime-edge/edge/engines"
+	"github.com/anytime-edge/edge/engines/ort"
+	"github.com/anytime-edge/edge/internal/npy"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const repo = "../.."
+
+func ortOrSkip(t *testing.T) string {
+	t.Helper()
+	lib, _ := filepath.Abs(filepath.Join(repo, ".deps", "libonnxruntime.so.1"))
+	if _, err := ort.Init(lib); errors.Is(err, engines.ErrUnavailable) {
+		t.Skipf("ONNX Runtime not available (run make setup): %v", err)
+	}
+	return lib
+}
+
+// runEdge runs the CLI in-process and returns its error.
+func runEdge(t *testing.T, args ...string) error {
+	t.Helper()
+	app := newApp()
+	app.Writer = &bytes.Buffer{}
+	app.ErrWriter = &bytes.Buffer{}
+	return app.Run(append([]string{"edge", "--log-level", "error"}, args...))
+}
+
+// TestInferGolden runs the tiny bundle on the reference tensor and compares
+// the summary (without timings) with testdata/infer_golden.json.
+func TestInferGolden(t *testing.T) {
+	lib := ortOrSkip(t)
+	out, dump := t.TempDir(), t.TempDir()
+	err := runEdge(t, "infer", "--ort-lib", lib, "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"),
+		"--threshold", "0.8", "--out", out, "--dump", dump, "--tensor", filepath.Join(repo, "testdata/bundles/tiny/reference/x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "x.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s summary
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.Exits {
+		s.Exits[i].MS = 0
+	}
+	s.Input = filepath.Base(s.Input)
+	got, _ := json.MarshalIndent(s, "", "  ")
+	golden := filepath.Join("testdata", "infer_golden.json")
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		os.WriteFile(golden, append(got, '\n'), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(bytes.TrimSpace(got)) != string(bytes.TrimSpace(want)) {
+		t.Errorf("summary differs from %s (rerun with -update if intended):\n%s", golden, got)
+	}
+	for k := 1; k <= 4; k++ {
+		if _, err := os.Stat(filepath.Join(out, "x_exit"+string(rune('0'+k))+".png")); err != nil {
+			t.Errorf("exit %d label map: %v", k, err)
+		}
+	}
+	a, err := npy.Read(filepath.Join(dump, "exit3_mask.npy"))
+	if err != nil || len(a.Uint8) != 16*32 {
+		t.Fatalf("exit3 mask dump: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dump, "exit4_mask.npy")); err == nil {
+		t.Errorf("a mask was dumped after the last exit")
+	}
+}
+
+// TestInferBadInputs checks that broken frames fail alone, with the reason,
+// and the good frames are still written.
+func TestInferBadInputs(t *testing.T) {
+	lib := ortOrSkip(t)
+	out := t.TempDir()
+	images := filepath.Join(repo, "testdata/images")
+	err := runEdge(t, "infer", "--ort-lib", lib, "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"), "--out", out,
+		filepath.Join(images, "truncated.png"), filepath.Join(images, "street.png"), filepath.Join(images, "not-an-image.png"),
+		filepath.Join(images, "grey.png"), filepath.Join(images, "deep16.png"), filepath.Join(images, "missing.png"))
+	if err == nil {
+		t.Fatal("infer succeeded with broken inputs")
+	}
+	for _, want := range []string{"3 of 6 inputs failed", "truncated.png", "corrupt png", "not-an-image.png", "not a PNG or JPEG", "missing.png", "no such file"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	for _, name := range []string{"street", "grey", "deep16"} {
+		if _, err := os.Stat(filepath.Join(out, name+"_overlay.png")); err != nil {
+			t.Errorf("good frame %s not written: %v", name, err)
+		}
+	}
+}
+
+func TestInferRefusesBadSettings(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"infer", "--providers", "tensorrt,gpu", "x.png"}, `unknown provider "gpu"`},
+		{[]string{"infer", "--bundle", "/nonexistent", "--providers", "cpu", "x.png"}, "bundle.json"},
+		{[]string{"infer", "--providers", "cpu"}, "at least one IMAGE"},
+		{[]string{"infer", "--max-exit", "-1", "x.png"}, "must not be negative"},
+	}
+	for _, tt := range tests {
+		err := runEdge(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestConfigFilePrecedence(t *testing.T) {
+	lib := ortOrSkip(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "edge.json")
+	os.WriteFile(cfg, []byte(`{"providers": "cpu", "threshold": 0.1, "out": "`+filepath.Join(dir, "from-file")+`"}`), 0o644)
+	t.Setenv("EDGE_BUNDLE", filepath.Join(repo, "testdata/bundles/tiny"))
+	// --out on the command line beats the file; providers and threshold come from it.
+	err := runEdge(t, "--config", cfg, "infer", "--ort-lib", lib, "--out", filepath.Join(dir, "from-flag"),
+		"--tensor", filepath.Join(repo, "testdata/bundles/tiny/reference/x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "from-flag", "x.json"))
+	if err != nil {
+		t.Fatalf("flag did not win over the file: %v", err)
+	}
+	var s summary
+	json.Unmarshal(raw, &s)
+	if s.Threshold != 0.1 || s.Bundle.Name != "tiny-adpc-random" {
+		t.Errorf("got threshold %v, bundle %q; want 0.1 from the file and the bundle from EDGE_BUNDLE", s.Threshold, s.Bundle.Name)
+	}
+	os.WriteFile(cfg, []byte(`{"provders": "cpu"}`), 0o644)
+	if err := runEdge(t, "--config", cfg, "infer", "x.png"); err == nil || !strings.Contains(err.Error(), `"provders" is not a flag`) {
+		t.Errorf("a typo in the config file passed: %v", err)
+	}
+}
