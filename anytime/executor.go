@@ -25,9 +25,9 @@ type Config struct {
 	Policy Policy
 	// Meter attributes energy to stages; nil records none.
 	Meter Meter
-	// HardDeadline, when positive, stops a stage still running that long
-	// after the frame started; the frame then ends at the last finished
-	// exit with reason deadline.
+	// HardDeadline, when positive, stops a stage after the first that is
+	// still running that long after the frame started; the frame then ends
+	// at the last finished exit with reason deadline.
 	HardDeadline time.Duration
 	// OnExit, when set, is called synchronously with each exit's merged
 	// result as soon as it exists. The slices are the executor's own and
@@ -190,7 +190,11 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 			copy(x.engine.Mask(), x.maskFloat)
 		}
 		t0 := time.Now()
-		if err := x.engine.Run(frameCtx, i); err != nil {
+		runCtx := frameCtx
+		if i == 0 {
+			runCtx = ctx // exit 1 is the least a frame returns
+		}
+		if err := x.engine.Run(runCtx, i); err != nil {
 			res.Exits = x.exits
 			if i > 0 && ctx.Err() == nil && errors.Is(frameCtx.Err(), context.DeadlineExceeded) {
 				res.Halt = power.ReasonDeadline

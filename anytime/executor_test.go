@@ -292,3 +292,33 @@ func TestRunDoesNotAllocate(t *testing.T) {
 		t.Errorf("a frame allocates %v times, want 0", n)
 	}
 }
+
+func TestHardDeadlineStopsAStageInFlight(t *testing.T) {
+	compute := randomStages(10)
+	b := testBundle()
+	b.Confidence.Threshold = 2
+	f := enginestest.NewFake(4, 3*testH*testW, testChannels, testHW)
+	x, err := New(b, blockingEngine{f, compute}, Config{HardDeadline: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := x.Run(context.Background())
+	if err != nil || res.Halt != power.ReasonDeadline || len(res.Exits) != 1 {
+		t.Fatalf("got halt %q after %d exits, %v; want deadline after exit 1", res.Halt, len(res.Exits), err)
+	}
+}
+
+// blockingEngine runs stage 0 normally and blocks every later stage until
+// its context ends, like a stage that overruns the frame's deadline.
+type blockingEngine struct {
+	*enginestest.Fake
+	compute func(int, []float32, []float32, []float32) error
+}
+
+func (e blockingEngine) Run(ctx context.Context, i int) error {
+	if i == 0 {
+		return e.compute(0, e.Image(), e.Mask(), e.Logits(0))
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}

@@ -26,7 +26,7 @@ func inferCommand() *cli.Command {
 	flags := append(engineFlags(),
 		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
 		&cli.IntFlag{Name: "max-exit", Usage: "last exit to run (0: all)"},
-		&cli.DurationFlag{Name: "deadline", Usage: "per-frame deadline, e.g. 25ms (0: none)"},
+		&cli.DurationFlag{Name: "deadline", Usage: "per-frame deadline, e.g. 25ms (0: none); a stage after the first still running then is stopped"},
 		&cli.StringFlag{Name: "out", Value: "out", Usage: "directory for label PNGs, overlays and JSON summaries"},
 		&cli.StringFlag{Name: "dump", Usage: "directory for exit{k}_logits.npy and exit{k}_mask.npy"},
 		&cli.StringFlag{Name: "tensor", Usage: "a float32 [1,3,H,W] .npy fed as the already preprocessed input"},
@@ -73,8 +73,9 @@ func runInfer(c *cli.Context) error {
 	defer engine.Close()
 	r := &inferRunner{bundle: b, log: log, out: c.String("out"), dump: c.String("dump")}
 	x, err := anytime.New(b, engine, anytime.Config{
-		Policy: anytime.NewLimits(c.Int("max-exit"), c.Duration("deadline")),
-		OnExit: r.onExit,
+		Policy:       anytime.NewLimits(c.Int("max-exit"), c.Duration("deadline")),
+		HardDeadline: c.Duration("deadline"),
+		OnExit:       r.onExit,
 	})
 	if err != nil {
 		return err
