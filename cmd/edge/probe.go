@@ -84,4 +84,3 @@ func firstLine(raw []byte) string {
 	s, _, _ := strings.Cut(string(raw), "\n")
 	return s
 }
-
