@@ -188,3 +188,16 @@ func TestCancelStopsTheFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFrameDoesNotAllocate(t *testing.T) {
+	b, e := openTiny(t, tinyBundle, cpuOptions())
+	ex, err := anytime.New(b, e, anytime.Config{Policy: anytime.NewLimits(0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.SetThreshold(0.8)
+	ex.Run(context.Background())
+	if n := testing.AllocsPerRun(5, func() { ex.Run(context.Background()) }); n != 0 {
+		t.Errorf("a frame through ONNX Runtime allocates %v times, want 0", n)
+	}
+}
