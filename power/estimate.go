@@ -172,3 +172,21 @@ func (e *Estimator) Sample(ctx context.Context) (Reading, error) {
 
 // Close implements Sampler; it holds nothing.
 func (e *Estimator) Close() error { return nil }
+
+// DefaultDeviceSeed returns first guesses of a provider's throughput and
+// energy for seeding the cost model before any stage has run: the default
+// estimate model's energy, and a throughput typical of the provider on a
+// Jetson-class device (cpu 20, cuda 1000, tensorrt 2000 GMAC/s). The cost
+// model replaces them with measurements within a few frames.
+func DefaultDeviceSeed(provider string) DeviceSeed {
+	m := DefaultEstimateModel()
+	rate := map[string]float64{"cpu": 20, "cuda": 1000, "tensorrt": 2000}[provider]
+	if rate == 0 {
+		rate = 20
+	}
+	j, ok := m.JoulesPerGMAC[provider]
+	if !ok {
+		j = m.JoulesPerGMAC["cpu"]
+	}
+	return DeviceSeed{GMACsPerSecond: rate, JoulesPerGMAC: j, IdleW: m.IdleW}
+}

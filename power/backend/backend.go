@@ -115,7 +115,11 @@ func Open(ctx context.Context, o Options) (power.Sampler, Choice, error) {
 			if err != nil {
 				return nil, err
 			}
-			c.Why = append(c.Why, fmt.Sprintf("jetson: %q under %s reads rails %s", s.Board(), o.SysfsRoot, strings.Join(s.Rails(), ", ")))
+			board := s.Board()
+			if board == "" {
+				board = "unnamed board"
+			}
+			c.Why = append(c.Why, fmt.Sprintf("jetson: %s under %s reads INA3221 rails (found %s)", board, o.SysfsRoot, strings.Join(s.Rails(), ", ")))
 			return s, nil
 		default:
 			m := power.DefaultEstimateModel()
@@ -143,7 +147,7 @@ func Open(ctx context.Context, o Options) (power.Sampler, Choice, error) {
 		s, err := try(k)
 		if err == nil {
 			c.Kind = k
-			log.Info("power backend chosen", "backend", k, "why", strings.Join(c.Why, "; "))
+			log.Debug("power backend chosen", "backend", k, "why", strings.Join(c.Why, "; "))
 			return s, c, nil
 		}
 		if ctx.Err() != nil {

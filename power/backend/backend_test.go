@@ -37,7 +37,7 @@ func TestOpen(t *testing.T) {
 	}{
 		{"discrete GPU", Auto, empty, nil, NVML, false, []string{"nvml: device 0"}},
 		{"jetson: nvml inits but reads nothing", Auto, nano, notSupported, Jetson, false,
-			[]string{"nvml: passed over", "reads no power", "jetson:", "VDD_IN, VDD_CPU_GPU_CV, VDD_SOC"}},
+			[]string{"nvml: passed over", "reads no power", "jetson:", "found VDD_IN, VDD_CPU_GPU_CV, VDD_SOC"}},
 		{"no sensors", Auto, empty, nvml.ErrUnavailable, Estimate, false,
 			[]string{"nvml: passed over", "jetson: passed over", "no readable INA3221 rail", "estimate: no sensor"}},
 		{"forced estimate on a GPU host", Estimate, empty, nil, Estimate, false, []string{"estimate"}},
