@@ -2,7 +2,7 @@
 # Installs the Debian packages the model toolchain and the broker tests need,
 # only those missing (non-interactive apt-get; needs root).
 set -euo pipefail
-packages=(python3-torch python3-onnx python3-numpy mosquitto mosquitto-clients dataset-fashion-mnist)
+packages=(python3-torch python3-onnx python3-numpy mosquitto mosquitto-clients dataset-fashion-mnist ffmpeg)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
