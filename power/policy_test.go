@@ -292,3 +292,40 @@ func TestPolicySetLimitsConcurrently(t *testing.T) {
 		t.Errorf("final limits %+v, want MaxExit 4 from the last SetLimits", got)
 	}
 }
+
+// A Recorder serves as the policy's State and Window: its newest reading's
+// temperature halts frames, and its counter-measured energy fills the power
+// cap's bucket.
+func TestPolicyOverRecorder(t *testing.T) {
+	rec := NewRecorder(&script{}, RecorderOptions{Interval: 100 * time.Millisecond})
+	p, err := NewPolicy(Config{
+		Stages: testSeeds,
+		Device: DeviceSeed{GMACsPerSecond: 100, JoulesPerGMAC: 0.1},
+		State:  rec,
+		Window: rec,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	teach(p, 20, 0.5)
+	if err := p.SetLimits(Limits{ThermalHardC: 90, PowerCapW: 10, PowerWindow: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	// The device has been drawing 30 W for a second: the bucket is empty
+	// and a 0.2 J stage over 20 ms (10 W·20 ms refill = 0.2 J) cannot run
+	// on top of the debt.
+	for i := 0; i <= 10; i++ {
+		rec.Add(Reading{Time: at(100 * i), TotalW: Measured(30, SourceNVML), EnergyJ: Measured(3*float64(i), SourceNVML),
+			Temps: []Temp{{Zone: "gpu", C: 60, Source: SourceNVML}}})
+	}
+	p.StartFrame(at(0))
+	p.StartFrame(at(1000))
+	if d := p.Continue(Progress{Next: 1, Stages: 4, Start: at(1000), ActiveFraction: 0.5}); d.Reason != ReasonPowerCap {
+		t.Errorf("after 1 s at 30 W under a 10 W cap: %+v, want power-cap", d)
+	}
+	rec.Add(Reading{Time: at(1050), TotalW: Measured(30, SourceNVML), EnergyJ: Measured(31.5, SourceNVML),
+		Temps: []Temp{{Zone: "gpu", C: 91, Source: SourceNVML}}})
+	if d := p.Continue(Progress{Next: 1, Stages: 4, Start: at(1000), Elapsed: 50 * time.Millisecond, ActiveFraction: 0.5}); d.Reason != ReasonThermal {
+		t.Errorf("at 91 °C with a 90 °C hard limit: %+v, want thermal", d)
+	}
+}
