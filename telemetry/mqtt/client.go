@@ -208,18 +208,13 @@ func (c *Client) dispatch(_ paho.Client, m paho.Message) {
 }
 
 func (c *Client) onConnect() {
+	// Bump the epoch at once; report the client up only after its
+	// subscriptions are in place, so that WaitConnected means "commands
+	// can arrive".
 	c.mu.Lock()
 	c.epoch++
-	c.up = true
-	if c.everUp {
-		c.reconnects++
-	}
-	c.everUp = true
-	c.lastErr = nil
 	e := c.epoch
-	close(c.upCh)
 	c.mu.Unlock()
-	c.log.Info("connected to broker", "epoch", e)
 	for _, s := range c.cfg.Subscriptions {
 		h := s.Handler
 		t := c.pc.Subscribe(s.Filter, s.QoS, func(_ paho.Client, m paho.Message) {
@@ -231,6 +226,21 @@ func (c *Client) onConnect() {
 			c.log.Warn("subscribe failed", "filter", s.Filter, "err", err)
 		}
 	}
+	c.mu.Lock()
+	if c.epoch != e {
+		// Lost again while subscribing.
+		c.mu.Unlock()
+		return
+	}
+	c.up = true
+	if c.everUp {
+		c.reconnects++
+	}
+	c.everUp = true
+	c.lastErr = nil
+	close(c.upCh)
+	c.mu.Unlock()
+	c.log.Info("connected to broker", "epoch", e)
 	if c.cfg.OnConnect != nil {
 		c.cfg.OnConnect(e)
 	}
