@@ -215,12 +215,41 @@ func TestEffectiveGMACs(t *testing.T) {
 	}
 }
 
-func TestLimitsPolicy(t *testing.T) {
+// haltAt is a test policy: it halts before stage `at` with its reason, or
+// when the frame has used more than `budget` time.
+type haltAt struct {
+	at     int
+	budget time.Duration
+	reason power.Reason
+	seen   []power.Progress
+	done   []power.StageCost
+}
+
+func (h *haltAt) StartFrame(time.Time) {}
+
+func (h *haltAt) Continue(p power.Progress) power.Decision {
+	h.seen = append(h.seen, p)
+	if p.Next == h.at || (h.budget > 0 && p.Elapsed > h.budget) {
+		return power.Decision{Reason: h.reason}
+	}
+	return power.Decision{Continue: true}
+}
+
+func (h *haltAt) StageDone(c power.StageCost) { h.done = append(h.done, c) }
+
+func TestPolicyDecides(t *testing.T) {
 	t.Run("max exit", func(t *testing.T) {
-		x, f := newTestExecutor(t, testBundle(), Config{Policy: NewLimits(2, 0)}, randomStages(5))
+		pol := &haltAt{at: 2, reason: power.ReasonMaxExit}
+		x, f := newTestExecutor(t, testBundle(), Config{Policy: pol}, randomStages(5))
 		res, err := x.Run(context.Background())
 		if err != nil || res.Halt != power.ReasonMaxExit || len(res.Exits) != 2 || len(f.Runs) != 2 {
 			t.Fatalf("got halt %q after %d exits, %v; want max-exit after 2", res.Halt, len(res.Exits), err)
+		}
+		if len(pol.seen) != 2 || pol.seen[0].Next != 1 || pol.seen[1].Next != 2 || pol.seen[1].Stages != 4 {
+			t.Errorf("policy was asked %+v", pol.seen)
+		}
+		if len(pol.done) != 2 || pol.done[1].Stage != 1 || pol.done[1].GMACs <= 0 {
+			t.Errorf("policy was told %+v", pol.done)
 		}
 	})
 	t.Run("deadline already passed", func(t *testing.T) {
@@ -228,7 +257,8 @@ func TestLimitsPolicy(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 			return randomStages(6)(i, image, mask, logits)
 		}
-		x, f := newTestExecutor(t, testBundle(), Config{Policy: NewLimits(0, time.Millisecond)}, slow)
+		pol := &haltAt{at: -1, budget: time.Millisecond, reason: power.ReasonDeadline}
+		x, f := newTestExecutor(t, testBundle(), Config{Policy: pol}, slow)
 		res, err := x.Run(context.Background())
 		if err != nil || res.Halt != power.ReasonDeadline || len(f.Runs) != 1 {
 			t.Fatalf("got halt %q after %d runs, %v; want deadline after 1", res.Halt, len(f.Runs), err)
@@ -281,7 +311,7 @@ func TestBlocksModeIsRefused(t *testing.T) {
 
 func TestRunDoesNotAllocate(t *testing.T) {
 	b := testBundle()
-	x, f := newTestExecutor(t, b, Config{Policy: NewLimits(0, time.Hour)}, randomStages(9))
+	x, f := newTestExecutor(t, b, Config{Policy: &haltAt{at: -1, seen: make([]power.Progress, 0, 1<<10), done: make([]power.StageCost, 0, 1<<10)}}, randomStages(9))
 	for k := 0; k < 4; k++ {
 		randomStages(9)(k, nil, nil, f.Logits(k)) // fixed logits; no per-run work in the fake
 	}

@@ -26,6 +26,9 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			probeCommand(),
 			inferCommand(),
+			powerCommand(),
+			benchCommand(),
+			simulateCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
 	}

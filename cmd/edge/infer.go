@@ -31,6 +31,7 @@ func inferCommand() *cli.Command {
 		&cli.StringFlag{Name: "dump", Usage: "directory for exit{k}_logits.npy and exit{k}_mask.npy"},
 		&cli.StringFlag{Name: "tensor", Usage: "a float32 [1,3,H,W] .npy fed as the already preprocessed input"},
 	)
+	flags = append(flags, powerLimitFlags()...)
 	return &cli.Command{
 		Name:      "infer",
 		Usage:     "run a bundle on images (or a tensor) and write every exit's result",
@@ -63,17 +64,20 @@ func runInfer(c *cli.Context) error {
 	if len(inputs) == 0 {
 		return errors.New("infer: give at least one IMAGE or --tensor FILE.npy")
 	}
-	if c.Int("max-exit") < 0 || c.Duration("deadline") < 0 {
-		return errors.New("infer: --max-exit and --deadline must not be negative")
-	}
 	b, engine, err := openBundle(c, log)
 	if err != nil {
 		return err
 	}
 	defer engine.Close()
+	pw, err := startPower(c.Context, c, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
+	if err != nil {
+		return err
+	}
+	defer pw.Stop()
 	r := &inferRunner{bundle: b, log: log, out: c.String("out"), dump: c.String("dump")}
 	x, err := anytime.New(b, engine, anytime.Config{
-		Policy:       anytime.NewLimits(c.Int("max-exit"), c.Duration("deadline")),
+		Policy:       pw.Policy,
+		Meter:        pw.Recorder,
 		HardDeadline: c.Duration("deadline"),
 		OnExit:       r.onExit,
 	})
@@ -145,11 +149,13 @@ type bundleRef struct {
 }
 
 type exitSummary struct {
-	Exit     int     `json:"exit"`
-	MS       float64 `json:"ms"`
-	Frozen   float64 `json:"frozen"`
-	GMACs    float64 `json:"gmacs"`
-	Provider string  `json:"provider"`
+	Exit         int          `json:"exit"`
+	MS           float64      `json:"ms"`
+	MJ           float64      `json:"mj"`
+	EnergySource power.Source `json:"energy_source,omitempty"`
+	Frozen       float64      `json:"frozen"`
+	GMACs        float64      `json:"gmacs"`
+	Provider     string       `json:"provider"`
 }
 
 type haltSummary struct {
@@ -203,6 +209,7 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 	for _, e := range res.Exits {
 		s.Exits = append(s.Exits, exitSummary{
 			Exit: e.Exit, MS: float64(e.Stage) / float64(time.Millisecond),
+			MJ: e.EnergyJ * 1000, EnergySource: e.EnergySource,
 			Frozen: e.Frozen, GMACs: e.GMACs, Provider: e.Provider,
 		})
 	}

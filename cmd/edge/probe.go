@@ -42,6 +42,7 @@ func probeCommand() *cli.Command {
 			}
 			fmt.Fprintf(w, "host cpu: %s, %d cores\n", cpuModel(), runtime.NumCPU())
 			fmt.Fprintf(w, "host gpu: %s\n", gpuSummary())
+			fmt.Fprint(w, probePower(c.Context))
 			return nil
 		},
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -42,6 +43,19 @@ func providerOptions(c *cli.Context) (trt.Options, error) {
 	o.DLACore = c.Int("dla-core")
 	o.DeviceID = c.Int("device-id")
 	return o, o.Validate()
+}
+
+// stageSeeds is what the bundle says about each stage's work, for seeding
+// the power policy's cost model.
+func stageSeeds(b *models.Bundle) []power.StageSeed {
+	seeds := make([]power.StageSeed, len(b.Stages))
+	for i, s := range b.Stages {
+		seeds[i].FixedGMACs = float64(s.MACs.Fixed) / (1 << 30)
+		for _, m := range s.MACs.Masked {
+			seeds[i].MaskedGMACs += float64(m.MACs) / (1 << 30)
+		}
+	}
+	return seeds
 }
 
 // openBundle loads the bundle and builds its engine.

@@ -191,7 +191,7 @@ func TestCancelStopsTheFrame(t *testing.T) {
 
 func TestFrameDoesNotAllocate(t *testing.T) {
 	b, e := openTiny(t, tinyBundle, cpuOptions())
-	ex, err := anytime.New(b, e, anytime.Config{Policy: anytime.NewLimits(0, 0)})
+	ex, err := anytime.New(b, e, anytime.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
