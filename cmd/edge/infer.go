@@ -64,6 +64,9 @@ func runInfer(c *cli.Context) error {
 	if len(inputs) == 0 {
 		return errors.New("infer: give at least one IMAGE or --tensor FILE.npy")
 	}
+	if _, err := powerLimitsFromFlags(c); err != nil {
+		return err
+	}
 	b, engine, err := openBundle(c, log)
 	if err != nil {
 		return err
