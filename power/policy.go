@@ -20,7 +20,8 @@ const (
 
 // Config builds a Policy.
 type Config struct {
-	// Stages seeds the cost model, one entry per stage of the bundle.
+	// Stages seeds the cost model, one entry per stage of the bundle; a
+	// stage beyond them is forecast like the last one.
 	Stages []StageSeed
 	// Device converts the seeds into first guesses of time and energy; its
 	// IdleW also fills the gaps between frames in the power-cap window when
@@ -309,7 +310,9 @@ func (p *Policy) Continue(pr Progress) Decision {
 	if next >= stages {
 		return decide(Decision{Reason: ReasonLastExit})
 	}
-	fc := p.model.Predict(next, pr.ActiveFraction)
+	// A stage beyond the seeds (a bundle/seed mismatch) is forecast like
+	// the last seeded stage rather than as free.
+	fc := p.model.Predict(min(next, p.model.Stages()-1), pr.ActiveFraction)
 	c.Forecast = fc
 	start := pr.Start
 	if start.IsZero() {

@@ -61,6 +61,8 @@ func TestPolicyDecisions(t *testing.T) {
 	}{
 		{"no limits", Limits{}, nil, Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, Decision{Continue: true}},
 		{"past the last stage", Limits{}, nil, Progress{Next: 4, Stages: 4}, Decision{Reason: ReasonLastExit}},
+		{"a stage beyond the seeds is not free", Limits{Deadline: 35 * time.Millisecond}, nil,
+			Progress{Next: 5, Stages: 6, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, Decision{Reason: ReasonDeadline}},
 		{"deadline fits", Limits{Deadline: 50 * time.Millisecond}, nil,
 			Progress{Next: 1, Stages: 4, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, Decision{Continue: true}},
 		{"deadline would be missed", Limits{Deadline: 35 * time.Millisecond}, nil,
