@@ -333,4 +333,3 @@ func TestMosquittoWrongPassword(t *testing.T) {
 		t.Fatalf("error %q leaks the password", msg)
 	}
 }
-
