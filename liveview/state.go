@@ -1,0 +1,76 @@
+package liveview
+
+import (
+	"image"
+	"sync"
+	"time"
+)
+
+// Exit is one exit of the latest frame.
+type Exit struct {
+	Exit   int     `json:"exit"`
+	MS     float64 `json:"ms"`
+	MJ     float64 `json:"mj"`
+	Frozen float64 `json:"frozen"`
+	GMACs  float64 `json:"gmacs"`
+}
+
+// Frame is what the page shows of one frame. Overlay is the frame with its
+// result drawn over it; Thumbs holds one image per exit.
+type Frame struct {
+	ID           uint64    `json:"id"`
+	Source       string    `json:"source"`
+	Captured     time.Time `json:"captured"`
+	Width        int       `json:"width"`
+	Height       int       `json:"height"`
+	Exits        []Exit    `json:"exits"`
+	Halt         string    `json:"halt"`
+	HaltExit     int       `json:"halt_exit"`
+	EnergyMJ     float64   `json:"energy_mj"`
+	EnergySource string    `json:"energy_source"`
+	Error        string    `json:"error,omitempty"`
+
+	Overlay image.Image   `json:"-"`
+	Thumbs  []image.Image `json:"-"`
+}
+
+// Point is one sample of the charts.
+type Point struct {
+	T        time.Time `json:"t"`
+	PowerW   *float64  `json:"power_w,omitempty"`
+	TempC    *float64  `json:"temp_c,omitempty"`
+	EnergyMJ *float64  `json:"energy_mj,omitempty"`
+	Exit     int       `json:"exit,omitempty"`
+}
+
+// Counters are the pipeline's frame counts.
+type Counters struct {
+	Processed uint64 `json:"processed"`
+	Failed    uint64 `json:"failed"`
+	Dropped   uint64 `json:"dropped"`
+}
+
+// state is the latest frame, its encoded images and the chart history.
+type state struct {
+	mu       sync.Mutex
+	seq      uint64
+	frame    Frame
+	overlay  []byte
+	thumbs   [][]byte
+	history  []Point
+	keep     time.Duration
+	counters Counters
+	limits   any
+}
+
+// addPoint appends p and forgets points older than keep.
+func (s *state) addPoint(p Point) {
+	s.history = append(s.history, p)
+	cut := 0
+	for cut < len(s.history) && p.T.Sub(s.history[cut].T) > s.keep {
+		cut++
+	}
+	if cut > 0 {
+		s.history = append(s.history[:0], s.history[cut:]...)
+	}
+}
