@@ -11,7 +11,7 @@ ifeq ($(shell $(GO) env GOARCH),amd64)
 export GOEXPERIMENT := simd
 endif
 
-.PHONY: setup build test test-go test-python crosscheck run bench lint clean
+.PHONY: setup build test test-go test-python test-e2e crosscheck run bench lint clean
 
 setup:
 	scripts/setup-deps.sh
@@ -29,6 +29,11 @@ test-go:
 
 test-python:
 	$(PYTHON) -m unittest discover -s models/adpc/tests -t .
+
+# The live view in headless Chromium; the screenshot lands in out/e2e.
+test-e2e: setup
+	mkdir -p out/e2e
+	E2E_OUT=$(CURDIR)/out/e2e $(GO) test -count=1 -run TestLiveViewEndToEnd -v ./cmd/edge
 
 crosscheck: build
 	$(PYTHON) -m models.adpc.crosscheck --edge $(BIN)

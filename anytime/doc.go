@@ -7,5 +7,5 @@
 //
 // It depends on small interfaces (engines.Engine, Policy, Meter), not on
 // ONNX Runtime or any power sensor. An Executor is used by one goroutine;
-// only SetThreshold may be called from others.
+// only SetThreshold and SetHardDeadline may be called from others.
 package anytime

@@ -75,6 +75,7 @@ type Executor struct {
 	crit      masking.Criterion
 	adaptive  bool // some stage is masked
 	threshold atomic.Uint32
+	hardStop  atomic.Int64 // HardDeadline in nanoseconds
 
 	h, w      int
 	merged    []float32
@@ -114,6 +115,7 @@ func New(b *models.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 		x.crit = masking.HeatmapPeak
 	}
 	x.SetThreshold(b.Confidence.Threshold)
+	x.SetHardDeadline(cfg.HardDeadline)
 	for _, s := range b.Stages {
 		x.adaptive = x.adaptive || s.Mode == models.ModeMasked
 		var convs []masking.MaskedConvs
@@ -139,6 +141,10 @@ func (x *Executor) SetThreshold(t float32) { x.threshold.Store(math.Float32bits(
 // Threshold is the confidence threshold in force.
 func (x *Executor) Threshold() float32 { return math.Float32frombits(x.threshold.Load()) }
 
+// SetHardDeadline changes Config.HardDeadline from the next frame on; it is
+// safe to call from any goroutine. Zero or negative disables it.
+func (x *Executor) SetHardDeadline(d time.Duration) { x.hardStop.Store(int64(d)) }
+
 // ErrBadLogits is wrapped when a stage's output holds NaN or Inf.
 var ErrBadLogits = errors.New("logits hold NaN or Inf")
 
@@ -148,9 +154,9 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 	start := time.Now()
 	threshold := x.Threshold()
 	frameCtx := ctx
-	if x.cfg.HardDeadline > 0 {
+	if d := time.Duration(x.hardStop.Load()); d > 0 {
 		var cancel context.CancelFunc
-		frameCtx, cancel = context.WithDeadline(ctx, start.Add(x.cfg.HardDeadline))
+		frameCtx, cancel = context.WithDeadline(ctx, start.Add(d))
 		defer cancel()
 	}
 	if x.cfg.Policy != nil {

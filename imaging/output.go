@@ -101,3 +101,19 @@ func WritePNG(path string, img image.Image) error {
 	}
 	return f.Close()
 }
+
+// ExitThumbnail is one exit's label map (h×w) in its label colours, with the
+// pixels the exit did not compute (computed[p] == 0, as in the mask fed to
+// the stage) drawn dimmed and grey. A nil computed means all were.
+func ExitThumbnail(labels, computed []uint8, h, w int, pal color.Palette) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for p, l := range labels[:h*w] {
+		c := pal[l].(color.RGBA)
+		if computed != nil && computed[p] == 0 {
+			g := uint8((uint16(c.R) + uint16(c.G) + uint16(c.B)) / 6)
+			c = color.RGBA{g, g, g, 255}
+		}
+		img.Pix[4*p], img.Pix[4*p+1], img.Pix[4*p+2], img.Pix[4*p+3] = c.R, c.G, c.B, 255
+	}
+	return img
+}

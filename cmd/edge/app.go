@@ -26,6 +26,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			probeCommand(),
 			inferCommand(),
+			runCommand(),
 			powerCommand(),
 			benchCommand(),
 			simulateCommand(),

@@ -14,7 +14,12 @@ function drawChart(canvas, points, pick) {
   const w = canvas.width, h = canvas.height;
   ctx.clearRect(0, 0, w, h);
   const pts = points.filter((p) => pick(p) !== undefined && pick(p) !== null);
-  if (pts.length < 2) return;
+  if (pts.length < 2) {
+    ctx.fillStyle = "#777";
+    ctx.font = "12px sans-serif";
+    ctx.fillText("no sensor reading", 8, h / 2);
+    return;
+  }
   const t0 = Date.parse(pts[0].t), t1 = Date.parse(pts[pts.length - 1].t);
   let lo = Math.min(...pts.map(pick)), hi = Math.max(...pts.map(pick));
   if (hi === lo) { hi += 1; lo -= 1; }
@@ -91,6 +96,12 @@ $("limits").addEventListener("submit", async (ev) => {
     input.value = "";
   }
   $("ack").textContent = acks.join("\n");
+});
+
+// Record each loaded frame's size, so a test (or a person) can tell a real
+// image arrived.
+$("frame").addEventListener("load", (ev) => {
+  ev.target.dataset.loaded = `${ev.target.naturalWidth}x${ev.target.naturalHeight}`;
 });
 
 poll();

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+
+	"fmt"
+	"image"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/imaging"
+	"github.com/anytime-edge/edge/liveview"
+	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/pipeline"
+	"github.com/anytime-edge/edge/power"
+	"github.com/anytime-edge/edge/source"
+)
+
+// defaultInput is what `edge run` reads when given no URI.
+const defaultInput = "testdata/images"
+
+func runCommand() *cli.Command {
+	flags := append(engineFlags(),
+		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
+		&cli.IntFlag{Name: "max-exit", Usage: "last exit to run (0: all)", EnvVars: []string{"EDGE_MAX_EXIT"}},
+		&cli.DurationFlag{Name: "deadline", Usage: "per-frame deadline, e.g. 40ms (0: none)", EnvVars: []string{"EDGE_DEADLINE"}},
+		&cli.BoolFlag{Name: "loop", Usage: "restart a finite source at its end"},
+		&cli.Float64Flag{Name: "fps", Usage: "read the source at most this fast (0: as fast as it comes)"},
+		&cli.BoolFlag{Name: "once", Usage: "process every frame of a finite source once, then exit (never drops)"},
+		&cli.StringFlag{Name: "out", Usage: "also write each frame's overlay and label map here"},
+		&cli.BoolFlag{Name: "progressive", Usage: "also publish each exit's result the moment it exists"},
+		&cli.StringFlag{Name: "http", Usage: "serve the live view on this loopback address, e.g. 127.0.0.1:8080", EnvVars: []string{"EDGE_HTTP"}},
+		&cli.IntFlag{Name: "input-width", Usage: "camera capture width (csi://)"},
+		&cli.IntFlag{Name: "input-height", Usage: "camera capture height (csi://)"},
+	)
+	flags = append(flags, powerLimitFlags()...)
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "the daemon: frames from a source through the anytime pipeline to MQTT, files and the live view",
+		ArgsUsage: "[SOURCE-URI]",
+		Flags:     flags,
+		Before:    applyConfigFile,
+		Action:    runDaemon,
+	}
+}
+
+func runDaemon(c *cli.Context) error {
+	log, err := newLogger(c, true)
+	if err != nil {
+		return err
+	}
+	if c.NArg() > 1 {
+		return fmt.Errorf("run: one SOURCE-URI at most (a directory or glob covers many files), got %d", c.NArg())
+	}
+	uri := c.Args().First()
+	if uri == "" {
+		uri = defaultInput
+	}
+	if _, err := powerLimitsFromFlags(c); err != nil {
+		return err
+	}
+	ctx := c.Context
+	src, err := source.Open(ctx, uri, source.Options{
+		Loop: c.Bool("loop") && !c.Bool("once"), FPS: c.Float64("fps"),
+		Width: c.Int("input-width"), Height: c.Int("input-height"),
+	})
+	if err != nil {
+		return err
+	}
+	b, engine, err := openBundle(c, log)
+	if err != nil {
+		src.Close()
+		return err
+	}
+	defer engine.Close()
+	pw, err := startPower(ctx, c, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
+	if err != nil {
+		src.Close()
+		return err
+	}
+	defer pw.Stop()
+
+	sink := &runSink{bundle: b, power: pw, log: log, out: c.String("out"), progressive: c.Bool("progressive")}
+	p := pipeline.New(src, []pipeline.Sink{sink}, pipeline.Options{DropWhenBusy: !c.Bool("once")}, log.With("component", "pipeline"))
+	sink.stats = p.Stats
+	x, err := anytime.New(b, engine, anytime.Config{
+		Policy: pw.Policy, Meter: pw.Recorder, HardDeadline: c.Duration("deadline"), OnExit: p.OnExit,
+	})
+	if err != nil {
+		src.Close()
+		return err
+	}
+	if c.IsSet("threshold") {
+		x.SetThreshold(float32(c.Float64("threshold")))
+	}
+	ctrl := &controller{policy: pw.Policy, exec: x, stages: len(b.Stages)}
+	sink.ctrl = ctrl
+	if sink.out != "" {
+		if err := os.MkdirAll(sink.out, 0o755); err != nil {
+			src.Close()
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	if addr := c.String("http"); addr != "" {
+		live, err := liveview.Listen(liveview.Options{
+			Addr: addr, Commands: webCommands{ctrl}, Limits: func() any { return ctrl.Limits() },
+			Log: log.With("component", "liveview"),
+		})
+		if err != nil {
+			src.Close()
+			return err
+		}
+		defer live.Close(context.Background())
+		sink.live = live
+		log.Info("live view", "url", "http://"+live.Addr()+"/")
+	}
+	log.Info("running", "source", uri, "bundle", b.Name, "provider", engine.Provider(0), "power", pw.Choice.Kind)
+	start := time.Now()
+	err = p.Run(ctx, x, func(dst []float32, img *image.RGBA) { imaging.Preprocess(dst, img, b.Input) })
+	st := p.Stats()
+	log.Info("stopped", "frames", st.Processed, "failed", st.Failed, "dropped", st.Dropped,
+		"fps", fmt.Sprintf("%.2f", float64(st.Processed)/time.Since(start).Seconds()))
+	if err != nil {
+		return err
+	}
+	if c.Bool("once") && st.Failed > 0 {
+		return fmt.Errorf("run: %d of %d frames failed (see the log)", st.Failed, st.Failed+st.Processed)
+	}
+	return nil
+}
+
+// runSink turns each frame's outcome into what the daemon's outputs need:
+// label maps, files, the live view.
+type runSink struct {
+	bundle      *models.Bundle
+	power       *powerRuntime
+	ctrl        *controller
+	live        *liveview.Server
+	stats       func() pipeline.Stats
+	log         *slog.Logger
+	out         string
+	progressive bool
+
+	labels     []uint8
+	exitLabels [][]uint8 // per exit, this frame
+	exitMasks  [][]uint8 // mask after each exit (fed to the next stage)
+	lastLive   time.Time
+}
+
+// Exit implements pipeline.ExitSink: it keeps each exit's labels and mask
+// for the live view's thumbnails.
+func (s *runSink) Exit(f *source.Frame, e anytime.Exit, merged []float32, mask []uint8) {
+	if s.bundle.Task != models.TaskSegmentation {
+		return
+	}
+	h, w := s.bundle.OutputSize()
+	for len(s.exitLabels) < len(s.bundle.Stages) {
+		s.exitLabels = append(s.exitLabels, make([]uint8, h*w))
+		s.exitMasks = append(s.exitMasks, make([]uint8, h*w))
+	}
+	imaging.Argmax(s.exitLabels[e.Exit-1], merged)
+	copy(s.exitMasks[e.Exit-1], mask)
+}
+
+// Frame implements pipeline.Sink.
+func (s *runSink) Frame(o *pipeline.Output) {
+	var energyMJ float64
+	var energySrc power.Source
+	for _, e := range o.Result.Exits {
+		energyMJ += e.EnergyJ * 1000
+		energySrc = e.EnergySource
+	}
+	s.point(o, energyMJ)
+	if o.Err != nil || s.bundle.Task != models.TaskSegmentation || o.Frame.Image == nil {
+		s.publishLive(o, nil, energyMJ, energySrc)
+		return
+	}
+	h, w := s.bundle.OutputSize()
+	if len(s.labels) != h*w {
+		s.labels = make([]uint8, h*w)
+	}
+	imaging.Argmax(s.labels, o.Result.Merged)
+	liveDue := s.live != nil && time.Since(s.lastLive) >= 200*time.Millisecond
+	if s.out == "" && !liveDue {
+		return
+	}
+	width, height := o.Frame.Image.Rect.Dx(), o.Frame.Image.Rect.Dy()
+	pal := imaging.Palette(s.bundle.Labels)
+	lab := imaging.LabelImage(s.labels, h, w, width, height, pal)
+	overlay := imaging.Overlay(o.Frame.Image, lab, 0.5)
+	if s.out != "" {
+		name := fmt.Sprintf("frame%06d", o.Frame.ID)
+		if err := imaging.WritePNG(filepath.Join(s.out, name+"_overlay.png"), overlay); err != nil {
+			s.log.Warn("write frame", "err", err)
+		}
+	}
+	if liveDue {
+		s.publishLive(o, overlay, energyMJ, energySrc)
+	}
+}
+
+// point adds the frame to the live view's charts.
+func (s *runSink) point(o *pipeline.Output, energyMJ float64) {
+	if s.live == nil {
+		return
+	}
+	pt := liveview.Point{T: time.Now(), Exit: len(o.Result.Exits)}
+	if o.Err == nil {
+		pt.EnergyMJ = &energyMJ
+	}
+	if r, ok := s.power.Recorder.Latest(); ok {
+		if r.TotalW.OK() {
+			w := r.TotalW.V
+			pt.PowerW = &w
+		}
+		if c, _, ok := r.HottestC(); ok {
+			pt.TempC = &c
+		}
+	}
+	s.live.Point(pt)
+}
+
+func (s *runSink) publishLive(o *pipeline.Output, overlay image.Image, energyMJ float64, src power.Source) {
+	if s.live == nil {
+		return
+	}
+	s.lastLive = time.Now()
+	f := liveview.Frame{
+		ID: o.Frame.ID, Source: o.Frame.Source, Captured: o.Frame.Captured,
+		Halt: string(o.Result.Halt), HaltExit: len(o.Result.Exits), EnergyMJ: energyMJ, EnergySource: string(src),
+		Overlay: overlay,
+	}
+	if o.Frame.Image != nil {
+		f.Width, f.Height = o.Frame.Image.Rect.Dx(), o.Frame.Image.Rect.Dy()
+	}
+	if o.Err != nil {
+		f.Error = o.Err.Error()
+	}
+	h, w := s.bundle.OutputSize()
+	pal := imaging.Palette(s.bundle.Labels)
+	for i, e := range o.Result.Exits {
+		f.Exits = append(f.Exits, liveview.Exit{Exit: e.Exit, MS: ms(e.Stage), MJ: e.EnergyJ * 1000, Frozen: e.Frozen, GMACs: e.GMACs})
+		if s.bundle.Task == models.TaskSegmentation && i < len(s.exitLabels) {
+			var computed []uint8
+			if i > 0 {
+				computed = s.exitMasks[i-1]
+			}
+			f.Thumbs = append(f.Thumbs, imaging.ExitThumbnail(s.exitLabels[i], computed, h, w, pal))
+		}
+	}
+	st := s.stats()
+	s.live.Publish(f, liveview.Counters{Processed: st.Processed, Failed: st.Failed, Dropped: st.Dropped})
+}
