@@ -74,6 +74,10 @@ type Publisher struct {
 
 	seen *seenCommands // command loop only
 
+	statusMu  sync.Mutex
+	bundle    *Bundle
+	providers []string
+
 	// onSynced, when set (tests), is called by the writer with the
 	// highest envelope seq made durable by each fsync.
 	onSynced func(seq uint64)
@@ -358,11 +362,26 @@ func (p *Publisher) directLoop() {
 // announce runs after every connection: retained online status and the
 // limits in force.
 func (p *Publisher) announce() {
-	st := &Status{Online: true, Since: p.start, Software: p.cfg.Software}
-	if err := p.Publish(context.Background(), st); err != nil && !errors.Is(err, ErrClosed) {
+	if err := p.publishStatus(); err != nil && !errors.Is(err, ErrClosed) {
 		p.log.Warn("publish status", "err", err)
 	}
 	p.reportConfig()
+}
+
+func (p *Publisher) publishStatus() error {
+	p.statusMu.Lock()
+	st := &Status{Online: true, Since: p.start, Software: p.cfg.Software, Bundle: p.bundle, Providers: p.providers}
+	p.statusMu.Unlock()
+	return p.Publish(context.Background(), st)
+}
+
+// SetStatus sets the bundle and execution providers that the retained
+// status reports, and republishes it when connected.
+func (p *Publisher) SetStatus(ctx context.Context, bundle *Bundle, providers []string) error {
+	p.statusMu.Lock()
+	p.bundle, p.providers = bundle, append([]string(nil), providers...)
+	p.statusMu.Unlock()
+	return p.publishStatus()
 }
 
 // ReportConfig publishes the limits in force on config/reported. The
