@@ -54,7 +54,11 @@ type StageKey struct {
 	Stage        string
 }
 
-var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_]+`)
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9]+`)
+
+// cachePrefixVersion starts every engine-cache prefix of ours; it changes
+// when the prefix's layout does.
+const cachePrefixVersion = "edge1_"
 
 // CachePrefix is the engine-cache file prefix of a stage: versioned by the
 // bundle's digest, so a retrained model never loads a stale engine.
@@ -63,7 +67,7 @@ func (k StageKey) CachePrefix() string {
 	if len(sha) > 12 {
 		sha = sha[:12]
 	}
-	return "edge1_" + unsafeChars.ReplaceAllString(k.Stage, "_") + "_" + sha
+	return cachePrefixVersion + unsafeChars.ReplaceAllString(k.Stage, "-") + "_" + sha
 }
 
 // TensorRTOptions is the TensorRT provider option map for a stage.

@@ -2,6 +2,8 @@ package trt
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -107,7 +109,7 @@ func TestTensorRTOptions(t *testing.T) {
 		"trt_max_workspace_size":  "1073741824",
 		"trt_engine_cache_enable": "1",
 		"trt_engine_cache_path":   "/var/cache/edge/engines",
-		"trt_engine_cache_prefix": "edge1_stage_2_b_0123456789ab",
+		"trt_engine_cache_prefix": "edge1_stage-2-b_0123456789ab",
 		"trt_timing_cache_enable": "1",
 		"trt_timing_cache_path":   "/var/cache/edge/timing",
 		"trt_dla_enable":          "1",
@@ -140,5 +142,44 @@ func TestDefaultsLeaveCachesAndDLAOff(t *testing.T) {
 	}
 	if got := DefaultOptions().CUDAOptions()["cudnn_conv_algo_search"]; got != "HEURISTIC" {
 		t.Errorf("cudnn_conv_algo_search = %q, want HEURISTIC", got)
+	}
+}
+
+func TestCacheListingAndStale(t *testing.T) {
+	dir := t.TempDir()
+	cur := StageKey{BundleSHA256: "aaaaaaaaaaaa0000", Stage: "stage1"}
+	old := StageKey{BundleSHA256: "bbbbbbbbbbbb0000", Stage: "stage1"}
+	files := []string{
+		"engines/" + cur.CachePrefix() + "_1234567_0_0_fp16_sm87.engine",
+		"engines/" + cur.CachePrefix() + "_1234567_0_0_fp16_sm87.profile",
+		"engines/" + old.CachePrefix() + "_7654321_0_0_fp16_sm87.engine",
+		"engines/TensorrtExecutionProvider_TRTKernel_graph_x.engine",
+		"timing/TensorrtExecutionProvider_cache_sm87.timing",
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("x"), 0o644)
+	}
+	entries, err := ListCache(dir)
+	if err != nil || len(entries) != 5 {
+		t.Fatalf("got %d entries, %v", len(entries), err)
+	}
+	kinds := map[string]int{}
+	for _, e := range entries {
+		kinds[e.Kind]++
+	}
+	if kinds["engine"] != 3 || kinds["profile"] != 1 || kinds["timing"] != 1 {
+		t.Errorf("kinds %v", kinds)
+	}
+	stale := Stale(entries, []StageKey{cur})
+	if len(stale) != 1 || !strings.Contains(stale[0].Path, old.CachePrefix()) {
+		t.Errorf("stale: %+v", stale)
+	}
+	if len(Stale(entries, nil)) != 3 {
+		t.Errorf("with no bundle every engine of ours is stale, others never")
+	}
+	if entries, err := ListCache(filepath.Join(dir, "none")); err != nil || len(entries) != 0 {
+		t.Errorf("missing cache dir: %v, %v", entries, err)
 	}
 }

@@ -29,6 +29,7 @@ func newApp() *cli.App {
 			runCommand(),
 			powerCommand(),
 			benchCommand(),
+			enginesCommand(),
 			simulateCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	onnx "github.com/yalue/onnxruntime_go"
 
@@ -21,6 +22,9 @@ import (
 type Config struct {
 	Providers trt.Options
 	Log       *slog.Logger
+	// OnStage, when set, is called after each stage's session is created
+	// (where TensorRT builds or loads its engine), for progress reports.
+	OnStage func(i int, name string, provider trt.Provider, took time.Duration)
 }
 
 // Engine runs a bundle's stages on ONNX Runtime. It implements engines.Engine.
@@ -139,11 +143,15 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 			}
 			e.state[out.Name] = t
 		}
+		t0 := time.Now()
 		st, err := e.openStage(b, i, graphs[i], cfg.Providers, log)
 		if err != nil {
 			return nil, err
 		}
 		e.stages = append(e.stages, st)
+		if cfg.OnStage != nil {
+			cfg.OnStage(i, s.Name, st.provider, time.Since(t0))
+		}
 	}
 	e.watch = make(chan watchRequest)
 	e.finished = make(chan struct{})

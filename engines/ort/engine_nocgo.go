@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/models"
@@ -16,6 +17,7 @@ import (
 type Config struct {
 	Providers trt.Options
 	Log       *slog.Logger
+	OnStage   func(i int, name string, provider trt.Provider, took time.Duration)
 }
 
 // Engine is unavailable without cgo.

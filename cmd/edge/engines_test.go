@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/trt"
+)
+
+func TestEnginesBuildWithoutTensorRTFails(t *testing.T) {
+	lib := ortOrSkip(t)
+	err := runEdge(t, "engines", "build", "--ort-lib", lib, "--bundle", filepath.Join(repo, "testdata/bundles/tiny"), "--trt-cache", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "TensorRT is not available on this host") {
+		t.Fatalf("got %v, want a clear TensorRT-unavailable error", err)
+	}
+	if err := runEdge(t, "engines", "build", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"), "--trt-cache", ""); err == nil || !strings.Contains(err.Error(), "--trt-cache DIR is required") {
+		t.Errorf("no cache dir: got %v", err)
+	}
+}
+
+func TestEnginesPruneDeletesOnlyStaleEngines(t *testing.T) {
+	bundle := filepath.Join(repo, "testdata/bundles/tiny")
+	b, err := models.Load(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	current := trt.StageKey{BundleSHA256: b.SHA256, Stage: b.Stages[1].Name}.CachePrefix() + "_99_0_0_fp16_sm87.engine"
+	stale := trt.StageKey{BundleSHA256: strings.Repeat("0", 64), Stage: b.Stages[1].Name}.CachePrefix() + "_99_0_0_fp16_sm87.engine"
+	timing := "TensorrtExecutionProvider_cache_sm87.timing"
+	os.MkdirAll(filepath.Join(cache, "engines"), 0o755)
+	os.MkdirAll(filepath.Join(cache, "timing"), 0o755)
+	for _, f := range []string{"engines/" + current, "engines/" + stale, "timing/" + timing} {
+		os.WriteFile(filepath.Join(cache, f), []byte("x"), 0o644)
+	}
+	if err := runEdge(t, "engines", "prune", "--bundle", bundle, "--trt-cache", cache, "--dry-run"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "engines", stale)); err != nil {
+		t.Fatal("--dry-run deleted a file")
+	}
+	if err := runEdge(t, "engines", "prune", "--bundle", bundle, "--trt-cache", cache); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]bool{"engines/" + current: true, "engines/" + stale: false, "timing/" + timing: true} {
+		if _, err := os.Stat(filepath.Join(cache, f)); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", f, err == nil, want)
+		}
+	}
+}
