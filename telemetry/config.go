@@ -74,6 +74,8 @@ type Config struct {
 
 	// onSynced is a test hook; see Publisher.onSynced.
 	onSynced func(seq uint64)
+	// newTransport, when set (tests), replaces mqtt.New.
+	newTransport func(mqtt.Config) (transport, error)
 }
 
 // withDefaults fills defaults and checks every field, returning a

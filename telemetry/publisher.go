@@ -32,6 +32,18 @@ var kindPattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 // tokenTimeout bounds every wait on a paho token outside the send window.
 const tokenTimeout = 10 * time.Second
 
+// transport is what the Publisher needs from its MQTT connection;
+// *mqtt.Client implements it (tests use a fake).
+type transport interface {
+	Start()
+	WaitConnected(ctx context.Context) error
+	Epoch() (uint64, bool)
+	Up() <-chan struct{}
+	Reconnects() uint64
+	Publish(m mqtt.Message) mqtt.Token
+	Close(ctx context.Context, quiesce time.Duration) error
+}
+
 type queued struct {
 	topic   string
 	qos     byte
@@ -51,7 +63,7 @@ type Publisher struct {
 	start  time.Time
 
 	spool  *spool.Spool
-	client *mqtt.Client
+	client transport
 	broker *broker.Broker
 	m      *metrics
 
@@ -183,7 +195,11 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 	if tc != nil {
 		mc.TLS = tc.c
 	}
-	p.client, err = mqtt.New(mc)
+	if cfg.newTransport != nil {
+		p.client, err = cfg.newTransport(mc)
+	} else {
+		p.client, err = mqtt.New(mc)
+	}
 	if err != nil {
 		cleanup()
 		return nil, err

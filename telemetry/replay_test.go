@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,7 +25,12 @@ const (
 // TestMain lets the test binary act as a publishing process that tests
 // kill with SIGKILL.
 func TestMain(m *testing.M) {
-	if os.Getenv(envChild) != "" {
+	switch os.Getenv(envChild) {
+	case "":
+	case "idle":
+		childIdle()
+		return
+	default:
 		childPublisher()
 		return
 	}
@@ -64,6 +70,81 @@ func childPublisher() {
 		}
 	}
 	select {}
+}
+
+// childIdle connects, says "up" and waits to be killed.
+func childIdle() {
+	cfg := Config{BrokerURL: os.Getenv(envURL), Site: "lab", Device: "drone-7", SpoolDir: os.Getenv(envSpool)}
+	log, _ := testLogger()
+	p, err := New(context.Background(), cfg, nil, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	fmt.Println("up")
+	select {}
+}
+
+// TestLastWillAndShutdownStatus: a killed process leaves a retained
+// offline status with reason "lwt"; a clean Close publishes reason
+// "shutdown".
+func TestLastWillAndShutdownStatus(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0")
+	defer b.Close()
+	var col collector
+	col.attach(t, b, "anytime/+/+/+/status")
+	lastStatus := func() Status {
+		var st Status
+		if ms := col.snapshot(); len(ms) > 0 {
+			if err := json.Unmarshal(ms[len(ms)-1].payload, &st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return st
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"=idle", envURL+"="+b.URL(), envSpool+"="+t.TempDir())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "up\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("child said %q", l)
+	}
+	waitFor(t, 5*time.Second, "online status", func() bool { return lastStatus().Online })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitFor(t, 10*time.Second, "last will", func() bool { st := lastStatus(); return !st.Online && st.Reason == "lwt" })
+
+	log, _ := testLogger()
+	p, err := New(context.Background(), testConfig(t, b.URL()), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "online status", func() bool { return lastStatus().Online })
+	closePublisher(t, p)
+	st := lastStatus()
+	if st.Online || st.Reason != "shutdown" || st.Boot != p.Boot() {
+		t.Fatalf("status after Close = %+v, want offline, reason shutdown, boot %s", st, p.Boot())
+	}
+	// It is retained: a new subscriber gets it.
+	var late collector
+	late.attach(t, b, p.Topics().Topic("status"))
+	if ms := late.snapshot(); len(ms) != 1 || !ms[0].retained || !strings.Contains(string(ms[0].payload), `"reason":"shutdown"`) {
+		t.Fatalf("retained status for a new subscriber = %v", ms)
+	}
 }
 
 // TestKill9Replay kills a publishing process mid-stream during a broker

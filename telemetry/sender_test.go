@@ -1,0 +1,146 @@
+package telemetry
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anytime-edge/edge/telemetry/mqtt"
+)
+
+// fakeToken is completed by the test.
+type fakeToken struct {
+	done chan struct{}
+	err  error
+}
+
+func (t *fakeToken) Done() <-chan struct{} { return t.done }
+func (t *fakeToken) Error() error          { return t.err }
+
+type sent struct {
+	msg mqtt.Message
+	tok *fakeToken
+}
+
+// fakeTransport lets a test drive connection epochs and token completion,
+// the way paho behaves when it resumes a session.
+type fakeTransport struct {
+	mu    sync.Mutex
+	epoch uint64
+	up    bool
+	upCh  chan struct{}
+	sent  []sent
+}
+
+func newFakeTransport() *fakeTransport { return &fakeTransport{upCh: make(chan struct{})} }
+
+func (f *fakeTransport) Start()                                     {}
+func (f *fakeTransport) WaitConnected(context.Context) error        { return nil }
+func (f *fakeTransport) Reconnects() uint64                         { return 0 }
+func (f *fakeTransport) Close(context.Context, time.Duration) error { return nil }
+
+func (f *fakeTransport) Epoch() (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.epoch, f.up
+}
+
+func (f *fakeTransport) Up() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.upCh
+}
+
+func (f *fakeTransport) Publish(m mqtt.Message) mqtt.Token {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := &fakeToken{done: make(chan struct{})}
+	switch {
+	case !f.up:
+		t.err = mqtt.ErrNotConnected
+		close(t.done)
+	case !strings.HasSuffix(m.Topic, "/result"):
+		close(t.done) // only results are driven by the test
+	}
+	f.sent = append(f.sent, sent{m, t})
+	return t
+}
+
+func (f *fakeTransport) setUp(up bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.epoch++
+	if up && !f.up {
+		close(f.upCh)
+	}
+	if !up && f.up {
+		f.upCh = make(chan struct{})
+	}
+	f.up = up
+}
+
+// results returns the result publishes so far.
+func (f *fakeTransport) results() []sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []sent
+	for _, s := range f.sent {
+		if strings.HasSuffix(s.msg.Topic, "/result") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestEarlyTokenCompletionKeepsRecords: a token that completes without
+// error after its connection was lost (paho's resume does this before any
+// PUBACK) must not remove the record; a token completed on its own
+// connection must.
+func TestEarlyTokenCompletionKeepsRecords(t *testing.T) {
+	ft := newFakeTransport()
+	cfg := testConfig(t, "tcp://127.0.0.1:1")
+	cfg.newTransport = func(mqtt.Config) (transport, error) { return ft, nil }
+	log, _ := testLogger()
+	p, err := New(context.Background(), cfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePublisher(t, p)
+	ft.setUp(true)
+	for i := 1; i <= 5; i++ {
+		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "5 results sent", func() bool { return len(ft.results()) == 5 })
+
+	// Positive control: the first two are acknowledged on their connection.
+	first := ft.results()
+	close(first[0].tok.done)
+	close(first[1].tok.done)
+	waitFor(t, 5*time.Second, "2 records removed", func() bool { return p.spool.Stats().Records == 3 })
+
+	// The connection drops; then paho's resume completes the other three
+	// tokens without error, before any PUBACK.
+	ft.setUp(false)
+	for _, s := range first[2:] {
+		close(s.tok.done)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := p.spool.Stats().Records; n != 3 {
+		t.Fatalf("spool holds %d records after early token completions, want 3", n)
+	}
+	// On the next connection the three are sent again, marked replay, and
+	// removed once acknowledged there.
+	ft.setUp(true)
+	waitFor(t, 5*time.Second, "3 resends", func() bool { return len(ft.results()) == 8 })
+	for i, s := range ft.results()[5:] {
+		if !strings.Contains(string(s.msg.Payload), `"frame":{"id":`+string(rune('3'+i))+`,`) || !strings.HasSuffix(string(s.msg.Payload), `,"replay":true}`) {
+			t.Fatalf("resend %d = %s, want frame %d with replay:true", i, s.msg.Payload, 3+i)
+		}
+		close(s.tok.done)
+	}
+	waitFor(t, 5*time.Second, "spool empty", func() bool { return p.spool.Stats().Records == 0 })
+}
