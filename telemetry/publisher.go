@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -300,6 +302,7 @@ func (p *Publisher) encodeLocked(m Message) ([]byte, error) {
 	e.TS = e.TS.UTC()
 	b, err := json.Marshal(m)
 	if err != nil {
+		p.seq-- // nothing was published under this seq
 		return nil, fmt.Errorf("encode %T: %w", m, err)
 	}
 	return b, nil
@@ -315,24 +318,66 @@ func (p *Publisher) enqueueLocked(q queued) error {
 	}
 }
 
-// PublishLabels publishes a frame's label map (a paletted PNG) on
-// result/labels. With LabelsQoS 0 it is sent only while connected and
-// dropped (counted) otherwise; with LabelsQoS 1 it is spooled like a
-// result.
-func (p *Publisher) PublishLabels(ctx context.Context, png []byte) error {
+// PublishLabels publishes a frame's label map, a paletted PNG, on
+// result/labels. The Publisher adds a tEXt chunk with the keyword
+// "anytime" holding the envelope and the frame id as JSON
+// ({"v":1,"device":…,"boot":…,"seq":…,"ts":…,"frame":…}), so a consumer
+// can join the map to its result; the image itself is unchanged. ts is the
+// frame's capture time. With LabelsQoS 0 the message is sent only while
+// connected and dropped (counted) otherwise; with LabelsQoS 1 it is spooled
+// like a result.
+func (p *Publisher) PublishLabels(ctx context.Context, frame uint64, ts time.Time, png []byte) error {
 	topic := p.topics.Topic("result/labels")
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
 	if p.closed {
 		return ErrClosed
 	}
-	if p.cfg.LabelsQoS == 1 {
-		return p.enqueueLocked(queued{topic: topic, qos: 1, payload: png})
+	meta, err := json.Marshal(labelsMeta{
+		Envelope: Envelope{V: SchemaVersion, Device: p.cfg.Device, Boot: p.boot, Seq: p.seq + 1, TS: ts.UTC()},
+		Frame:    frame,
+	})
+	if err != nil {
+		return fmt.Errorf("encode labels envelope: %w", err)
 	}
-	if _, up := p.client.Epoch(); !up || !p.sendDirect(queued{topic: topic, qos: 0, payload: png}) {
+	payload, err := addPNGText(png, "anytime", meta)
+	if err != nil {
+		return fmt.Errorf("labels of frame %d: %w", frame, err)
+	}
+	p.seq++
+	if p.cfg.LabelsQoS == 1 {
+		return p.enqueueLocked(queued{topic: topic, qos: 1, seq: p.seq, payload: payload})
+	}
+	if _, up := p.client.Epoch(); !up || !p.sendDirect(queued{topic: topic, qos: 0, payload: payload}) {
 		p.m.labelDrops.Inc()
 	}
 	return nil
+}
+
+// labelsMeta is the JSON in a label map's "anytime" tEXt chunk.
+type labelsMeta struct {
+	Envelope
+	Frame uint64 `json:"frame"`
+}
+
+var pngSignature = []byte("\x89PNG\r\n\x1a\n")
+
+// addPNGText returns png with a tEXt chunk inserted before its IEND chunk.
+func addPNGText(png []byte, keyword string, text []byte) ([]byte, error) {
+	const iendLen = 12
+	if len(png) < len(pngSignature)+iendLen || string(png[:len(pngSignature)]) != string(pngSignature) ||
+		string(png[len(png)-iendLen+4:len(png)-iendLen+8]) != "IEND" {
+		return nil, errors.New("not a PNG ending in IEND")
+	}
+	data := append(append([]byte(keyword), 0), text...)
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	chunk = append(chunk, "tEXt"...)
+	chunk = append(chunk, data...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	out := make([]byte, 0, len(png)+len(chunk))
+	out = append(out, png[:len(png)-iendLen]...)
+	out = append(out, chunk...)
+	return append(out, png[len(png)-iendLen:]...), nil
 }
 
 // sendDirect hands a non-spooled message to the direct sender when
