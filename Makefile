@@ -11,7 +11,7 @@ ifeq ($(shell $(GO) env GOARCH),amd64)
 export GOEXPERIMENT := simd
 endif
 
-.PHONY: setup build test test-go test-python test-e2e crosscheck run bench lint clean
+.PHONY: setup build jetson test test-go test-python test-e2e crosscheck run bench lint clean
 
 setup:
 	scripts/setup-deps.sh
@@ -20,7 +20,13 @@ setup:
 build:
 	$(GO) build -o $(BIN) ./cmd/edge
 
-test: setup build test-go test-python crosscheck
+# The Jetson binary: linux/arm64 with cgo, cross-compiled with Debian's
+# gcc-aarch64-linux-gnu (go-nvml's headers warn about deprecated calls).
+jetson:
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc CGO_CFLAGS="-O2 -Wno-deprecated-declarations" \
+		$(GO) build -trimpath -o bin/edge-linux-arm64 ./cmd/edge
+
+test: setup build test-go test-python crosscheck jetson
 
 test-go:
 	$(GO) vet ./...

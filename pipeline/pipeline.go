@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/source"
@@ -62,6 +63,7 @@ type Pipeline struct {
 	current *source.Frame
 
 	captured, processed, failed, dropped atomic.Uint64
+	inFlight                             atomic.Int64 // start of the frame in flight (Unix ns), 0 when idle
 }
 
 // New makes a pipeline; it takes ownership of src and closes it when Run
@@ -73,6 +75,16 @@ func New(src source.Source, sinks []Sink, opts Options, log *slog.Logger) *Pipel
 // Stats returns the counters; safe from any goroutine.
 func (p *Pipeline) Stats() Stats {
 	return Stats{p.captured.Load(), p.processed.Load(), p.failed.Load(), p.dropped.Load()}
+}
+
+// InFlightSince is when the frame now in the executor started, or the zero
+// time when none is; a watchdog uses it to tell a stuck stage from an idle
+// source. Safe from any goroutine.
+func (p *Pipeline) InFlightSince() time.Time {
+	if ns := p.inFlight.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // OnExit is the executor's exit callback (anytime.Config.OnExit): it hands
@@ -163,8 +175,10 @@ func (p *Pipeline) process(ctx context.Context, x Executor, preprocess func([]fl
 	if c.err == nil {
 		preprocess(x.Image(), c.frame.Image)
 		p.current = &out.Frame
+		p.inFlight.Store(time.Now().UnixNano())
 		// The frame in flight is finished even when shutdown begins.
 		out.Result, out.Err = x.Run(context.WithoutCancel(ctx))
+		p.inFlight.Store(0)
 		p.current = nil
 	}
 	if out.Err != nil {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the model toolchain and the broker tests need,
-# only those missing (non-interactive apt-get; needs root).
+# Installs the Debian packages the model toolchain, the broker and video
+# tests and the Jetson cross-build need, only those missing
+# (non-interactive apt-get; needs root).
 set -euo pipefail
-packages=(python3-torch python3-onnx python3-numpy mosquitto mosquitto-clients dataset-fashion-mnist ffmpeg)
+packages=(python3-torch python3-onnx python3-numpy mosquitto mosquitto-clients dataset-fashion-mnist ffmpeg gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

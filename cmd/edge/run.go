@@ -14,6 +14,7 @@ import (
 
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/imaging"
+	"github.com/anytime-edge/edge/internal/sdnotify"
 	"github.com/anytime-edge/edge/liveview"
 	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/pipeline"
@@ -120,6 +121,13 @@ func runDaemon(c *cli.Context) error {
 		log.Info("live view", "url", "http://"+live.Addr()+"/")
 	}
 	log.Info("running", "source", uri, "bundle", b.Name, "provider", engine.Provider(0), "power", pw.Choice.Kind)
+	if _, err := sdnotify.Notify("READY=1"); err != nil {
+		log.Warn("systemd notify", "err", err)
+	}
+	defer sdnotify.Notify("STOPPING=1")
+	if every := sdnotify.WatchdogInterval(); every > 0 {
+		go keepAlive(ctx, p, every, log)
+	}
 	start := time.Now()
 	err = p.Run(ctx, x, func(dst []float32, img *image.RGBA) { imaging.Preprocess(dst, img, b.Input) })
 	st := p.Stats()
@@ -255,4 +263,24 @@ func (s *runSink) publishLive(o *pipeline.Output, overlay image.Image, energyMJ 
 	}
 	st := s.stats()
 	s.live.Publish(f, liveview.Counters{Processed: st.Processed, Failed: st.Failed, Dropped: st.Dropped})
+}
+
+// keepAlive pings systemd's watchdog every half period while the pipeline is
+// healthy: idle (waiting for frames) or inside a frame for less than the
+// period. A stage stuck longer stops the pings and systemd restarts us.
+func keepAlive(ctx context.Context, p *pipeline.Pipeline, period time.Duration, log *slog.Logger) {
+	t := time.NewTicker(period / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if since := p.InFlightSince(); !since.IsZero() && time.Since(since) > period {
+			log.Error("frame stuck; withholding the watchdog keep-alive", "in_flight_for", time.Since(since))
+			continue
+		}
+		sdnotify.Notify("WATCHDOG=1")
+	}
 }
