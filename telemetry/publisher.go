@@ -118,15 +118,13 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 		log = slog.Default()
 	}
 	log = log.With("component", "telemetry", "device", cfg.Device)
-	var tc = (*tlsConfigHolder)(nil)
+	var tlsCfg *tls.Config
 	if cfg.BrokerURL != "" {
-		u, _ := mqtt.ValidateURL(cfg.BrokerURL)
+		u, _ := mqtt.ValidateURL(cfg.BrokerURL) // checked by withDefaults
 		if mqtt.IsTLS(u) {
-			t, err := cfg.tlsConfig()
-			if err != nil {
+			if tlsCfg, err = cfg.tlsConfig(); err != nil {
 				return nil, err
 			}
-			tc = &tlsConfigHolder{t}
 		}
 	}
 	p := &Publisher{
@@ -192,10 +190,8 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 			}
 		}}},
 		OnConnect: func(uint64) { p.announce() },
+		TLS:       tlsCfg,
 		Log:       log,
-	}
-	if tc != nil {
-		mc.TLS = tc.c
 	}
 	if cfg.newTransport != nil {
 		p.client, err = cfg.newTransport(mc)
@@ -226,8 +222,6 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 	p.client.Start()
 	return p, nil
 }
-
-type tlsConfigHolder struct{ c *tls.Config }
 
 func newBootID() string {
 	var b [16]byte
