@@ -5,14 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=1.24.1
-case "${ORT_ARCH:-$(uname -m)}" in
+# ORT_ARCH=arm64 fetches the arm64 library too (for the Jetson build under
+# qemu); .deps/libonnxruntime.so.1 always points at the host's.
+host=$(uname -m)
+case "${ORT_ARCH:-$host}" in
   x86_64|amd64|x64) arch=x64 ;;
   aarch64|arm64) arch=arm64 ;;
   *) echo "setup-ort: no CPU build of ONNX Runtime for $(uname -m)" >&2; exit 1 ;;
 esac
 want=$(awk -v f="$arch/libonnxruntime.so.1" '$2 == f {print $1}' scripts/ort.sha256)
 dest=.deps/$arch/libonnxruntime.so.1
+link() {
+  case "$host" in x86_64) [ "$arch" = x64 ] ;; aarch64) [ "$arch" = arm64 ] ;; *) false ;; esac &&
+    ln -sfn "$arch/libonnxruntime.so.1" .deps/libonnxruntime.so.1
+  return 0
+}
 if [ -f "$dest" ] && [ "$(sha256sum "$dest" | cut -d' ' -f1)" = "$want" ]; then
+  link
   exit 0
 fi
 command -v npm >/dev/null || { echo "setup-ort: npm is needed to fetch onnxruntime-node@$version (apt-get install npm)" >&2; exit 1; }
@@ -27,5 +36,5 @@ if [ "$got" != "$want" ]; then
 fi
 mkdir -p ".deps/$arch"
 install -m 0644 "$tmp/package/bin/napi-v6/linux/$arch/libonnxruntime.so.1" "$dest"
-ln -sf "$arch/libonnxruntime.so.1" .deps/libonnxruntime.so.1
+link
 echo "setup-ort: installed ONNX Runtime $version ($arch) at $dest"
