@@ -43,11 +43,13 @@ type Point struct {
 	Exit     int       `json:"exit,omitempty"`
 }
 
-// Counters are the pipeline's frame counts.
+// Counters are the pipeline's frame counts and the process's health.
 type Counters struct {
 	Processed uint64 `json:"processed"`
 	Failed    uint64 `json:"failed"`
 	Dropped   uint64 `json:"dropped"`
+	// Goroutines is the process's goroutine count (a leak shows here).
+	Goroutines int `json:"goroutines"`
 }
 
 // state is the latest frame, its encoded images and the chart history.

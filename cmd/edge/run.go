@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -262,7 +263,7 @@ func (s *runSink) publishLive(o *pipeline.Output, overlay image.Image, energyMJ 
 		}
 	}
 	st := s.stats()
-	s.live.Publish(f, liveview.Counters{Processed: st.Processed, Failed: st.Failed, Dropped: st.Dropped})
+	s.live.Publish(f, liveview.Counters{Processed: st.Processed, Failed: st.Failed, Dropped: st.Dropped, Goroutines: runtime.NumGoroutine()})
 }
 
 // keepAlive pings systemd's watchdog every half period while the pipeline is
