@@ -521,6 +521,10 @@ type flight struct {
 	live   time.Time // append time, for the delay histogram
 }
 
+// failurePause is how long the sender waits after a failed publish on a
+// connection that stays up before it resends from the oldest record.
+const failurePause = 2 * time.Second
+
 // ackTimeout is how long a message may await its PUBACK before the sender
 // gives up on the connection's window and resends from the oldest record.
 const ackTimeout = 30 * time.Second
@@ -539,6 +543,13 @@ func (p *Publisher) sender() {
 		epoch      uint64
 		epochStart time.Time
 		acks       []uint64
+		// After a failure the sender stops publishing on that connection
+		// (until the epoch changes, or for failurePause when the
+		// connection stays up): once paho has failed one publish, anything
+		// published after it could be stored and resumed ahead of the
+		// failed one's resend, out of order.
+		brokenEpoch uint64
+		pauseUntil  time.Time
 	)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -612,15 +623,11 @@ func (p *Publisher) sender() {
 		}
 		if failed {
 			reset()
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			continue
+			brokenEpoch, pauseUntil = epoch, time.Now().Add(failurePause)
 		}
+		paused := epoch == brokenEpoch && time.Now().Before(pauseUntil)
 		// Fill the window.
-		if up && len(window) < p.cfg.InFlight {
+		if up && !paused && len(window) < p.cfg.InFlight {
 			if next == 0 {
 				next = p.spool.Oldest()
 			}
@@ -638,6 +645,9 @@ func (p *Publisher) sender() {
 				window = append(window, flight{id: r.ID, epoch: epoch, tok: tok, sent: time.Now(), replay: replay, live: r.Time})
 				next = r.ID + 1
 				sentMax = max(sentMax, r.ID)
+				if isDone(tok) && tok.Error() != nil {
+					break // failed at once (not connected): publish nothing after it
+				}
 			}
 		}
 		if p.drainReq.Load() && len(window) == 0 && p.spool.Stats().Records == 0 {
