@@ -333,3 +333,47 @@ func TestMosquittoWrongPassword(t *testing.T) {
 		t.Fatalf("error %q leaks the password", msg)
 	}
 }
+
+// TestEmbeddedBrokerWithMosquittoSub runs the README's line against the
+// embedded broker: mosquitto_sub -h 127.0.0.1 -t 'anytime/#' -v.
+func TestEmbeddedBrokerWithMosquittoSub(t *testing.T) {
+	if _, err := exec.LookPath("mosquitto_sub"); err != nil {
+		t.Skip("mosquitto_sub not installed (apt-get install mosquitto-clients); skipping")
+	}
+	log, _ := testLogger()
+	cfg := Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}
+	p, err := New(context.Background(), cfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePublisher(t, p)
+	_, port, _ := net.SplitHostPort(p.BrokerAddr())
+	args := []string{"-h", "127.0.0.1", "-p", port, "-t", "anytime/#", "-v", "-C", "6", "-W", "10"} // the status and 5 results
+	cmd := exec.Command("mosquitto_sub", args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The retained status and config arrive at once; wait until the
+	// subscriber is counted by the broker before publishing results.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "mosquitto_sub to subscribe", func() bool { return p.broker.Subscribers("anytime/v1/lab/drone-7/result") > 0 })
+	for i := 1; i <= 5; i++ {
+		if err := p.Publish(ctx, sampleResult(uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mosquitto_sub: %v: %s", err, out.String())
+	}
+	n := strings.Count(out.String(), "anytime/v1/lab/drone-7/result {")
+	if n != 5 {
+		t.Fatalf("mosquitto_sub printed %d results, want 5:\n%s", n, out.String())
+	}
+}

@@ -120,6 +120,12 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool) error {
 	return nil
 }
 
+// Subscribers counts the network clients subscribed to filters matching
+// topic.
+func (b *Broker) Subscribers(topic string) int {
+	return len(b.srv.Topics.Subscribers(topic).Subscriptions)
+}
+
 // Close disconnects every client and stops listening.
 func (b *Broker) Close() error {
 	if err := b.srv.Close(); err != nil {
