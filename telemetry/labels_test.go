@@ -86,8 +86,10 @@ func TestLabelsCarryEnvelope(t *testing.T) {
 			if _, ok := img.(*image.Paletted); !ok || !bytes.Equal(img.(*image.Paletted).Pix, want.(*image.Paletted).Pix) {
 				t.Fatal("label map changed")
 			}
+			text := pngText(t, got, "anytime")
+			checkAgainst(t, "labels-meta", []byte(text))
 			var meta labelsMeta
-			if err := json.Unmarshal([]byte(pngText(t, got, "anytime")), &meta); err != nil {
+			if err := json.Unmarshal([]byte(text), &meta); err != nil {
 				t.Fatal(err)
 			}
 			if meta.Frame != 1203 || meta.Boot != p.Boot() || meta.Device != "drone-7" || meta.Seq == 0 || !meta.TS.Equal(ts) {
