@@ -521,6 +521,19 @@ type flight struct {
 	live   time.Time // append time, for the delay histogram
 }
 
+// dropEventEvery limits spool-dropped events.
+const dropEventEvery = 10 * time.Second
+
+// reportDrops publishes event/spool-dropped with the drop counter.
+func (p *Publisher) reportDrops(total, since uint64) {
+	p.log.Warn("spool bound reached; oldest messages dropped", "dropped_total", total, "new", since)
+	ev := &Event{Kind: "spool-dropped", Message: "spool bound reached; the oldest messages were dropped",
+		Data: map[string]string{"dropped_total": fmt.Sprint(total), "new": fmt.Sprint(since)}}
+	if err := p.Publish(context.Background(), ev); err != nil && !errors.Is(err, ErrClosed) {
+		p.log.Warn("publish spool-dropped event", "err", err)
+	}
+}
+
 // failurePause is how long the sender waits after a failed publish on a
 // connection that stays up before it resends from the oldest record.
 const failurePause = 2 * time.Second
@@ -554,6 +567,8 @@ func (p *Publisher) sender() {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastExpire := time.Now()
+	var reportedDrops uint64
+	var lastDropEvent time.Time
 	reset := func() {
 		window = window[:0]
 		next = 0
@@ -564,6 +579,10 @@ func (p *Publisher) sender() {
 				p.log.Warn("dropped spooled messages older than the age bound", "count", n)
 			}
 			lastExpire = time.Now()
+			if d := p.spool.Stats().Dropped; d > reportedDrops && time.Since(lastDropEvent) >= dropEventEvery {
+				p.reportDrops(d, d-reportedDrops)
+				reportedDrops, lastDropEvent = d, time.Now()
+			}
 		}
 		e, up := p.client.Epoch()
 		if e != epoch {

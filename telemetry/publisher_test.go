@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,20 +121,30 @@ func TestSpoolCapDropsOldest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "spool writer", func() bool {
-		st := p.spool.Stats()
-		return uint64(st.Records)+st.Dropped == n
-	})
-	dropped := p.spool.Stats().Dropped
-	if dropped == 0 {
+	appended := func(k uint64) func() bool {
+		return func() bool {
+			st := p.spool.Stats()
+			return uint64(st.Records)+st.Dropped >= k
+		}
+	}
+	waitFor(t, 10*time.Second, "spool writer", appended(n))
+	if p.spool.Stats().Dropped == 0 {
 		t.Fatal("nothing dropped: the byte bound was not applied")
 	}
-	if err := p.Publish(context.Background(), &Telemetry{FPS: 10}); err != nil {
+	// The publisher reports the drops itself (event/spool-dropped), then
+	// the runtime's telemetry carries the counter.
+	waitFor(t, 5*time.Second, "spool-dropped event spooled", appended(n+1))
+	tm := &Telemetry{FPS: 10}
+	if err := p.Publish(context.Background(), tm); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 5*time.Second, "telemetry spooled", appended(n+2))
+
 	var col collector
 	b = startTapped(t, addr, &col)
 	waitFor(t, 30*time.Second, "telemetry after replay", func() bool { return len(col.results(t, "/telemetry")) > 0 })
+	// Every drop was of the oldest records, so of results.
+	dropped := p.spool.Stats().Dropped
 	got := firstSeen(col.results(t, "/result"))
 	if uint64(len(got))+dropped != n {
 		t.Fatalf("delivered %d + dropped %d != published %d", len(got), dropped, n)
@@ -145,15 +157,25 @@ func TestSpoolCapDropsOldest(t *testing.T) {
 			t.Fatalf("frame %d spooled during the outage lacks replay:true", r.Frame.ID)
 		}
 	}
-	var tm Telemetry
+	var sent Telemetry
+	var ev Event
 	for _, m := range col.snapshot() {
-		if len(m.topic) > 10 && m.topic[len(m.topic)-10:] == "/telemetry" {
-			if err := json.Unmarshal(m.payload, &tm); err != nil {
+		switch {
+		case strings.HasSuffix(m.topic, "/telemetry"):
+			if err := json.Unmarshal(m.payload, &sent); err != nil {
+				t.Fatal(err)
+			}
+		case strings.HasSuffix(m.topic, "/event/spool-dropped"):
+			if err := json.Unmarshal(m.payload, &ev); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if tm.Spool.Dropped != dropped {
-		t.Fatalf("telemetry spool.dropped = %d, want %d", tm.Spool.Dropped, dropped)
+	if sent.Spool.Dropped == 0 || sent.Spool.Dropped > dropped || sent.Spool.Dropped != tm.Spool.Dropped {
+		t.Fatalf("telemetry spool.dropped = %d, want the counter when it was published (%d, at most %d)",
+			sent.Spool.Dropped, tm.Spool.Dropped, dropped)
+	}
+	if evd, err := strconv.ParseUint(ev.Data["dropped_total"], 10, 64); err != nil || evd == 0 || evd > sent.Spool.Dropped {
+		t.Fatalf("event/spool-dropped dropped_total = %q, want the counter before the telemetry's %d", ev.Data["dropped_total"], sent.Spool.Dropped)
 	}
 }
