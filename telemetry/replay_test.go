@@ -151,6 +151,19 @@ func TestLastWillAndShutdownStatus(t *testing.T) {
 // outage; a new publisher on the same spool delivers every result the
 // killed one had made durable, marked replay:true.
 func TestKill9Replay(t *testing.T) {
+	tests := []struct {
+		name           string
+		outage, killAt uint64 // frames made durable when the broker stops / the process is killed
+	}{
+		{"late", 1000, 2000},
+		{"early", 150, 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { kill9Replay(t, tc.outage, tc.killAt) })
+	}
+}
+
+func kill9Replay(t *testing.T, outage, killAt uint64) {
 	var col collector
 	b := startTapped(t, "127.0.0.1:0", &col)
 	addr := b.Addr()
@@ -182,10 +195,10 @@ func TestKill9Replay(t *testing.T) {
 		case "s":
 			synced, _ = strconv.ParseUint(f[1], 10, 64)
 		}
-		if fr := frameOf[synced]; !stoppedBroker && fr >= 1000 {
+		if fr := frameOf[synced]; !stoppedBroker && fr >= outage {
 			b.Close()
 			stoppedBroker = true
-		} else if fr >= 2000 {
+		} else if fr >= killAt {
 			break
 		}
 	}
@@ -193,7 +206,7 @@ func TestKill9Replay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd.Wait()
-	if frameOf[synced] < 2000 {
+	if frameOf[synced] < killAt {
 		t.Fatalf("child stopped early (synced seq %d, frame %d): %s", synced, frameOf[synced], stderr.String())
 	}
 	var want []uint64

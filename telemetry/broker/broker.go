@@ -142,12 +142,15 @@ type authHook struct {
 	tap   func(topic string, payload []byte, retained bool)
 }
 
+// ID names the hook.
 func (h *authHook) ID() string { return "edge-auth" }
 
+// Provides lists the events the hook handles.
 func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish}, []byte{b})
 }
 
+// OnPublish passes accepted publishes to the tap, before the PUBACK.
 func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
 	if h.tap != nil && !cl.Net.Inline {
 		h.tap(pk.TopicName, append([]byte(nil), pk.Payload...), pk.FixedHeader.Retain)
@@ -155,6 +158,8 @@ func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 	return pk, nil
 }
 
+// OnConnectAuthenticate checks the user name and password when users are
+// configured.
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	if len(h.users) == 0 {
 		return true
@@ -163,4 +168,5 @@ func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bo
 	return ok && subtle.ConstantTimeCompare([]byte(want), pk.Connect.Password) == 1
 }
 
+// OnACLCheck allows every topic to an authenticated (or loopback) client.
 func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool { return true }
