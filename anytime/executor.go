@@ -214,16 +214,21 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 			res.Exits, res.Halt = x.exits, power.ReasonError
 			return res, fmt.Errorf("stage %q: %w", s.Name, ErrBadLogits)
 		}
-		if i == 0 {
-			copy(x.merged, logits)
-		} else {
-			masking.Merge(x.merged, logits, x.maskFloat)
-		}
 		active := masking.Fraction(x.mask)
 		stageMACs := x.stageMACs(i)
-		last := i == len(x.bundle.Stages)-1
-		if x.adaptive && !last {
-			masking.Confidence(x.conf, x.scratch, x.merged, x.crit)
+		needMask := x.adaptive && i < len(x.bundle.Stages)-1
+		switch {
+		case i == 0:
+			copy(x.merged, logits)
+			if needMask {
+				masking.Confidence(x.conf, x.scratch, x.merged, x.crit)
+			}
+		case needMask:
+			masking.MergeConfidence(x.merged, logits, x.maskFloat, x.conf, x.scratch, x.crit)
+		default:
+			masking.Merge(x.merged, logits, x.maskFloat)
+		}
+		if needMask {
 			masking.Update(x.mask, x.conf, x.crit, threshold)
 		}
 		t1 := time.Now()

@@ -13,31 +13,55 @@ func Confidence(conf, scratch, logits []float32, crit Criterion) {
 	maxSoftmax(conf, scratch, logits)
 }
 
+// MergeConfidence is Merge followed by Confidence of the merged logits, done
+// tile by tile so that each tile of merged logits is still in cache when its
+// confidence is computed. mask is as in Merge (float32, 1 = computed).
+func MergeConfidence(merged, logits, mask, conf, scratch []float32, crit Criterion) {
+	hw := len(conf)
+	channels := len(logits) / hw
+	for t0 := 0; t0 < hw; t0 += tile {
+		t1 := min(t0+tile, hw)
+		for c := 0; c < channels; c++ {
+			rowSelect(merged[c*hw+t0:c*hw+t1], logits[c*hw+t0:c*hw+t1], mask[t0:t1])
+		}
+		confidenceTile(conf, scratch, merged, hw, t0, t1, crit)
+	}
+}
+
+// tile is the number of pixels processed together: small enough that all
+// channels of a tile stay in cache between passes.
+const tile = 2048
+
 // maxSoftmax writes into conf[p] the largest softmax probability over the
 // channels of logits at pixel p. sum is scratch of len(conf). It is
 // numerically stable: the per-pixel maximum is subtracted before
 // exponentiation.
 func maxSoftmax(conf, sum, logits []float32) {
 	hw := len(conf)
-	channels := len(logits) / hw
-	// Work on tiles of pixels small enough that all channels of a tile
-	// stay in cache between the maximum pass and the exponential pass.
-	const tile = 2048
 	for t0 := 0; t0 < hw; t0 += tile {
-		t1 := min(t0+tile, hw)
-		maxv := conf[t0:t1] // conf holds the maximum until the last pass
-		copy(maxv, logits[t0:t1])
-		for c := 1; c < channels; c++ {
-			rowMax(maxv, logits[c*hw+t0:c*hw+t1])
-		}
-		s := sum[t0:t1]
-		clear(s)
-		for c := 0; c < channels; c++ {
-			expAccumulate(s, maxv, logits[c*hw+t0:c*hw+t1])
-		}
-		for p := range s {
-			maxv[p] = 1 / s[p]
-		}
+		confidenceTile(conf, sum, logits, hw, t0, min(t0+tile, hw), MaxSoftmax)
+	}
+}
+
+// confidenceTile computes the confidence of pixels [t0, t1) of x
+// ([C][hw]) into conf, using scratch.
+func confidenceTile(conf, scratch, x []float32, hw, t0, t1 int, crit Criterion) {
+	channels := len(x) / hw
+	maxv := conf[t0:t1] // for max_softmax, conf holds the maximum until the last pass
+	copy(maxv, x[t0:t1])
+	for c := 1; c < channels; c++ {
+		rowMax(maxv, x[c*hw+t0:c*hw+t1])
+	}
+	if crit == HeatmapPeak {
+		return
+	}
+	s := scratch[t0:t1]
+	clear(s)
+	for c := 0; c < channels; c++ {
+		expAccumulate(s, maxv, x[c*hw+t0:c*hw+t1])
+	}
+	for p := range s {
+		maxv[p] = 1 / s[p]
 	}
 }
 

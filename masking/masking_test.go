@@ -196,9 +196,33 @@ func newFrameBuffers(channels, hw int) *frameBuffers {
 // step is the per-exit work of the executor: merge, confidence, mask.
 func (b *frameBuffers) step() int {
 	ToFloat(b.fmask, b.mask)
-	Merge(b.merged, b.logits, b.fmask)
-	Confidence(b.conf, b.scratch, b.merged, MaxSoftmax)
+	MergeConfidence(b.merged, b.logits, b.fmask, b.conf, b.scratch, MaxSoftmax)
 	return Update(b.mask, b.conf, MaxSoftmax, 0.998)
+}
+
+func TestMergeConfidenceEqualsMergeThenConfidence(t *testing.T) {
+	for _, crit := range []Criterion{MaxSoftmax, HeatmapPeak} {
+		const channels, hw = 7, 5000 // more than two tiles, not a multiple of 8
+		a, b := newFrameBuffers(channels, hw), newFrameBuffers(channels, hw)
+		r := rand.New(rand.NewPCG(11, 12))
+		for p := range a.fmask {
+			a.fmask[p] = float32(r.IntN(2))
+		}
+		copy(b.fmask, a.fmask)
+		MergeConfidence(a.merged, a.logits, a.fmask, a.conf, a.scratch, crit)
+		Merge(b.merged, b.logits, b.fmask)
+		Confidence(b.conf, b.scratch, b.merged, crit)
+		for i := range a.merged {
+			if math.Float32bits(a.merged[i]) != math.Float32bits(b.merged[i]) {
+				t.Fatalf("criterion %d: merged differs at %d", crit, i)
+			}
+		}
+		for p := range a.conf {
+			if math.Float32bits(a.conf[p]) != math.Float32bits(b.conf[p]) {
+				t.Fatalf("criterion %d: confidence differs at %d: %v vs %v", crit, p, a.conf[p], b.conf[p])
+			}
+		}
+	}
 }
 
 func TestExitStepDoesNotAllocate(t *testing.T) {
