@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,8 +21,11 @@ import (
 
 // mosquitto is a broker process started for one test.
 type mosquitto struct {
+	bin  string
 	port string
 	dir  string
+	cmd  *exec.Cmd
+	out  *strings.Builder
 }
 
 // aclFile confines each device to its own topics: it writes only its
@@ -44,7 +48,11 @@ var mosquittoUsers = map[string]string{"ops": "ops-pass", "drone-7": "pass-7", "
 // startMosquitto runs Debian's mosquitto on a free loopback port with a
 // password file and the ACL above; it skips the test when the binaries are
 // missing (make setup installs them).
-func startMosquitto(t *testing.T) *mosquitto {
+func startMosquitto(t *testing.T) *mosquitto { return startMosquittoConf(t, "persistence false\n") }
+
+// startMosquittoConf is startMosquitto with extra configuration lines, in
+// which {dir} stands for the broker's directory.
+func startMosquittoConf(t *testing.T, extra string) *mosquitto {
 	t.Helper()
 	bin := "mosquitto"
 	if _, err := exec.LookPath(bin); err != nil {
@@ -79,39 +87,53 @@ func startMosquitto(t *testing.T) *mosquitto {
 allow_anonymous false
 password_file %s/pw
 acl_file %s/acl
-persistence false
 log_dest file %s/broker.log
 log_type all
 listener %s 127.0.0.1
-`, dir, dir, dir, port)
+`, dir, dir, dir, port) + strings.ReplaceAll(extra, "{dir}", dir)
 	if os.Geteuid() == 0 {
 		conf += "user root\n" // do not drop to user mosquitto, which cannot read the temp dir
 	}
 	if err := os.WriteFile(filepath.Join(dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", filepath.Join(dir, "mosquitto.conf"))
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	m := &mosquitto{bin: bin, port: port, dir: dir, out: &strings.Builder{}}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		m.stop(syscall.SIGKILL)
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "broker.log"))
-			t.Logf("mosquitto output: %s\nbroker.log:\n%s", out.String(), log)
+			t.Logf("mosquitto output: %s\nbroker.log:\n%s", m.out.String(), log)
 		}
 	})
+	m.start(t)
+	return m
+}
+
+// start runs the broker and waits until it listens.
+func (m *mosquitto) start(t *testing.T) {
+	t.Helper()
+	m.cmd = exec.Command(m.bin, "-c", filepath.Join(m.dir, "mosquitto.conf"))
+	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 10*time.Second, "mosquitto to listen", func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		c, err := net.Dial("tcp", "127.0.0.1:"+m.port)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return &mosquitto{port: port, dir: dir}
+}
+
+// stop signals the broker and waits for it to exit.
+func (m *mosquitto) stop(sig os.Signal) {
+	if m.cmd == nil {
+		return
+	}
+	m.cmd.Process.Signal(sig)
+	m.cmd.Wait()
+	m.cmd = nil
 }
 
 func (m *mosquitto) url() string { return "tcp://127.0.0.1:" + m.port }
@@ -375,5 +397,57 @@ func TestEmbeddedBrokerWithMosquittoSub(t *testing.T) {
 	n := strings.Count(out.String(), "anytime/v1/lab/drone-7/result {")
 	if n != 5 {
 		t.Fatalf("mosquitto_sub printed %d results, want 5:\n%s", n, out.String())
+	}
+}
+
+// TestMosquittoRestartNoLoss stops Mosquitto (with persistence, as a fleet
+// broker runs) during a 2,000-result stream and starts it again; a
+// persistent-session consumer gets every result, in order after
+// de-duplication.
+func TestMosquittoRestartNoLoss(t *testing.T) {
+	const n = 2000
+	m := startMosquittoConf(t, "persistence true\npersistence_location {dir}/\nmax_queued_messages 0\n")
+	var col collector
+	log, _ := testLogger()
+	consumer, err := mqtt.New(mqtt.Config{URL: m.url(), ClientID: "ops-consumer", Username: "ops", Password: mosquittoUsers["ops"],
+		Log: log, Ordered: true, Subscriptions: []mqtt.Subscription{{Filter: "anytime/v1/lab/drone-7/result", QoS: 1, Handler: func(topic string, payload []byte) {
+			col.tap(topic, payload, false)
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer.Start()
+	defer consumer.Close(context.Background(), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := consumer.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := devicePublisher(t, m, "drone-7", "pass-7", nil)
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var down time.Time
+	for i := 1; i <= n; i++ {
+		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {
+			t.Fatalf("Publish %d: %v", i, err)
+		}
+		switch i {
+		case 600:
+			m.stop(syscall.SIGTERM) // saves its persistence database
+			down = time.Now()
+		case 1200:
+			time.Sleep(time.Second - time.Since(down))
+			m.start(t)
+		}
+		if i%20 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor(t, 60*time.Second, "all results at the consumer", func() bool { return len(firstSeen(col.results(t, "/result"))) >= n })
+	for i, r := range firstSeen(col.results(t, "/result")) {
+		if r.Frame.ID != uint64(i+1) {
+			t.Fatalf("result %d in arrival order is frame %d: lost or out of order", i+1, r.Frame.ID)
+		}
 	}
 }

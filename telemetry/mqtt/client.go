@@ -22,8 +22,8 @@ type Message struct {
 	Retained bool
 }
 
-// Handler receives an inbound message. It runs in its own goroutine and
-// must not block for long.
+// Handler receives an inbound message. It must not block for long; see
+// Config.Ordered.
 type Handler func(topic string, payload []byte)
 
 // Subscription is a filter subscribed on every connection.
@@ -48,6 +48,9 @@ type Config struct {
 	Will *Message
 	// Subscriptions are made after every successful connection.
 	Subscriptions []Subscription
+	// Ordered runs handlers one at a time in arrival order (they must then
+	// return at once); by default each runs in its own goroutine.
+	Ordered bool
 	// OnConnect runs in its own goroutine after every successful
 	// connection, after the epoch has changed.
 	OnConnect func(epoch uint64)
@@ -170,7 +173,7 @@ func New(cfg Config) (*Client, error) {
 		AddBroker(broker.String()).
 		SetClientID(cfg.ClientID).
 		SetCleanSession(false).
-		SetOrderMatters(false).
+		SetOrderMatters(cfg.Ordered).
 		SetAutoReconnect(true).
 		SetConnectRetry(false).
 		SetMaxReconnectInterval(cfg.MaxReconnectInterval).
