@@ -586,20 +586,12 @@ func (p *Publisher) sender() {
 		}
 		e, up := p.client.Epoch()
 		if e != epoch {
-			// paho re-queues the old window when it resumes the session
-			// and completes those tokens then; give it a moment so that
-			// our resend starts after its replay.
-			deadline := time.After(2 * time.Second)
-		waitOld:
-			for _, f := range window {
-				select {
-				case <-f.tok.Done():
-				case <-deadline:
-					break waitOld
-				case <-p.stop:
-					return
-				}
-			}
+			// A new connection, or the old one lost: no token of the old
+			// window can prove delivery any more (paho completes them
+			// early when it resumes the session and resends its stored
+			// copies itself). Start again from the oldest record;
+			// duplicates are fine. Order holds: a record missing from
+			// paho's store was PUBACKed or never stored (see brokenEpoch).
 			reset()
 			epoch, epochStart = e, time.Now()
 		}
