@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
 import onnx
 import torch
-from torch import Tensor, nn
 
 from . import EXPORTER
 from .build import build, default_threshold
@@ -26,29 +24,11 @@ from .config import ARCHS, NUM_EXITS, OUTPUT_STRIDE, VARIANTS, check_size
 from .flops import count_convs, stage_macs
 from .hrnet import ADPCHRNet
 from .labels import Label, load as load_labels
-from .layers import Masks
+from .onnx_emit import Value, stage_graph
 
 OPSET = 13
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-
-
-class StageGraph(nn.Module):
-    """Stage k as a graph: inputs (tensors..., [mask]) -> (state..., logits)."""
-
-    def __init__(self, model: ADPCHRNet, k: int) -> None:
-        super().__init__()
-        self.model = model
-        self.k = k
-        self.masked = model.masked and k > 1
-
-    def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
-        if self.masked:
-            tensors, masks = list(args[:-1]), Masks(args[-1])
-        else:
-            tensors, masks = list(args), None
-        state, logits = self.model.stage(self.k, tensors, masks)
-        return (*state, logits)
 
 
 def input_names(model: ADPCHRNet, k: int) -> list[str]:
@@ -80,30 +60,28 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
         raise ValueError(f"{len(labels)} labels for a model with {model.num_classes} classes")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
     model.eval()
     counts = count_convs(model, height, width)
     oh, ow = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
     stages = []
     for k in range(1, NUM_EXITS + 1):
-        ins = input_names(model, k)
         if k == 1:
-            examples = [torch.zeros(1, 3, height, width)]
+            values = [Value("image", (1, 3, height, width))]
             sources = {"image": "input"}
         else:
-            examples = [torch.zeros(s) for s in state_shapes(model, k - 1, height, width)]
             prev = state_names(model, k - 1)
+            values = [Value(f"x{i}", tuple(shape))
+                      for i, shape in enumerate(state_shapes(model, k - 1, height, width))]
             sources = {f"x{i}": f"state:{n}" for i, n in enumerate(prev)}
-            if model.masked:
-                examples.append(torch.ones(1, 1, oh, ow))
-                sources["mask"] = "mask"
-        outs = state_names(model, k) + ["logits"]
+        mask = None
+        if model.masked and k > 1:
+            mask = Value("mask", (1, 1, oh, ow))
+            sources["mask"] = "mask"
         file = f"stage{k}.onnx"
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer warnings about int() of sizes: shapes are static
-            torch.onnx.export(StageGraph(model, k), tuple(examples), str(out / file),
-                              input_names=ins, output_names=outs, opset_version=OPSET,
-                              do_constant_folding=True)
-        _check_graph(out / file, ins, outs)
+        proto = stage_graph(model, k, values, mask, state_names(model, k))
+        _check_graph(proto, file, input_names(model, k), state_names(model, k) + ["logits"])
+        onnx.save(proto, str(out / file))
         stages.append({
             "name": f"stage{k}", "file": file,
             "mode": "masked" if (model.masked and k > 1) else "dense",
@@ -125,20 +103,20 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
                        "torch": torch.__version__, "opset": OPSET},
     }
     (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    model.train(was_training)
     return manifest
 
 
-def _check_graph(path: Path, ins: list[str], outs: list[str]) -> None:
-    m = onnx.load(str(path))
+def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str]) -> None:
     onnx.checker.check_model(m)
     got_in = [i.name for i in m.graph.input]
     got_out = [o.name for o in m.graph.output]
     if got_in != ins or got_out != outs:
-        raise RuntimeError(f"{path}: graph inputs {got_in} outputs {got_out}, want {ins} and {outs}")
+        raise RuntimeError(f"{file}: graph inputs {got_in} outputs {got_out}, want {ins} and {outs}")
     for v in list(m.graph.input) + list(m.graph.output):
         dims = v.type.tensor_type.shape.dim
         if v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or any(not d.HasField("dim_value") for d in dims):
-            raise RuntimeError(f"{path}: {v.name} is not a static float32 tensor")
+            raise RuntimeError(f"{file}: {v.name} is not a static float32 tensor")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

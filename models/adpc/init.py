@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from .hrnet import EXIT_MODULES, ADPCHRNet
 from .layers import MaskedConv2d
 
-CALIBRATION_SIZE = (128, 256)
+CALIBRATION_SIZE = (64, 128)
 LOGIT_STD = 4.0
 
 

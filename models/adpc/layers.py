@@ -38,8 +38,7 @@ class Masks:
             if key == (fh, fw):
                 m = self.full
             elif fh % key[0] == 0 and fw % key[1] == 0:
-                # Nearest with an integer ratio r picks source index r*i:
-                # a strided slice, which exports as one ONNX Slice.
+                # Nearest with an integer ratio r picks source index r*i.
                 m = self.full[:, :, :: fh // key[0], :: fw // key[1]]
             else:
                 m = F.interpolate(self.full, size=key, mode="nearest")
@@ -83,13 +82,7 @@ class MaskedConv2d(nn.Conv2d):
             return y
         m = masks.at(y.shape[-2], y.shape[-1])
         c = self.out_channels
-        kernel = self.rbf_kernel()
-        if torch.jit.is_tracing():
-            # Export: one constant [C, 1, 7, 7] kernel instead of the ops computing it.
-            kernel = torch.tensor(kernel.detach().tolist(), dtype=torch.float32)
-        kernel = kernel.expand(c, 1, RBF_SIZE, RBF_SIZE)
-        if torch.jit.is_tracing():
-            kernel = torch.tensor(kernel.tolist(), dtype=torch.float32)
+        kernel = self.rbf_kernel().expand(c, 1, RBF_SIZE, RBF_SIZE)
         fill = F.conv2d(y * m, kernel, padding=RBF_SIZE // 2, groups=c)
         return y * m + fill * (1 - m)
 
