@@ -84,9 +84,17 @@ type Keypoint struct {
 	Score    float64 `json:"score"`
 }
 
+// HaltInProgress is the halt reason of a progressive result: the frame is
+// still running.
+const HaltInProgress power.Reason = "in-progress"
+
 // Result is the per-frame summary, published on result.
 type Result struct {
 	Envelope
+	// Progressive marks the result of an intermediate exit, published as
+	// soon as it exists; its Halt is {exit k, HaltInProgress} and the
+	// frame's final result follows with the same frame id.
+	Progressive bool `json:"progressive,omitempty"`
 	Frame  Frame  `json:"frame"`
 	Bundle Bundle `json:"bundle"`
 	Exits  []Exit `json:"exits"`

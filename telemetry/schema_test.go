@@ -302,6 +302,11 @@ func TestPublishedMessagesMatchSchemas(t *testing.T) {
 	res.Envelope = Envelope{V: 1, Device: "drone-7", Boot: p.Boot(), Seq: 9, TS: time.Now()}
 	r, _ := json.Marshal(res)
 	checkAgainst(t, "result", markReplay(r))
+	// So does a progressive (intermediate exit) result.
+	res.Progressive = true
+	res.Halt = Halt{Exit: 1, Reason: HaltInProgress}
+	r, _ = json.Marshal(res)
+	checkAgainst(t, "result", r)
 }
 
 // TestSchemasRejectBadMessages makes sure the validator and schemas catch
@@ -322,6 +327,7 @@ func TestSchemasRejectBadMessages(t *testing.T) {
 		{"bad time", `"ts":"2026-11-27T03:12:45.123456789Z"`, `"ts":"yesterday"`, "RFC 3339"},
 		{"frozen above one", `"frozen":0.61`, `"frozen":1.61`, "above maximum"},
 		{"replay false", `"keypoints":null`, `"keypoints":null,"replay":false`, "want true"},
+		{"progressive false", `"keypoints":null`, `"keypoints":null,"progressive":false`, "want true"},
 	}
 	schema := loadSchema(t, "result")
 	for _, tc := range tests {

@@ -20,6 +20,7 @@ import (
 	"github.com/anytime-edge/edge/internal/npy"
 	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
+	"github.com/anytime-edge/edge/source"
 )
 
 func inferCommand() *cli.Command {
@@ -32,6 +33,7 @@ func inferCommand() *cli.Command {
 		&cli.StringFlag{Name: "tensor", Usage: "a float32 [1,3,H,W] .npy fed as the already preprocessed input"},
 	)
 	flags = append(flags, powerLimitFlags()...)
+	flags = append(flags, telemetryFlags()...)
 	return &cli.Command{
 		Name:      "infer",
 		Usage:     "run a bundle on images (or a tensor) and write every exit's result",
@@ -67,6 +69,11 @@ func runInfer(c *cli.Context) error {
 	if _, err := powerLimitsFromFlags(c); err != nil {
 		return err
 	}
+	if telemetryEnabled(c) {
+		if _, err := telemetryConfig(c); err != nil {
+			return err
+		}
+	}
 	b, engine, err := openBundle(c, log)
 	if err != nil {
 		return err
@@ -91,6 +98,12 @@ func runInfer(c *cli.Context) error {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
 	r.exec = x
+	if telemetryEnabled(c) {
+		if r.fleet, err = openFleet(c, b, providers(engine, len(b.Stages)), nil, log); err != nil {
+			return err
+		}
+		defer r.fleet.close()
+	}
 	for _, dir := range []string{r.out, r.dump} {
 		if dir != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -99,10 +112,11 @@ func runInfer(c *cli.Context) error {
 		}
 	}
 	var failed []string
-	for _, in := range inputs {
+	for i, in := range inputs {
 		if err := c.Context.Err(); err != nil {
 			return err
 		}
+		r.frameID = uint64(i + 1)
 		if err := r.run(c.Context, in, len(inputs) > 1); err != nil {
 			log.Error("frame failed", "input", in.name, "err", err)
 			msg := err.Error()
@@ -125,8 +139,10 @@ type inferRunner struct {
 	log    *slog.Logger
 	out    string
 	dump   string
+	fleet  *fleet // nil unless publishing
 
 	// per input
+	frameID  uint64
 	stem     string
 	dumpDir  string
 	frame    *image.RGBA
@@ -177,6 +193,7 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 		}
 	}
 	width, height := r.bundle.Input.Width(), r.bundle.Input.Height()
+	captured := time.Now()
 	if in.tensor {
 		a, err := npy.Read(in.path)
 		if err != nil {
@@ -224,6 +241,13 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 			if err := imaging.WritePNG(filepath.Join(r.out, r.stem+"_overlay.png"), imaging.Overlay(r.frame, lab, 0.5)); err != nil {
 				return err
 			}
+		}
+	}
+	if r.fleet != nil {
+		fr := source.Frame{ID: r.frameID, Source: in.name, Captured: captured}
+		r.fleet.publish(r.fleet.result(&fr, width, height, res.Exits, res.Halt, s.Classes))
+		if r.labels != nil {
+			r.fleet.publishLabels(&fr, r.labels)
 		}
 	}
 	r.log.Info("frame done", "input", in.name, "exits", len(res.Exits), "halt", res.Halt,

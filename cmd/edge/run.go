@@ -21,6 +21,7 @@ import (
 	"github.com/anytime-edge/edge/pipeline"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/source"
+	"github.com/anytime-edge/edge/telemetry"
 )
 
 // defaultInput is what `edge run` reads when given no URI.
@@ -41,6 +42,7 @@ func runCommand() *cli.Command {
 		&cli.IntFlag{Name: "input-height", Usage: "camera capture height (csi://)"},
 	)
 	flags = append(flags, powerLimitFlags()...)
+	flags = append(flags, telemetryFlags()...)
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "the daemon: frames from a source through the anytime pipeline to MQTT, files and the live view",
@@ -64,6 +66,12 @@ func runDaemon(c *cli.Context) error {
 		uri = defaultInput
 	}
 	if _, err := powerLimitsFromFlags(c); err != nil {
+		return err
+	}
+	if err := defaultDeviceIDs(c); err != nil {
+		return err
+	}
+	if _, err := telemetryConfig(c); err != nil {
 		return err
 	}
 	ctx := c.Context
@@ -102,6 +110,20 @@ func runDaemon(c *cli.Context) error {
 	}
 	ctrl := &controller{policy: pw.Policy, exec: x, stages: len(b.Stages)}
 	sink.ctrl = ctrl
+	fl, err := openFleet(c, b, providers(engine, len(b.Stages)), ctrl, log)
+	if err != nil {
+		src.Close()
+		return err
+	}
+	defer fl.close()
+	sink.fleet = fl
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	defer stopHealth()
+	start := time.Now()
+	go fl.health(healthCtx, 5*time.Second, pw.Recorder, func() (float64, uint64) {
+		st := p.Stats()
+		return float64(st.Processed) / time.Since(start).Seconds(), st.Dropped
+	})
 	if sink.out != "" {
 		if err := os.MkdirAll(sink.out, 0o755); err != nil {
 			src.Close()
@@ -129,7 +151,6 @@ func runDaemon(c *cli.Context) error {
 	if every := sdnotify.WatchdogInterval(); every > 0 {
 		go keepAlive(ctx, p, every, log)
 	}
-	start := time.Now()
 	err = p.Run(ctx, x, func(dst []float32, img *image.RGBA) { imaging.Preprocess(dst, img, b.Input) })
 	st := p.Stats()
 	log.Info("stopped", "frames", st.Processed, "failed", st.Failed, "dropped", st.Dropped,
@@ -149,6 +170,7 @@ type runSink struct {
 	bundle      *models.Bundle
 	power       *powerRuntime
 	ctrl        *controller
+	fleet       *fleet
 	live        *liveview.Server
 	stats       func() pipeline.Stats
 	log         *slog.Logger
@@ -156,14 +178,20 @@ type runSink struct {
 	progressive bool
 
 	labels     []uint8
-	exitLabels [][]uint8 // per exit, this frame
+	exitsSoFar []anytime.Exit // this frame's exits, for progressive results
+	exitLabels [][]uint8      // per exit, this frame
 	exitMasks  [][]uint8 // mask after each exit (fed to the next stage)
 	lastLive   time.Time
 }
 
 // Exit implements pipeline.ExitSink: it keeps each exit's labels and mask
 // for the live view's thumbnails.
+// With --progressive it also publishes the exit's result at once.
 func (s *runSink) Exit(f *source.Frame, e anytime.Exit, merged []float32, mask []uint8) {
+	if e.Exit == 1 {
+		s.exitsSoFar = s.exitsSoFar[:0]
+	}
+	s.exitsSoFar = append(s.exitsSoFar, e)
 	if s.bundle.Task != models.TaskSegmentation {
 		return
 	}
@@ -172,8 +200,14 @@ func (s *runSink) Exit(f *source.Frame, e anytime.Exit, merged []float32, mask [
 		s.exitLabels = append(s.exitLabels, make([]uint8, h*w))
 		s.exitMasks = append(s.exitMasks, make([]uint8, h*w))
 	}
-	imaging.Argmax(s.exitLabels[e.Exit-1], merged)
+	labels := s.exitLabels[e.Exit-1]
+	imaging.Argmax(labels, merged)
 	copy(s.exitMasks[e.Exit-1], mask)
+	if s.progressive && s.fleet != nil && f.Image != nil {
+		m := s.fleet.result(f, f.Image.Rect.Dx(), f.Image.Rect.Dy(), s.exitsSoFar, telemetry.HaltInProgress, imaging.ClassFractions(labels, s.bundle.Labels))
+		m.Progressive = true
+		s.fleet.publish(m)
+	}
 }
 
 // Frame implements pipeline.Sink.
@@ -186,6 +220,9 @@ func (s *runSink) Frame(o *pipeline.Output) {
 	}
 	s.point(o, energyMJ)
 	if o.Err != nil || s.bundle.Task != models.TaskSegmentation || o.Frame.Image == nil {
+		if o.Err != nil && s.fleet != nil {
+			s.fleet.event("frame-failed", o.Err.Error(), map[string]string{"frame": fmt.Sprint(o.Frame.ID), "source": o.Frame.Source})
+		}
 		s.publishLive(o, nil, energyMJ, energySrc)
 		return
 	}
@@ -194,6 +231,11 @@ func (s *runSink) Frame(o *pipeline.Output) {
 		s.labels = make([]uint8, h*w)
 	}
 	imaging.Argmax(s.labels, o.Result.Merged)
+	if s.fleet != nil {
+		width, height := o.Frame.Image.Rect.Dx(), o.Frame.Image.Rect.Dy()
+		s.fleet.publish(s.fleet.result(&o.Frame, width, height, o.Result.Exits, o.Result.Halt, imaging.ClassFractions(s.labels, s.bundle.Labels)))
+		s.fleet.publishLabels(&o.Frame, s.labels)
+	}
 	liveDue := s.live != nil && time.Since(s.lastLive) >= 200*time.Millisecond
 	if s.out == "" && !liveDue {
 		return
@@ -284,4 +326,13 @@ func keepAlive(ctx context.Context, p *pipeline.Pipeline, period time.Duration, 
 		}
 		sdnotify.Notify("WATCHDOG=1")
 	}
+}
+
+// providers lists the execution provider of each stage.
+func providers(e interface{ Provider(int) string }, stages int) []string {
+	out := make([]string, stages)
+	for i := range out {
+		out[i] = e.Provider(i)
+	}
+	return out
 }
