@@ -180,7 +180,7 @@ type runSink struct {
 	labels     []uint8
 	exitsSoFar []anytime.Exit // this frame's exits, for progressive results
 	exitLabels [][]uint8      // per exit, this frame
-	exitMasks  [][]uint8 // mask after each exit (fed to the next stage)
+	exitMasks  [][]uint8      // mask after each exit (fed to the next stage)
 	lastLive   time.Time
 }
 
