@@ -94,12 +94,12 @@ type Result struct {
 	// Progressive marks the result of an intermediate exit, published as
 	// soon as it exists; its Halt is {exit k, HaltInProgress} and the
 	// frame's final result follows with the same frame id.
-	Progressive bool `json:"progressive,omitempty"`
-	Frame  Frame  `json:"frame"`
-	Bundle Bundle `json:"bundle"`
-	Exits  []Exit `json:"exits"`
-	Halt   Halt   `json:"halt"`
-	Energy Energy `json:"energy"`
+	Progressive bool   `json:"progressive,omitempty"`
+	Frame       Frame  `json:"frame"`
+	Bundle      Bundle `json:"bundle"`
+	Exits       []Exit `json:"exits"`
+	Halt        Halt   `json:"halt"`
+	Energy      Energy `json:"energy"`
 	// Classes maps class names to the fraction of pixels (segmentation);
 	// nil for pose bundles.
 	Classes map[string]float64 `json:"classes"`
