@@ -44,10 +44,17 @@ test-e2e: setup
 crosscheck: build
 	$(PYTHON) -m models.adpc.crosscheck --edge $(BIN)
 
+# The main job: the default bundle over the sample frames in a loop, with the
+# embedded MQTT broker, the live view and Prometheus metrics. Ctrl-C stops it.
+RUN_BUNDLE ?= testdata/bundles/tiny
+RUN_INPUT  ?= testdata/images/street.png
 run: setup build
-	@echo "== edge infer on the tiny test bundle (random weights) and the sample frames =="
-	$(BIN) infer --out out/run testdata/images/street.png testdata/images/grey.png
-	@echo "== results in out/run: street_exit{1..4}.png (label map per exit), street_overlay.png, street.json =="
+	@echo "== edge run: $(RUN_BUNDLE) over $(RUN_INPUT), looping; Ctrl-C stops =="
+	@echo "   live view:  http://127.0.0.1:8080/"
+	@echo "   results:    mosquitto_sub -h 127.0.0.1 -t 'anytime/#' -v"
+	@echo "   metrics:    http://127.0.0.1:9464/metrics"
+	$(BIN) --log-format text run --bundle $(RUN_BUNDLE) --loop --fps 10 --http 127.0.0.1:8080 \
+		--metrics 127.0.0.1:9464 --site demo --device edge-1 $(RUN_INPUT)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 50x -cpu 1 ./masking/

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -117,6 +118,13 @@ func runDaemon(c *cli.Context) error {
 	}
 	defer fl.close()
 	sink.fleet = fl
+	if addr := fl.pub.BrokerAddr(); addr != "" {
+		host, port, _ := net.SplitHostPort(addr)
+		log.Info("embedded broker", "addr", addr, "watch", fmt.Sprintf("mosquitto_sub -h %s -p %s -t '%s#' -v", host, port, fl.pub.Topics().Base()))
+	}
+	if addr := fl.pub.MetricsAddr(); addr != "" {
+		log.Info("metrics", "url", "http://"+addr+"/metrics")
+	}
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()
 	start := time.Now()

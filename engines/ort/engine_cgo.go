@@ -119,6 +119,10 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 		return nil, fmt.Errorf("allocate image tensor: %w", err)
 	}
 	h, w := b.OutputSize()
+	// A provider that cannot be set up for one stage (not in this build,
+	// libraries missing) cannot for the others: it is tried, and logged,
+	// once.
+	unavailable := map[trt.Provider]error{}
 	for i, s := range b.Stages {
 		if s.Mode != models.ModeDense && s.Mode != models.ModeMasked {
 			return nil, fmt.Errorf("stage %q: mode %q is not supported by this runtime", s.Name, s.Mode)
@@ -144,7 +148,7 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 			e.state[out.Name] = t
 		}
 		t0 := time.Now()
-		st, err := e.openStage(b, i, graphs[i], cfg.Providers, log)
+		st, err := e.openStage(b, i, graphs[i], cfg.Providers, unavailable, log)
 		if err != nil {
 			return nil, err
 		}
@@ -159,7 +163,7 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	return e, nil
 }
 
-func (e *Engine) openStage(b *models.Bundle, i int, g models.GraphInfo, opts trt.Options, log *slog.Logger) (*stage, error) {
+func (e *Engine) openStage(b *models.Bundle, i int, g models.GraphInfo, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
 	s := b.Stages[i]
 	var inNames []string
 	var inVals []onnx.Value
@@ -188,8 +192,13 @@ func (e *Engine) openStage(b *models.Bundle, i int, g models.GraphInfo, opts trt
 	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name}
 	var session *onnx.AdvancedSession
 	provider, failed, err := trt.Choose(opts.Order, func(p trt.Provider) error {
+		if err, known := unavailable[p]; known {
+			return err
+		}
 		so, err := sessionOptions(p, opts, key)
 		if err != nil {
+			unavailable[p] = err
+			log.Warn("execution provider unavailable, trying the next", "provider", p, "reason", err)
 			return err
 		}
 		defer so.Destroy()
@@ -197,7 +206,9 @@ func (e *Engine) openStage(b *models.Bundle, i int, g models.GraphInfo, opts trt
 		return err
 	})
 	for _, a := range failed {
-		log.Warn("execution provider unavailable, trying the next", "stage", s.Name, "provider", a.Provider, "reason", a.Err)
+		if _, known := unavailable[a.Provider]; !known {
+			log.Warn("execution provider could not run the stage, trying the next", "stage", s.Name, "provider", a.Provider, "reason", a.Err)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("stage %q (%s): %w", s.Name, b.StagePath(i), err)
