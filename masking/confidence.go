@@ -15,12 +15,18 @@ func Confidence(conf, scratch, logits []float32, crit Criterion) {
 
 // MergeConfidence is Merge followed by Confidence of the merged logits, done
 // tile by tile so that each tile of merged logits is still in cache when its
-// confidence is computed. mask is as in Merge (float32, 1 = computed).
+// confidence is computed. mask is as in Merge (float32, 1 = computed). A
+// tile with no computed pixel is skipped: its merged logits did not change,
+// and its pixels, frozen already, stay frozen whatever their confidence, so
+// conf is left as it was there.
 func MergeConfidence(merged, logits, mask, conf, scratch []float32, crit Criterion) {
 	hw := len(conf)
 	channels := len(logits) / hw
 	for t0 := 0; t0 < hw; t0 += tile {
 		t1 := min(t0+tile, hw)
+		if allZero(mask[t0:t1]) {
+			continue
+		}
 		for c := 0; c < channels; c++ {
 			rowSelect(merged[c*hw+t0:c*hw+t1], logits[c*hw+t0:c*hw+t1], mask[t0:t1])
 		}
@@ -130,4 +136,14 @@ func nonFiniteScalar(x []float32) float32 {
 		acc += v - v // 0 for finite v, NaN otherwise
 	}
 	return acc
+}
+
+// allZero reports whether every value of m is 0.
+func allZero(m []float32) bool {
+	for _, v := range m {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -200,6 +200,34 @@ func (b *frameBuffers) step() int {
 	return Update(b.mask, b.conf, MaxSoftmax, 0.998)
 }
 
+func TestMergeConfidenceSkipsFrozenTiles(t *testing.T) {
+	const channels, hw = 3, 3 * tile
+	b := newFrameBuffers(channels, hw)
+	for p := tile; p < 2*tile; p++ {
+		b.fmask[p] = 1 // only the middle tile computes
+	}
+	before := append([]float32(nil), b.merged...)
+	for p := range b.conf {
+		b.conf[p] = -1
+	}
+	MergeConfidence(b.merged, b.logits, b.fmask, b.conf, b.scratch, MaxSoftmax)
+	for c := 0; c < channels; c++ {
+		for p := 0; p < hw; p++ {
+			i := c*hw + p
+			want := before[i]
+			if p >= tile && p < 2*tile {
+				want = b.logits[i]
+			}
+			if b.merged[i] != want {
+				t.Fatalf("channel %d pixel %d: merged %v, want %v", c, p, b.merged[i], want)
+			}
+		}
+	}
+	if b.conf[0] != -1 || b.conf[3*tile-1] != -1 || b.conf[tile] <= 0 {
+		t.Errorf("frozen tiles were scored or the active one was not: %v %v %v", b.conf[0], b.conf[tile], b.conf[3*tile-1])
+	}
+}
+
 func TestMergeConfidenceEqualsMergeThenConfidence(t *testing.T) {
 	for _, crit := range []Criterion{MaxSoftmax, HeatmapPeak} {
 		const channels, hw = 7, 5000 // more than two tiles, not a multiple of 8
