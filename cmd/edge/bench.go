@@ -20,6 +20,8 @@ func benchCommand() *cli.Command {
 		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
 		&cli.StringFlag{Name: "image", Value: "testdata/images/street.png", Usage: "frame to run"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+		&cli.StringFlag{Name: "blocks", Usage: "instead of timing, report the pixel- and block-level active fractions per exit over --images, for these block sizes (e.g. 8,16,32)"},
+		&cli.StringFlag{Name: "images", Value: "testdata/images", Usage: "directory or glob of frames for --blocks"},
 	)
 	flags = append(flags, simulateFlags()...)
 	return &cli.Command{
@@ -30,6 +32,9 @@ func benchCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.Bool("simulate") {
 				return runSimulation(c)
+			}
+			if c.String("blocks") != "" {
+				return runBlockFractions(c)
 			}
 			return runBench(c)
 		},

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/imaging"
+	"github.com/anytime-edge/edge/masking"
+	"github.com/anytime-edge/edge/source"
+)
+
+// runBlockFractions reports, for every exit k < K, the fraction of pixels
+// stage k+1 computes (a_pix) and the fraction of block×block cells holding
+// at least one of them (a_block): the ceiling of what block-sparse execution
+// can save, averaged over the frames of --images.
+func runBlockFractions(c *cli.Context) error {
+	var sizes []int
+	for _, f := range strings.Split(c.String("blocks"), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("--blocks %q: want block sizes such as 8,16,32", c.String("blocks"))
+		}
+		sizes = append(sizes, n)
+	}
+	log, err := newLogger(c, false)
+	if err != nil {
+		return err
+	}
+	b, engine, err := openBundle(c, log)
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	h, w := b.OutputSize()
+	exits := len(b.Stages) - 1
+	pix := make([]float64, exits)
+	blk := make([][]float64, exits)
+	for k := range blk {
+		blk[k] = make([]float64, len(sizes))
+	}
+	ids := make([]int32, h*w)
+	x, err := anytime.New(b, engine, anytime.Config{OnExit: func(e anytime.Exit, _ []float32, mask []uint8) {
+		if e.Exit > exits {
+			return
+		}
+		pix[e.Exit-1] += masking.Fraction(mask)
+		for i, size := range sizes {
+			blk[e.Exit-1][i] += float64(masking.ActiveBlocks(ids, mask, h, w, size)) / float64(masking.Cells(h, w, size))
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	if c.IsSet("threshold") {
+		x.SetThreshold(float32(c.Float64("threshold")))
+	}
+	src, err := source.Open(c.Context, c.String("images"), source.Options{})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	frames := 0
+	for {
+		f, err := src.Next(c.Context)
+		var fe *source.FrameError
+		if errors.As(err, &fe) {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		imaging.Preprocess(x.Image(), f.Image, b.Input)
+		// A frame that halts early has frozen everything: the exits it
+		// skipped compute nothing, which the sums say by adding zero.
+		if _, err := x.Run(context.WithoutCancel(c.Context)); err != nil {
+			return err
+		}
+		frames++
+	}
+	if frames == 0 {
+		return fmt.Errorf("--images %s: no readable frame", c.String("images"))
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(c.App.Writer, "%s, threshold %g, %d frames, output %dx%d: fraction computed by the next stage\n", b.Name, x.Threshold(), frames, h, w)
+	head := "after exit\ta_pix\t"
+	for _, size := range sizes {
+		head += fmt.Sprintf("a_block(%d)\t", size)
+	}
+	fmt.Fprintln(tw, head)
+	for k := 0; k < exits; k++ {
+		row := fmt.Sprintf("%d\t%.3f\t", k+1, pix[k]/float64(frames))
+		for i := range sizes {
+			row += fmt.Sprintf("%.3f\t", blk[k][i]/float64(frames))
+		}
+		fmt.Fprintln(tw, row)
+	}
+	return tw.Flush()
+}
