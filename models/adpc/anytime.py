@@ -39,14 +39,17 @@ class Result:
 
 @torch.no_grad()
 def run(model: ADPCHRNet, image: Tensor, threshold: Optional[float], exits: int = 4) -> Result:
-    """Runs up to `exits` exits. With threshold None nothing is frozen (the
-    model's plain outputs); otherwise masks follow BUNDLE.md: they come from
-    the merged logits, gate the masked convolutions of the next stage (if the
-    model has any) and drive the copy aggregation."""
+    """Runs up to `exits` exits, as the Go executor does.
+
+    A model with masked stages (adpc) follows BUNDLE.md: each mask comes from
+    the merged logits (conf <= threshold: compute), gates the next stage's
+    masked convolutions and drives the copy aggregation. Stages without masks
+    (ee, rh) compute every pixel: their masks are all 1 and the merged logits
+    are their own, whatever the threshold. Threshold None: nothing frozen."""
     state, logits = model.stage(1, [image])
     merged, raw, masks = [logits], [logits], []
     for k in range(2, exits + 1):
-        if threshold is None:
+        if threshold is None or not model.masked:
             mask = torch.ones_like(merged[-1][:, :1])
         else:
             mask = compute_mask(merged[-1], threshold)
