@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/anytime-edge/edge/telemetry/broker"
 )
@@ -94,4 +98,53 @@ func finals(t *testing.T, msgs [][]byte) []string {
 		}
 	}
 	return out
+}
+
+// TestSIGTERMStopsCleanly runs `edge run` as a process, sends SIGTERM once
+// results flow, and expects exit status 0 and the offline status with
+// reason shutdown on the broker.
+func TestSIGTERMStopsCleanly(t *testing.T) {
+	lib := ortOrSkip(t)
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	col := &collector{msgs: map[string][][]byte{}}
+	base := "anytime/v1/test/unit-2/"
+	b.Subscribe(base+"#", 1, func(topic string, payload []byte, _ bool) { col.add(topic, payload) })
+	bundle, _ := filepath.Abs(filepath.Join(repo, "testdata/bundles/tiny"))
+	image, _ := filepath.Abs(filepath.Join(repo, "testdata/images/street.png"))
+	cmd := exec.Command(os.Args[0], "--log-level", "error", "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
+		"--loop", "--fps", "50", "--mqtt", b.URL(), "--site", "test", "--device", "unit-2", "--spool", filepath.Join(t.TempDir(), "spool"), image)
+	cmd.Env = append(os.Environ(), "EDGE_TEST_MAIN=1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(col.get(base+"result")) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(col.get(base+"result")) < 3 {
+		cmd.Process.Kill()
+		t.Fatalf("no results from edge run:\n%s", out.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("edge run after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("edge run did not stop within 30 s of SIGTERM")
+	}
+	status := col.get(base + "status")
+	if len(status) == 0 || !strings.Contains(string(status[len(status)-1]), `"reason":"shutdown"`) {
+		t.Errorf("last status is not the shutdown one: %q", status[len(status)-1])
+	}
 }

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain lets a test run the real command in a subprocess: with
+// EDGE_TEST_MAIN=1 the test binary is `edge`.
+func TestMain(m *testing.M) {
+	if os.Getenv("EDGE_TEST_MAIN") == "1" {
+		os.Args = append([]string{"edge"}, os.Args[1:]...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// edgeProcess runs `edge args...` as a fresh process in dir.
+func edgeProcess(t *testing.T, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append([]string{"EDGE_TEST_MAIN=1"}, env...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestMissingONNXRuntimeNamesEveryPathAndTheFix runs infer where no ONNX
+// Runtime library can be found: one error, naming each path tried and the
+// command that installs it, and a non-zero exit.
+func TestMissingONNXRuntimeNamesEveryPathAndTheFix(t *testing.T) {
+	dir := t.TempDir()
+	bundle, _ := filepath.Abs(filepath.Join(repo, "testdata/bundles/tiny"))
+	out, err := edgeProcess(t, dir, []string{"EDGE_ORT_LIB=/nonexistent/env/libonnxruntime.so.1", "LD_LIBRARY_PATH=" + dir},
+		"infer", "--bundle", bundle, "--ort-lib", "/nonexistent/flag/libonnxruntime.so.1", "x.png")
+	if err == nil {
+		t.Fatalf("infer succeeded without ONNX Runtime:\n%s", out)
+	}
+	for _, want := range []string{"/nonexistent/flag/libonnxruntime.so.1", "/nonexistent/env/libonnxruntime.so.1", ".deps/libonnxruntime.so.1", "make setup"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("error does not name %q:\n%s", want, out)
+		}
+	}
+}
