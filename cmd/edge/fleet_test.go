@@ -33,6 +33,22 @@ func (c *collector) get(topic string) [][]byte {
 	return c.msgs[topic]
 }
 
+// startBroker starts an embedded broker on a free loopback port, collecting
+// everything published under base.
+func startBroker(t *testing.T, base string) (*broker.Broker, *collector) {
+	t.Helper()
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	col := &collector{msgs: map[string][][]byte{}}
+	if err := b.Subscribe(base+"#", 1, func(topic string, payload []byte, _ bool) { col.add(topic, payload) }); err != nil {
+		t.Fatal(err)
+	}
+	return b, col
+}
+
 // TestRunOncePublishesOneResultPerImage runs `edge run --once` over the
 // sample directory, publishing to an embedded (mochi) broker that the test
 // starts first, so its in-process subscriber sees everything. Each good image
@@ -41,17 +57,9 @@ func (c *collector) get(topic string) [][]byte {
 // status.
 func TestRunOncePublishesOneResultPerImage(t *testing.T) {
 	lib := ortOrSkip(t)
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	col := &collector{msgs: map[string][][]byte{}}
 	base := "anytime/v1/test/unit-1/"
-	if err := b.Subscribe(base+"#", 1, func(topic string, payload []byte, _ bool) { col.add(topic, payload) }); err != nil {
-		t.Fatal(err)
-	}
-	err = runEdge(t, "run", "--once", "--ort-lib", lib, "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"),
+	b, col := startBroker(t, base)
+	err := runEdge(t, "run", "--once", "--ort-lib", lib, "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"),
 		"--progressive", "--mqtt", b.URL(), "--site", "test", "--device", "unit-1", "--spool", filepath.Join(t.TempDir(), "spool"),
 		filepath.Join(repo, "testdata/images"))
 	if err == nil || !strings.Contains(err.Error(), "2 of 5 frames failed") {
@@ -105,14 +113,8 @@ func finals(t *testing.T, msgs [][]byte) []string {
 // reason shutdown on the broker.
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	lib := ortOrSkip(t)
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	col := &collector{msgs: map[string][][]byte{}}
 	base := "anytime/v1/test/unit-2/"
-	b.Subscribe(base+"#", 1, func(topic string, payload []byte, _ bool) { col.add(topic, payload) })
+	b, col := startBroker(t, base)
 	bundle, _ := filepath.Abs(filepath.Join(repo, "testdata/bundles/tiny"))
 	image, _ := filepath.Abs(filepath.Join(repo, "testdata/images/street.png"))
 	cmd := exec.Command(os.Args[0], "--log-level", "error", "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
