@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from .checkpoint import load_file, num_classes_of
+from .checkpoint import CheckpointError, load_into, num_classes as classes_of, read
 from .config import arch
 from .hrnet import ADPCHRNet
 from .init import randomize
@@ -19,11 +19,15 @@ def build(arch_name: str, variant: str, *, checkpoint: Optional[str | Path] = No
     if (checkpoint is None) == (seed is None):
         raise ValueError("give exactly one of a checkpoint or a seed")
     if checkpoint is not None:
-        found = num_classes_of(checkpoint)
+        sd = read(checkpoint)
+        found = classes_of(sd, checkpoint)
         if num_classes is not None and num_classes != found:
             raise ValueError(f"{checkpoint}: has {found} classes, the labels name {num_classes}")
         model = ADPCHRNet(arch(arch_name), variant, found)
-        load_file(model, checkpoint)
+        try:
+            load_into(model, sd)
+        except CheckpointError as e:
+            raise CheckpointError(f"{checkpoint}: {e}") from None
         return model.eval()
     model = ADPCHRNet(arch(arch_name), variant, num_classes or 19)
     return randomize(model, int(seed))  # type: ignore[arg-type]

@@ -28,7 +28,9 @@ def sha256(path: str | Path) -> str:
 
 def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     """The tensors of a plain state dict or of a dict holding `state_dict`
-    (or `model`), with `module.` / `model.` prefixes removed."""
+    (or `model`), with `module.` / `model.` prefixes removed. The training
+    wrapper of the HRNet segmentation code saves its loss too
+    (`loss.criterion.weight`, the class weights): `loss.` keys are dropped."""
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
             inner = obj.get(key)
@@ -43,6 +45,8 @@ def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     changed = True
     while changed:  # e.g. DataParallel around a wrapper: module.model.conv1...
         changed = False
+        if any(k.startswith("loss.") for k in sd) and not all(k.startswith("loss.") for k in sd):
+            sd = {k: v for k, v in sd.items() if not k.startswith("loss.")}
         for p in PREFIXES:
             if all(k.startswith(p) for k in sd):
                 sd = {k[len(p):]: v for k, v in sd.items()}
@@ -72,17 +76,24 @@ def load_into(model: ADPCHRNet, sd: Mapping[str, torch.Tensor]) -> None:
     model.load_state_dict(dict(sd), strict=True)
 
 
-def load_file(model: ADPCHRNet, path: str | Path) -> None:
-    obj = torch.load(str(path), map_location="cpu")
+def read(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of a checkpoint file (see extract_state_dict)."""
     try:
-        load_into(model, extract_state_dict(obj))
+        return extract_state_dict(torch.load(str(path), map_location="cpu"))
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
 
 
-def num_classes_of(path: str | Path) -> int:
-    """Number of classes of a checkpoint (output channels of last_layer)."""
-    sd = extract_state_dict(torch.load(str(path), map_location="cpu"))
+def load_file(model: ADPCHRNet, path: str | Path) -> None:
+    sd = read(path)
+    try:
+        load_into(model, sd)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
+def num_classes(sd: Mapping[str, torch.Tensor], path: str | Path = "checkpoint") -> int:
+    """Number of classes (output channels of last_layer)."""
     w = sd.get("last_layer.3.weight")
     if w is None:
         raise CheckpointError(f"{path}: no last_layer.3.weight, not an HRNet segmentation checkpoint")

@@ -39,6 +39,10 @@ class CheckpointTest(unittest.TestCase):
         self.roundtrip({f"module.{k}": v for k, v in self.sd.items()})
         self.roundtrip({"state_dict": {f"model.{k}": v for k, v in self.sd.items()}, "best_mIoU": 0.8})
         self.roundtrip({f"module.model.{k}": v for k, v in self.sd.items()})
+        # HRNet-seg's FullModel: model.* plus the loss's class weights.
+        full = {f"model.{k}": v for k, v in self.sd.items()}
+        full["loss.criterion.weight"] = torch.ones(19)
+        self.roundtrip({"epoch": 484, "state_dict": full})
 
     def test_errors_list_keys(self):
         model = ADPCHRNet(arch("hrnet_tiny"), "adpc")
