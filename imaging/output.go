@@ -117,3 +117,23 @@ func ExitThumbnail(labels, computed []uint8, h, w int, pal color.Palette) *image
 	}
 	return img
 }
+
+// HeatThumbnail is a grey map (h×w) of peak, scaled so that its largest
+// value is white, with the pixels not computed (computed[p] == 0) drawn in
+// dark blue. A nil computed means all were.
+func HeatThumbnail(peak []float32, computed []uint8, h, w int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	top := float32(1e-6)
+	for _, v := range peak[:h*w] {
+		top = max(top, v)
+	}
+	for p, v := range peak[:h*w] {
+		g := uint8(255 * min(max(v/top, 0), 1))
+		c := color.RGBA{g, g, g, 255}
+		if computed != nil && computed[p] == 0 {
+			c = color.RGBA{g / 4, g / 4, 64 + g/4, 255}
+		}
+		img.Pix[4*p], img.Pix[4*p+1], img.Pix[4*p+2], img.Pix[4*p+3] = c.R, c.G, c.B, 255
+	}
+	return img
+}

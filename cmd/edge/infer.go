@@ -21,6 +21,7 @@ import (
 	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/source"
+	"github.com/anytime-edge/edge/telemetry"
 )
 
 func inferCommand() *cli.Command {
@@ -85,6 +86,9 @@ func runInfer(c *cli.Context) error {
 	}
 	defer pw.Stop()
 	r := &inferRunner{bundle: b, log: log, out: c.String("out"), dump: c.String("dump")}
+	if b.Task == models.TaskKeypoints {
+		r.pose = newPose(b)
+	}
 	x, err := anytime.New(b, engine, anytime.Config{
 		Policy:       pw.Policy,
 		Meter:        pw.Recorder,
@@ -140,6 +144,7 @@ type inferRunner struct {
 	out    string
 	dump   string
 	fleet  *fleet // nil unless publishing
+	pose   *pose  // keypoints bundles only
 
 	// per input
 	frameID  uint64
@@ -152,14 +157,15 @@ type inferRunner struct {
 
 // summary is the JSON written per input.
 type summary struct {
-	Input     string             `json:"input"`
-	Width     int                `json:"width"`
-	Height    int                `json:"height"`
-	Bundle    bundleRef          `json:"bundle"`
-	Threshold float32            `json:"threshold"`
-	Exits     []exitSummary      `json:"exits"`
-	Halt      haltSummary        `json:"halt"`
-	Classes   map[string]float64 `json:"classes,omitempty"`
+	Input     string               `json:"input"`
+	Width     int                  `json:"width"`
+	Height    int                  `json:"height"`
+	Bundle    bundleRef            `json:"bundle"`
+	Threshold float32              `json:"threshold"`
+	Exits     []exitSummary        `json:"exits"`
+	Halt      haltSummary          `json:"halt"`
+	Classes   map[string]float64   `json:"classes,omitempty"`
+	Keypoints []telemetry.Keypoint `json:"keypoints,omitempty"`
 }
 
 type bundleRef struct {
@@ -233,6 +239,15 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 			Frozen: e.Frozen, GMACs: e.GMACs, Provider: e.Provider,
 		})
 	}
+	if r.pose != nil {
+		r.pose.decode(res.Merged, width, height)
+		s.Keypoints = r.pose.message()
+		if r.frame != nil && r.out != "" {
+			if err := imaging.WritePNG(filepath.Join(r.out, r.stem+"_overlay.png"), r.pose.overlay(r.frame)); err != nil {
+				return err
+			}
+		}
+	}
 	if r.bundle.Task == models.TaskSegmentation {
 		s.Classes = imaging.ClassFractions(r.labels, r.bundle.Labels)
 		if r.frame != nil && r.out != "" {
@@ -245,7 +260,9 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 	}
 	if r.fleet != nil {
 		fr := source.Frame{ID: r.frameID, Source: in.name, Captured: captured}
-		r.fleet.publish(r.fleet.result(&fr, width, height, res.Exits, res.Halt, s.Classes))
+		m := r.fleet.result(&fr, width, height, res.Exits, res.Halt, s.Classes)
+		m.Keypoints = s.Keypoints
+		r.fleet.publish(m)
 		if r.labels != nil {
 			r.fleet.publishLabels(&fr, r.labels)
 		}

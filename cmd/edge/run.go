@@ -18,6 +18,7 @@ import (
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/internal/sdnotify"
 	"github.com/anytime-edge/edge/liveview"
+	"github.com/anytime-edge/edge/masking"
 	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/pipeline"
 	"github.com/anytime-edge/edge/power"
@@ -97,6 +98,9 @@ func runDaemon(c *cli.Context) error {
 	defer pw.Stop()
 
 	sink := &runSink{bundle: b, power: pw, log: log, out: c.String("out"), progressive: c.Bool("progressive")}
+	if b.Task == models.TaskKeypoints {
+		sink.pose = newPose(b)
+	}
 	p := pipeline.New(src, []pipeline.Sink{sink}, pipeline.Options{DropWhenBusy: !c.Bool("once")}, log.With("component", "pipeline"))
 	sink.stats = p.Stats
 	x, err := anytime.New(b, engine, anytime.Config{
@@ -187,7 +191,9 @@ type runSink struct {
 
 	labels     []uint8
 	exitsSoFar []anytime.Exit // this frame's exits, for progressive results
-	exitLabels [][]uint8      // per exit, this frame
+	exitLabels [][]uint8      // per exit, this frame (segmentation)
+	exitPeaks  [][]float32    // per exit, this frame (keypoints: peak over joints)
+	pose       *pose          // keypoints bundles only
 	exitMasks  [][]uint8      // mask after each exit (fed to the next stage)
 	lastLive   time.Time
 }
@@ -200,19 +206,33 @@ func (s *runSink) Exit(f *source.Frame, e anytime.Exit, merged []float32, mask [
 		s.exitsSoFar = s.exitsSoFar[:0]
 	}
 	s.exitsSoFar = append(s.exitsSoFar, e)
-	if s.bundle.Task != models.TaskSegmentation {
-		return
-	}
 	h, w := s.bundle.OutputSize()
-	for len(s.exitLabels) < len(s.bundle.Stages) {
+	for len(s.exitMasks) < len(s.bundle.Stages) {
 		s.exitLabels = append(s.exitLabels, make([]uint8, h*w))
+		s.exitPeaks = append(s.exitPeaks, make([]float32, h*w))
 		s.exitMasks = append(s.exitMasks, make([]uint8, h*w))
 	}
-	labels := s.exitLabels[e.Exit-1]
-	imaging.Argmax(labels, merged)
 	copy(s.exitMasks[e.Exit-1], mask)
-	if s.progressive && s.fleet != nil && f.Image != nil {
-		m := s.fleet.result(f, f.Image.Rect.Dx(), f.Image.Rect.Dy(), s.exitsSoFar, telemetry.HaltInProgress, imaging.ClassFractions(labels, s.bundle.Labels))
+	if f.Image == nil {
+		return
+	}
+	width, height := f.Image.Rect.Dx(), f.Image.Rect.Dy()
+	var m *telemetry.Result
+	if s.pose != nil {
+		masking.Confidence(s.exitPeaks[e.Exit-1], nil, merged, masking.HeatmapPeak)
+		if s.progressive && s.fleet != nil {
+			s.pose.decode(merged, width, height)
+			m = s.fleet.result(f, width, height, s.exitsSoFar, telemetry.HaltInProgress, nil)
+			m.Keypoints = s.pose.message()
+		}
+	} else {
+		labels := s.exitLabels[e.Exit-1]
+		imaging.Argmax(labels, merged)
+		if s.progressive && s.fleet != nil {
+			m = s.fleet.result(f, width, height, s.exitsSoFar, telemetry.HaltInProgress, imaging.ClassFractions(labels, s.bundle.Labels))
+		}
+	}
+	if m != nil {
 		m.Progressive = true
 		s.fleet.publish(m)
 	}
@@ -227,31 +247,43 @@ func (s *runSink) Frame(o *pipeline.Output) {
 		energySrc = e.EnergySource
 	}
 	s.point(o, energyMJ)
-	if o.Err != nil || s.bundle.Task != models.TaskSegmentation || o.Frame.Image == nil {
+	if o.Err != nil || o.Frame.Image == nil {
 		if o.Err != nil && s.fleet != nil {
 			s.fleet.event("frame-failed", o.Err.Error(), map[string]string{"frame": fmt.Sprint(o.Frame.ID), "source": o.Frame.Source})
 		}
 		s.publishLive(o, nil, energyMJ, energySrc)
 		return
 	}
-	h, w := s.bundle.OutputSize()
-	if len(s.labels) != h*w {
-		s.labels = make([]uint8, h*w)
-	}
-	imaging.Argmax(s.labels, o.Result.Merged)
-	if s.fleet != nil {
-		width, height := o.Frame.Image.Rect.Dx(), o.Frame.Image.Rect.Dy()
-		s.fleet.publish(s.fleet.result(&o.Frame, width, height, o.Result.Exits, o.Result.Halt, imaging.ClassFractions(s.labels, s.bundle.Labels)))
-		s.fleet.publishLabels(&o.Frame, s.labels)
+	width, height := o.Frame.Image.Rect.Dx(), o.Frame.Image.Rect.Dy()
+	var render func() *image.RGBA // the overlay, made only when wanted
+	if s.pose != nil {
+		s.pose.decode(o.Result.Merged, width, height)
+		if s.fleet != nil {
+			m := s.fleet.result(&o.Frame, width, height, o.Result.Exits, o.Result.Halt, nil)
+			m.Keypoints = s.pose.message()
+			s.fleet.publish(m)
+		}
+		render = func() *image.RGBA { return s.pose.overlay(o.Frame.Image) }
+	} else {
+		h, w := s.bundle.OutputSize()
+		if len(s.labels) != h*w {
+			s.labels = make([]uint8, h*w)
+		}
+		imaging.Argmax(s.labels, o.Result.Merged)
+		if s.fleet != nil {
+			s.fleet.publish(s.fleet.result(&o.Frame, width, height, o.Result.Exits, o.Result.Halt, imaging.ClassFractions(s.labels, s.bundle.Labels)))
+			s.fleet.publishLabels(&o.Frame, s.labels)
+		}
+		render = func() *image.RGBA {
+			lab := imaging.LabelImage(s.labels, h, w, width, height, imaging.Palette(s.bundle.Labels))
+			return imaging.Overlay(o.Frame.Image, lab, 0.5)
+		}
 	}
 	liveDue := s.live != nil && time.Since(s.lastLive) >= 200*time.Millisecond
 	if s.out == "" && !liveDue {
 		return
 	}
-	width, height := o.Frame.Image.Rect.Dx(), o.Frame.Image.Rect.Dy()
-	pal := imaging.Palette(s.bundle.Labels)
-	lab := imaging.LabelImage(s.labels, h, w, width, height, pal)
-	overlay := imaging.Overlay(o.Frame.Image, lab, 0.5)
+	overlay := render()
 	if s.out != "" {
 		name := fmt.Sprintf("frame%06d", o.Frame.ID)
 		if err := imaging.WritePNG(filepath.Join(s.out, name+"_overlay.png"), overlay); err != nil {
@@ -304,12 +336,16 @@ func (s *runSink) publishLive(o *pipeline.Output, overlay image.Image, energyMJ 
 	pal := imaging.Palette(s.bundle.Labels)
 	for i, e := range o.Result.Exits {
 		f.Exits = append(f.Exits, liveview.Exit{Exit: e.Exit, MS: ms(e.Stage), MJ: e.EnergyJ * 1000, Frozen: e.Frozen, GMACs: e.GMACs})
-		if s.bundle.Task == models.TaskSegmentation && i < len(s.exitLabels) {
+		if i < len(s.exitMasks) {
 			var computed []uint8
 			if i > 0 {
 				computed = s.exitMasks[i-1]
 			}
-			f.Thumbs = append(f.Thumbs, imaging.ExitThumbnail(s.exitLabels[i], computed, h, w, pal))
+			if s.pose != nil {
+				f.Thumbs = append(f.Thumbs, imaging.HeatThumbnail(s.exitPeaks[i], computed, h, w))
+			} else {
+				f.Thumbs = append(f.Thumbs, imaging.ExitThumbnail(s.exitLabels[i], computed, h, w, pal))
+			}
 		}
 	}
 	st := s.stats()
