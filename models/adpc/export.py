@@ -24,9 +24,8 @@ from .config import ARCHS, NUM_EXITS, OUTPUT_STRIDE, VARIANTS, check_size
 from .flops import count_convs, stage_macs
 from .hrnet import ADPCHRNet
 from .labels import Label, load as load_labels
-from .onnx_emit import Value, stage_graph
+from .onnx_emit import OPSET, Value, stage_graph
 
-OPSET = 13
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 

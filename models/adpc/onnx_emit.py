@@ -21,6 +21,7 @@ from .hrnet import ADPCHRNet, HighResolutionModule, HRStage
 from .layers import RBF_SIZE, BasicBlock, Bottleneck, MaskedConv2d, MaskedSequential
 
 INT64_MAX = 2**63 - 1
+OPSET = 13
 
 
 @dataclass(frozen=True)
@@ -229,5 +230,5 @@ def stage_graph(model: ADPCHRNet, k: int, inputs: Sequence[Value], mask: Optiona
     graph_inputs = [vi(v.name, v.shape) for v in inputs] + ([vi(mask.name, mask.shape)] if mask is not None else [])
     graph = helper.make_graph(g.nodes, f"{model.cfg.name}_{model.variant}_stage{k}", graph_inputs,
                               [vi(n, v.shape) for n, v in outputs], initializer=g.inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                              producer_name="models.adpc", ir_version=8)
