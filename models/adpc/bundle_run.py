@@ -1,6 +1,6 @@
 """Runs a bundle stage by stage on ONNX Runtime (through `ort`), with the
 anytime loop of BUNDLE.md in numpy: an independent second implementation of
-what the Go executor does, for tests."""
+what the Go executor does, for tests. It runs every exit (no halting)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,11 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float,
     mask: Optional[np.ndarray] = None
     for k, st in enumerate(man["stages"]):
         if k > 0:
-            mask = (max_softmax(merged[-1]) <= threshold).astype(np.uint8)
+            # A dense stage computes every pixel (as the Go executor does).
+            if st["mode"] == "masked":
+                mask = (max_softmax(merged[-1]) <= threshold).astype(np.uint8)
+            else:
+                mask = np.ones(merged[-1].shape[-2:], np.uint8)
             masks.append(mask)
         feeds = {}
         for name, src in st["inputs"].items():

@@ -176,8 +176,10 @@ def rh_from_adpc(adpc: ADPCHRNet) -> ADPCHRNet:
     return rh.eval()
 
 
-def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None]) -> None:
-    h, w = CASES[arch]
+def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
+               size: Optional[tuple[int, int]] = None) -> None:
+    """All checks for one arch (at its CASES size unless size is given)."""
+    h, w = size or CASES[arch]
     x = random_image(SEED + 100, h, w).numpy()
     adpc = build(arch, "adpc", seed=SEED)
     t0 = time.time()
