@@ -74,6 +74,9 @@ def train(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    if args.init:
+        # Fine-tuning: start from trained weights with a fresh optimiser.
+        model.load_state_dict(torch.load(args.init, map_location=device))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     start = 0
@@ -143,6 +146,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="training threshold of adpc (default seg 0.99, pose 0.1)")
     p.add_argument("--mask-warmup", type=float, default=0.0,
                    help="fraction of the steps trained without masks before they are switched on")
+    p.add_argument("--init", help="start from these weights (.pth state dict) instead of random ones")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=0, help="data-loading processes")
