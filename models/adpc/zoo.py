@@ -24,7 +24,7 @@ from .checkpoint import sha256
 from .config import NUM_EXITS
 from .data import pose, scenes
 from .data.fashion import CLASSES
-from .evaluate import Evaluation, centre_labels, confusion, evaluate, load_model, miou
+from .evaluate import Evaluation, evaluate, load_model
 from .export import export
 from .labels import Label
 from .tasks import TASKS, Task
@@ -132,7 +132,7 @@ def save_png(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array).save(path)
 
 
-def test_set(task: Task, out: Path, shipped_pred: dict, rh_pred: dict, shipped: Evaluation, rh: Evaluation) -> None:
+def test_set(task: Task, out: Path, shipped: Evaluation, rh: Evaluation) -> None:
     """Images 0..19 of the test split with their ground truth and the PyTorch
     per-exit figures, for the Go test (package evaluate)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -185,9 +185,9 @@ def run(args: argparse.Namespace) -> int:
         (rh_dir / "table.md").write_text(table(args.task, rh, shipped, sweep))
         plot(rh_dir / "plot.png", args.task, rh, shipped, sweep)
     # PyTorch figures on the 20 Go test images, at the shipped threshold.
-    small_rh, rh_pred = evaluate(rh_model, task, None, TEST_IMAGES)
-    small, pred = evaluate(adpc, task, args.threshold, TEST_IMAGES)
-    test_set(task, adpc_dir / "testset", pred, rh_pred, small, small_rh)
+    small_rh, _ = evaluate(rh_model, task, None, TEST_IMAGES)
+    small, _ = evaluate(adpc, task, args.threshold, TEST_IMAGES)
+    test_set(task, adpc_dir / "testset", small, small_rh)
     samples = zoo / "samples"
     samples.mkdir(parents=True, exist_ok=True)
     ds = task.dataset("test")
