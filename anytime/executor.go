@@ -53,6 +53,10 @@ type Exit struct {
 	EnergySource power.Source
 	// Provider is the execution provider that ran the stage.
 	Provider string
+	// Ran is how the stage ran: "dense", "masked", "blocks" (its sparse
+	// graph) or "blocks-dense" (a blocks stage's dense twin, chosen by the
+	// dispatcher).
+	Ran string
 }
 
 // Result is one frame's outcome.
@@ -85,16 +89,20 @@ type Executor struct {
 	maskFloat []float32
 	masked    [][]masking.MaskedConvs
 	exits     []Exit
+	// Blocks stages: the cell table, and the largest bucket for which the
+	// sparse graph beats the dense twin (0: always the twin).
+	tables    []*masking.BlockTable
+	maxBucket []atomic.Int64
 }
 
 // New makes an executor for bundle b running on engine e.
 func New(b *models.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 	for i, s := range b.Stages {
-		if s.Mode == models.ModeBlocks {
-			return nil, fmt.Errorf("bundle %s: stage %q uses mode %q, which this runtime does not run yet (format 1 reserves it)", b.Dir, s.Name, s.Mode)
+		if s.Mode == models.ModeBlocks && (s.Blocks == nil || s.Blocks.Size <= 0 || len(s.Blocks.Buckets) == 0) {
+			return nil, fmt.Errorf("bundle %s: blocks stage %q has no valid blocks object", b.Dir, s.Name)
 		}
-		if s.Mode == models.ModeMasked && e.Mask() == nil {
-			return nil, fmt.Errorf("bundle %s: stage %d is masked but the engine has no mask tensor", b.Dir, i)
+		if s.Mode != models.ModeDense && e.Mask() == nil {
+			return nil, fmt.Errorf("bundle %s: stage %d is %s but the engine has no mask tensor", b.Dir, i, s.Mode)
 		}
 	}
 	h, w := b.OutputSize()
@@ -110,14 +118,20 @@ func New(b *models.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 		mask:      make([]uint8, h*w),
 		maskFloat: make([]float32, h*w),
 		exits:     make([]Exit, 0, len(b.Stages)),
+		tables:    make([]*masking.BlockTable, len(b.Stages)),
+		maxBucket: make([]atomic.Int64, len(b.Stages)),
 	}
 	if b.Confidence.Criterion == models.CriterionHeatmapPeak {
 		x.crit = masking.HeatmapPeak
 	}
 	x.SetThreshold(b.Confidence.Threshold)
 	x.SetHardDeadline(cfg.HardDeadline)
-	for _, s := range b.Stages {
-		x.adaptive = x.adaptive || s.Mode == models.ModeMasked
+	for i, s := range b.Stages {
+		if s.Mode == models.ModeBlocks {
+			x.tables[i] = masking.NewBlockTable(h, w, s.Blocks.Size, s.Blocks.Buckets)
+			x.maxBucket[i].Store(int64(s.Blocks.Buckets[len(s.Blocks.Buckets)-1]))
+		}
+		x.adaptive = x.adaptive || s.Mode != models.ModeDense
 		var convs []masking.MaskedConvs
 		for key, m := range s.MACs.Masked {
 			stride, _ := strconv.Atoi(key) // validated by models
@@ -191,16 +205,13 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 				}
 			}
 		}
-		masking.ToFloat(x.maskFloat, x.mask)
-		if s.Mode == models.ModeMasked {
-			copy(x.engine.Mask(), x.maskFloat)
-		}
 		t0 := time.Now()
 		runCtx := frameCtx
 		if i == 0 {
 			runCtx = ctx // exit 1 is the least a frame returns
 		}
-		if err := x.engine.Run(runCtx, i); err != nil {
+		ran, active, err := x.runStage(runCtx, i)
+		if err != nil {
 			res.Exits = x.exits
 			if i > 0 && ctx.Err() == nil && errors.Is(frameCtx.Err(), context.DeadlineExceeded) {
 				res.Halt = power.ReasonDeadline
@@ -209,13 +220,12 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 			res.Halt = power.ReasonError
 			return res, fmt.Errorf("stage %q: %w", s.Name, err)
 		}
+		stageMACs := x.stageMACs(i, active)
 		logits := x.engine.Logits(i)
 		if !masking.Finite(logits) {
 			res.Exits, res.Halt = x.exits, power.ReasonError
 			return res, fmt.Errorf("stage %q: %w", s.Name, ErrBadLogits)
 		}
-		active := masking.Fraction(x.mask)
-		stageMACs := x.stageMACs(i)
 		needMask := x.adaptive && i < len(x.bundle.Stages)-1
 		switch {
 		case i == 0:
@@ -235,7 +245,7 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 		gmacs += stageMACs / gmac
 		ex := Exit{
 			Exit: i + 1, Stage: t1.Sub(t0), Elapsed: t1.Sub(start), Frozen: 1 - active,
-			GMACs: gmacs, Provider: x.engine.Provider(i),
+			GMACs: gmacs, Provider: x.engine.Provider(i), Ran: ran,
 		}
 		if x.cfg.Meter != nil {
 			if j, src, ok := x.cfg.Meter.StageEnergy(t0, t1, stageMACs/gmac); ok {
@@ -258,11 +268,48 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// stageMACs is stage i's effective MACs for the mask it was fed (x.mask
-// before it is narrowed by the stage's own exit).
-func (x *Executor) stageMACs(i int) float64 {
+// runStage runs stage i for the current mask and returns how it ran and
+// the fraction of pixels it computed. It leaves in x.maskFloat the mask that
+// copy aggregation uses: the pixel mask, or for a blocks stage the block
+// mask.
+func (x *Executor) runStage(ctx context.Context, i int) (ran string, active float64, err error) {
+	s := x.bundle.Stages[i]
+	switch s.Mode {
+	case models.ModeDense:
+		masking.ToFloat(x.maskFloat, x.mask)
+		return models.ModeDense, masking.Fraction(x.mask), x.engine.Run(ctx, i)
+	case models.ModeMasked:
+		masking.ToFloat(x.maskFloat, x.mask)
+		copy(x.engine.Mask(), x.maskFloat)
+		return models.ModeMasked, masking.Fraction(x.mask), x.engine.Run(ctx, i)
+	}
+	t := x.tables[i]
+	t.Build(x.mask)
+	t.Widen(x.maskFloat)
+	if bucket, ok := t.Bucket(); ok && int64(bucket) <= x.maxBucket[i].Load() {
+		ids, neighbours := x.engine.BlockInputs(i, bucket)
+		t.Write(ids, neighbours, bucket)
+		return "blocks", t.Fraction(), x.engine.RunBlocks(ctx, i, bucket)
+	}
+	copy(x.engine.Mask(), x.maskFloat)
+	return "blocks-dense", t.Fraction(), x.engine.Run(ctx, i)
+}
+
+// SetMaxBlocks sets, for blocks stage i, the largest bucket run on the
+// sparse graph; frames with more active cells run the dense twin (0: always
+// the twin). Calibrate sets it from measurements; safe from any goroutine.
+func (x *Executor) SetMaxBlocks(i, bucket int) { x.maxBucket[i].Store(int64(bucket)) }
+
+// stageMACs is stage i's effective MACs when it computed a fraction active
+// of the pixels (masked stages: of the mask it was fed, resized to each
+// layer; blocks stages: of the cells, with no interpolation term).
+func (x *Executor) stageMACs(i int, active float64) float64 {
 	macs := float64(x.bundle.Stages[i].MACs.Fixed)
 	for _, m := range x.masked[i] {
+		if x.bundle.Stages[i].Mode == models.ModeBlocks {
+			macs += float64(m.MACs) * active
+			continue
+		}
 		p := masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width)
 		macs += m.Effective(p)
 	}

@@ -18,10 +18,18 @@ type Engine interface {
 	// Mask is the mask tensor read by masked stages ([1, 1, h, w] float32,
 	// 1 = compute); nil when no stage takes a mask.
 	Mask() []float32
-	// Run runs stage i. Stages run in order within a frame: stage i reads
+	// Run runs stage i (a blocks stage's dense twin, which reads Mask as
+	// the block mask). Stages run in order within a frame: stage i reads
 	// the state stages before it wrote. A cancelled ctx stops a run in
 	// flight where the backend supports it.
 	Run(ctx context.Context, i int) error
+	// BlockInputs returns blocks stage i's buffers for one of its buckets:
+	// the cell ids ([bucket]) and the neighbour table ([bucket·8]), to be
+	// filled before RunBlocks.
+	BlockInputs(i, bucket int) (ids, neighbours []int64)
+	// RunBlocks runs blocks stage i's sparse graph on that bucket's inputs;
+	// it writes the same outputs as Run.
+	RunBlocks(ctx context.Context, i, bucket int) error
 	// Logits is stage i's raw exit output ([1, C, h, w] float32), valid
 	// after Run(ctx, i) until the next Run of that stage.
 	Logits(i int) []float32

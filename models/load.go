@@ -24,6 +24,9 @@ type Bundle struct {
 // StagePath is the path of stage i's ONNX file.
 func (b *Bundle) StagePath(i int) string { return filepath.Join(b.Dir, b.Stages[i].File) }
 
+// DensePath is the path of blocks stage i's dense twin.
+func (b *Bundle) DensePath(i int) string { return filepath.Join(b.Dir, b.Stages[i].Blocks.Dense.File) }
+
 // Load reads dir/bundle.json, validates it against every rule of the format
 // and checks that each stage file exists. Errors wrap ErrInvalid and name the
 // file and field.
@@ -43,6 +46,12 @@ func Load(dir string) (*Bundle, error) {
 		if err := hashFile(h, filepath.Join(dir, s.File)); err != nil {
 			return nil, &FieldError{File: path, Field: fmt.Sprintf("stages[%d].file", i),
 				Msg: fmt.Sprintf("stage file %q: %v", s.File, unwrapPath(err))}
+		}
+		if s.Blocks != nil {
+			if err := hashFile(h, filepath.Join(dir, s.Blocks.Dense.File)); err != nil {
+				return nil, &FieldError{File: path, Field: fmt.Sprintf("stages[%d].blocks.dense.file", i),
+					Msg: fmt.Sprintf("dense twin %q: %v", s.Blocks.Dense.File, unwrapPath(err))}
+			}
 		}
 	}
 	return &Bundle{Dir: dir, Manifest: *m, SHA256: hex.EncodeToString(h.Sum(nil))}, nil

@@ -172,6 +172,7 @@ func (m *Manifest) validateStages(v *validator) {
 			v.fail(at+".mode", "the first stage must be %q (nothing is confident before exit 1), got %q", ModeDense, s.Mode)
 		}
 		m.validateInputs(v, i, s, produced)
+		m.validateBlocks(v, i, s, files)
 		if s.Logits == "" {
 			v.fail(at+".logits", "missing")
 		}
@@ -224,6 +225,63 @@ func (m *Manifest) validateInputs(v *validator, i int, s Stage, produced map[str
 	}
 	if s.Mode == ModeMasked && !hasMask {
 		v.fail(at, "masked stage %q has no input fed from \"mask\"", s.Name)
+	}
+}
+
+func (m *Manifest) validateBlocks(v *validator, i int, s Stage, files map[string]bool) {
+	at := fmt.Sprintf("stages[%d].blocks", i)
+	if s.Mode != ModeBlocks {
+		if s.Blocks != nil {
+			v.fail(at, "only a blocks stage has a blocks object")
+		}
+		return
+	}
+	b := s.Blocks
+	if b == nil {
+		v.fail(at, "a blocks stage needs size, buckets and dense")
+		return
+	}
+	if b.Size <= 0 {
+		v.fail(at+".size", "got %d, want a positive cell size", b.Size)
+	} else if len(m.Input.Shape) == 4 && m.OutputStride > 0 {
+		h, w := m.OutputSize()
+		if h%b.Size != 0 || w%b.Size != 0 {
+			v.fail(at+".size", "the %dx%d exit map is not a whole number of %d-pixel cells", h, w, b.Size)
+		}
+	}
+	if len(b.Buckets) == 0 {
+		v.fail(at+".buckets", "missing")
+	}
+	for j, n := range b.Buckets {
+		if n <= 0 || (j > 0 && n <= b.Buckets[j-1]) {
+			v.fail(fmt.Sprintf("%s.buckets[%d]", at, j), "got %d, want positive and ascending", n)
+		}
+	}
+	switch {
+	case b.Dense.File == "":
+		v.fail(at+".dense.file", "missing")
+	case !filepath.IsLocal(b.Dense.File):
+		v.fail(at+".dense.file", "%q must be a relative path inside the bundle directory", b.Dense.File)
+	case files[b.Dense.File]:
+		v.fail(at+".dense.file", "%q is already used by another graph", b.Dense.File)
+	}
+	files[b.Dense.File] = true
+	if b.Dense.Mask == "" {
+		v.fail(at+".dense.mask", "missing")
+	} else if _, clash := s.Inputs[b.Dense.Mask]; clash {
+		v.fail(at+".dense.mask", "%q is also an input of the blocks graph", b.Dense.Mask)
+	}
+	var ids, neigh int
+	for _, src := range s.Inputs {
+		switch src {
+		case SourceBlocks:
+			ids++
+		case SourceNeighbour:
+			neigh++
+		}
+	}
+	if ids != 1 || neigh != 1 {
+		v.fail(fmt.Sprintf("stages[%d].inputs", i), "a blocks stage takes exactly one \"blocks\" and one \"neighbours\" input")
 	}
 }
 

@@ -41,9 +41,20 @@ type Engine struct {
 
 type stage struct {
 	name     string
-	session  *onnx.AdvancedSession
+	session  *onnx.AdvancedSession // the stage, or a blocks stage's dense twin
 	run      *onnx.RunOptions
 	provider trt.Provider
+	blocks   *blocksGraph // blocks stages only
+}
+
+// blocksGraph is a blocks stage's sparse graph: one session, and per bucket
+// its own id and neighbour tensors bound with the shared state and logits.
+type blocksGraph struct {
+	session    *onnx.DynamicAdvancedSession
+	provider   trt.Provider
+	ids, neigh map[int]*onnx.Tensor[int64]
+	inputs     map[int][]onnx.Value
+	outputs    []onnx.Value
 }
 
 // watchRequest asks the watcher goroutine to terminate a run if ctx ends
@@ -109,6 +120,18 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	if err := b.CheckGraphs(graphs); err != nil {
 		return nil, err
 	}
+	twins := map[int]models.GraphInfo{}
+	for i, s := range b.Stages {
+		if s.Mode != models.ModeBlocks {
+			continue
+		}
+		if twins[i], err = GraphInfo(b.DensePath(i)); err != nil {
+			return nil, err
+		}
+		if err := b.CheckDenseTwin(i, graphs[i], twins[i]); err != nil {
+			return nil, err
+		}
+	}
 	e := &Engine{state: map[string]*onnx.Tensor[float32]{}}
 	defer func() {
 		if err != nil {
@@ -124,10 +147,7 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	// once.
 	unavailable := map[trt.Provider]error{}
 	for i, s := range b.Stages {
-		if s.Mode != models.ModeDense && s.Mode != models.ModeMasked {
-			return nil, fmt.Errorf("stage %q: mode %q is not supported by this runtime", s.Name, s.Mode)
-		}
-		if s.Mode == models.ModeMasked && e.mask == nil {
+		if s.Mode != models.ModeDense && e.mask == nil {
 			if e.mask, err = onnx.NewEmptyTensor[float32](onnx.NewShape(1, 1, int64(h), int64(w))); err != nil {
 				return nil, fmt.Errorf("allocate mask tensor: %w", err)
 			}
@@ -148,11 +168,13 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 			e.state[out.Name] = t
 		}
 		t0 := time.Now()
-		st, err := e.openStage(b, i, graphs[i], cfg.Providers, unavailable, log)
+		st, err := e.openStage(b, i, graphs[i], twins[i], cfg.Providers, unavailable, log)
+		if st != nil {
+			e.stages = append(e.stages, st) // closed with the engine even on error
+		}
 		if err != nil {
 			return nil, err
 		}
-		e.stages = append(e.stages, st)
 		if cfg.OnStage != nil {
 			cfg.OnStage(i, s.Name, st.provider, time.Since(t0))
 		}
@@ -163,81 +185,170 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	return e, nil
 }
 
-func (e *Engine) openStage(b *models.Bundle, i int, g models.GraphInfo, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
+func (e *Engine) openStage(b *models.Bundle, i int, g, twin models.GraphInfo, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
 	s := b.Stages[i]
-	var inNames []string
-	var inVals []onnx.Value
-	for _, in := range g.Inputs {
-		src := s.Inputs[in.Name]
-		var v onnx.Value
-		switch {
-		case src == models.SourceInput:
-			v = e.image
-		case src == models.SourceMask:
-			v = e.mask
-		case strings.HasPrefix(src, "state:"):
-			v = e.state[strings.TrimPrefix(src, "state:")]
-		default:
-			return nil, fmt.Errorf("stage %q: input %q: source %q is not supported", s.Name, in.Name, src)
-		}
-		inNames = append(inNames, in.Name)
-		inVals = append(inVals, v)
-	}
 	outNames := []string{s.Logits}
 	outVals := []onnx.Value{e.logits[i]}
 	for _, name := range s.State {
 		outNames = append(outNames, name)
 		outVals = append(outVals, e.state[name])
 	}
+	path, graph := b.StagePath(i), g
+	if s.Mode == models.ModeBlocks {
+		path, graph = b.DensePath(i), twin
+	}
+	inNames, inVals, err := e.bind(s, graph, nil)
+	if err != nil {
+		return nil, err
+	}
 	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name}
-	var session *onnx.AdvancedSession
+	st := &stage{name: s.Name}
+	st.provider, err = choose(opts, key, nil, unavailable, log, s.Name, path, func(so *onnx.SessionOptions) (err error) {
+		st.session, err = onnx.NewAdvancedSession(path, inNames, outNames, inVals, outVals, so)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("stage ready", "stage", s.Name, "provider", st.provider)
+	if st.run, err = onnx.NewRunOptions(); err != nil {
+		return st, fmt.Errorf("stage %q: run options: %w", s.Name, err)
+	}
+	if s.Mode == models.ModeBlocks {
+		if st.blocks, err = e.openBlocks(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// bind lists a graph's input names and the engine's tensors feeding them;
+// extra supplies the tensors of the blocks and neighbours inputs.
+func (e *Engine) bind(s models.Stage, g models.GraphInfo, extra map[string]onnx.Value) ([]string, []onnx.Value, error) {
+	var names []string
+	var vals []onnx.Value
+	for _, in := range g.Inputs {
+		src := s.Inputs[in.Name]
+		var v onnx.Value
+		switch {
+		case src == models.SourceInput:
+			v = e.image
+		case src == models.SourceMask, s.Blocks != nil && in.Name == s.Blocks.Dense.Mask:
+			v = e.mask
+		case strings.HasPrefix(src, "state:"):
+			v = e.state[strings.TrimPrefix(src, "state:")]
+		case src == models.SourceBlocks || src == models.SourceNeighbour:
+			v = extra[src]
+		}
+		if v == nil {
+			return nil, nil, fmt.Errorf("stage %q: input %q: source %q is not supported", s.Name, in.Name, src)
+		}
+		names = append(names, in.Name)
+		vals = append(vals, v)
+	}
+	return names, vals, nil
+}
+
+// openBlocks creates blocks stage i's sparse session and the per-bucket
+// tensors it runs with.
+func (e *Engine) openBlocks(b *models.Bundle, i int, g models.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*blocksGraph, error) {
+	s := b.Stages[i]
+	bg := &blocksGraph{ids: map[int]*onnx.Tensor[int64]{}, neigh: map[int]*onnx.Tensor[int64]{}, inputs: map[int][]onnx.Value{}, outputs: outVals}
+	var inNames []string
+	for _, bucket := range s.Blocks.Buckets {
+		ids, err := onnx.NewEmptyTensor[int64](onnx.NewShape(int64(bucket)))
+		if err != nil {
+			return bg, err
+		}
+		bg.ids[bucket] = ids
+		neigh, err := onnx.NewEmptyTensor[int64](onnx.NewShape(int64(bucket), 8))
+		if err != nil {
+			return bg, err
+		}
+		bg.neigh[bucket] = neigh
+		var vals []onnx.Value
+		inNames, vals, err = e.bind(s, g, map[string]onnx.Value{models.SourceBlocks: ids, models.SourceNeighbour: neigh})
+		if err != nil {
+			return bg, err
+		}
+		bg.inputs[bucket] = vals
+	}
+	profile := blockProfile(s, g)
+	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name + "-blocks"}
+	path := b.StagePath(i)
+	var err error
+	bg.provider, err = choose(opts, key, profile, unavailable, log, s.Name+" (blocks)", path, func(so *onnx.SessionOptions) (err error) {
+		bg.session, err = onnx.NewDynamicAdvancedSession(path, inNames, outNames, so)
+		return err
+	})
+	return bg, err
+}
+
+// blockProfile is the TensorRT optimisation profile of a blocks graph: its
+// block count ranges over the buckets.
+func blockProfile(s models.Stage, g models.GraphInfo) *trt.Profile {
+	bk := s.Blocks.Buckets
+	p := &trt.Profile{}
+	for _, in := range g.Inputs {
+		dims := func(n int) []int64 {
+			if s.Inputs[in.Name] == models.SourceNeighbour {
+				return []int64{int64(n), 8}
+			}
+			return []int64{int64(n)}
+		}
+		switch s.Inputs[in.Name] {
+		case models.SourceBlocks, models.SourceNeighbour:
+			p.Min = append(p.Min, trt.Shape{Name: in.Name, Dims: dims(bk[0])})
+			p.Opt = append(p.Opt, trt.Shape{Name: in.Name, Dims: dims(bk[len(bk)/2])})
+			p.Max = append(p.Max, trt.Shape{Name: in.Name, Dims: dims(bk[len(bk)-1])})
+		}
+	}
+	return p
+}
+
+// choose creates a session with the first provider of opts that works,
+// remembering providers that cannot be set up at all.
+func choose(opts trt.Options, key trt.StageKey, profile *trt.Profile, unavailable map[trt.Provider]error, log *slog.Logger, what, path string, create func(*onnx.SessionOptions) error) (trt.Provider, error) {
 	provider, failed, err := trt.Choose(opts.Order, func(p trt.Provider) error {
 		if err, known := unavailable[p]; known {
 			return err
 		}
-		so, err := sessionOptions(p, opts, key)
+		so, err := sessionOptions(p, opts, key, profile)
 		if err != nil {
 			unavailable[p] = err
 			log.Warn("execution provider unavailable, trying the next", "provider", p, "reason", err)
 			return err
 		}
 		defer so.Destroy()
-		session, err = onnx.NewAdvancedSession(b.StagePath(i), inNames, outNames, inVals, outVals, so)
-		return err
+		return create(so)
 	})
 	for _, a := range failed {
 		if _, known := unavailable[a.Provider]; !known {
-			log.Warn("execution provider could not run the stage, trying the next", "stage", s.Name, "provider", a.Provider, "reason", a.Err)
+			log.Warn("execution provider could not run the stage, trying the next", "stage", what, "provider", a.Provider, "reason", a.Err)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("stage %q (%s): %w", s.Name, b.StagePath(i), err)
+		return "", fmt.Errorf("stage %q (%s): %w", what, path, err)
 	}
-	log.Info("stage ready", "stage", s.Name, "provider", provider)
-	st := &stage{name: s.Name, session: session, provider: provider}
-	if st.run, err = onnx.NewRunOptions(); err != nil {
-		session.Destroy()
-		return nil, fmt.Errorf("stage %q: run options: %w", s.Name, err)
-	}
-	return st, nil
+	return provider, nil
 }
 
 // sessionOptions builds session options with provider p appended. A provider
 // that cannot be appended is an error: ONNX Runtime would otherwise create
 // the session and silently run it on the CPU.
-func sessionOptions(p trt.Provider, opts trt.Options, key trt.StageKey) (*onnx.SessionOptions, error) {
+func sessionOptions(p trt.Provider, opts trt.Options, key trt.StageKey, profile *trt.Profile) (*onnx.SessionOptions, error) {
 	so, err := onnx.NewSessionOptions()
 	if err != nil {
 		return nil, err
 	}
-	if err := configure(so, p, opts, key); err != nil {
+	if err := configure(so, p, opts, key, profile); err != nil {
 		so.Destroy()
 		return nil, err
 	}
 	return so, nil
 }
 
-func configure(so *onnx.SessionOptions, p trt.Provider, opts trt.Options, key trt.StageKey) error {
+func configure(so *onnx.SessionOptions, p trt.Provider, opts trt.Options, key trt.StageKey, profile *trt.Profile) error {
 	if opts.IntraOpThreads > 0 {
 		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
 			return err
@@ -250,7 +361,7 @@ func configure(so *onnx.SessionOptions, p trt.Provider, opts trt.Options, key tr
 			return err
 		}
 		defer po.Destroy()
-		if err := po.Update(opts.TensorRTOptions(key, nil)); err != nil {
+		if err := po.Update(opts.TensorRTOptions(key, profile)); err != nil {
 			return err
 		}
 		return so.AppendExecutionProviderTensorRT(po)
@@ -281,7 +392,7 @@ type ProviderStatus struct {
 func Probe(rt *Runtime, opts trt.Options) []ProviderStatus {
 	var out []ProviderStatus
 	for _, p := range []trt.Provider{trt.TensorRT, trt.CUDA, trt.CPU} {
-		so, err := sessionOptions(p, opts, trt.StageKey{Stage: "probe"})
+		so, err := sessionOptions(p, opts, trt.StageKey{Stage: "probe"}, nil)
 		if err == nil {
 			so.Destroy()
 		}
@@ -345,6 +456,42 @@ func (e *Engine) Run(ctx context.Context, i int) error {
 	return nil
 }
 
+// BlockInputs implements engines.Engine.
+func (e *Engine) BlockInputs(i, bucket int) (ids, neighbours []int64) {
+	bg := e.stages[i].blocks
+	return bg.ids[bucket].GetData(), bg.neigh[bucket].GetData()
+}
+
+// RunBlocks implements engines.Engine.
+func (e *Engine) RunBlocks(ctx context.Context, i, bucket int) error {
+	s := e.stages[i]
+	bg := s.blocks
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	in, ok := bg.inputs[bucket]
+	if !ok {
+		return fmt.Errorf("run stage %q: no bucket of %d blocks", s.name, bucket)
+	}
+	if ctx.Done() == nil {
+		if err := bg.session.Run(in, bg.outputs); err != nil {
+			return fmt.Errorf("run stage %q on %d blocks: %w", s.name, bucket, err)
+		}
+		return nil
+	}
+	e.watch <- watchRequest{ctx: ctx, opts: s.run}
+	err := bg.session.RunWithOptions(in, bg.outputs, s.run)
+	e.finished <- struct{}{}
+	if ctx.Err() != nil {
+		s.run.UnsetTerminate()
+		return fmt.Errorf("run stage %q: %w", s.name, ctx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("run stage %q on %d blocks: %w", s.name, bucket, err)
+	}
+	return nil
+}
+
 // Close implements engines.Engine. It tolerates a partly opened engine.
 func (e *Engine) Close() error {
 	var errs []error
@@ -356,7 +503,20 @@ func (e *Engine) Close() error {
 		if s.run != nil {
 			errs = append(errs, s.run.Destroy())
 		}
-		errs = append(errs, s.session.Destroy())
+		if s.session != nil {
+			errs = append(errs, s.session.Destroy())
+		}
+		if bg := s.blocks; bg != nil {
+			if bg.session != nil {
+				errs = append(errs, bg.session.Destroy())
+			}
+			for _, t := range bg.ids {
+				errs = append(errs, t.Destroy())
+			}
+			for _, t := range bg.neigh {
+				errs = append(errs, t.Destroy())
+			}
+		}
 	}
 	e.stages = nil
 	destroy := func(t *onnx.Tensor[float32]) {

@@ -55,6 +55,12 @@ func (e *Engine) Mask() []float32 { return nil }
 // Run implements engines.Engine.
 func (e *Engine) Run(ctx context.Context, i int) error { return errNoCgo }
 
+// BlockInputs implements engines.Engine.
+func (e *Engine) BlockInputs(i, bucket int) (ids, neighbours []int64) { return nil, nil }
+
+// RunBlocks implements engines.Engine.
+func (e *Engine) RunBlocks(ctx context.Context, i, bucket int) error { return errNoCgo }
+
 // Logits implements engines.Engine.
 func (e *Engine) Logits(i int) []float32 { return nil }
 
