@@ -1,6 +1,11 @@
 """Runs a bundle stage by stage on ONNX Runtime (through `ort`), with the
 anytime loop of BUNDLE.md in numpy: an independent second implementation of
-what the Go executor does, for tests. It runs every exit (no halting)."""
+what the Go executor does, for tests. It runs every exit (no halting).
+
+Blocks stages (docs/bundle.md) get the pixel mask ANDed with the previous
+one, widened to cells; they run their blocks graph with the active cells
+padded to the smallest bucket (the dense twin when none holds them, or
+always with twin=True), and copy aggregation uses the block mask."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Optional
 import numpy as np
 import onnx
 
+from .blocks import Grid, bucket_for
 from .ort import Runtime
 
 
@@ -21,9 +27,10 @@ def max_softmax(logits: np.ndarray) -> np.ndarray:
     return (e.max(axis=0) / e.sum(axis=0)).astype(np.float32)
 
 
-def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float,
-               rt: Optional[Runtime] = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Returns (merged logits per exit, uint8 masks fed to stages 2..K)."""
+def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional[Runtime] = None,
+               twin: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Returns (merged logits per exit, uint8 masks fed to stages 2..K: the
+    pixel masks)."""
     bundle = Path(bundle)
     man = json.loads((bundle / "bundle.json").read_text())
     rt = rt or Runtime()
@@ -39,28 +46,48 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float,
             # A dense stage computes every pixel (as the Go executor does).
             if st["mode"] == "masked":
                 mask = (max_softmax(merged[-1]) <= threshold).astype(np.uint8)
+            elif st["mode"] == "blocks":
+                prev = mask if mask is not None else np.ones(merged[-1].shape[-2:], np.uint8)
+                mask = prev & (max_softmax(merged[-1]) <= threshold).astype(np.uint8)
             else:
                 mask = np.ones(merged[-1].shape[-2:], np.uint8)
             masks.append(mask)
         feeds = {}
+        file = st["file"]
+        gate = mask
+        if st["mode"] == "blocks":
+            grid = Grid(h, w, st["blocks"]["size"])
+            ids = grid.active(mask)
+            block_mask = grid.block_mask(ids)
+            gate = block_mask[0, 0]
+            buckets = st["blocks"]["buckets"]
+            if twin or len(ids) > buckets[-1]:
+                file = st["blocks"]["dense"]["file"]
+                feeds[st["blocks"]["dense"]["mask"]] = block_mask
+            else:
+                by_source = {src: n for n, src in st["inputs"].items()}
+                ins = grid.inputs(ids, bucket_for(len(ids), buckets))
+                feeds[by_source["blocks"]], feeds[by_source["neighbours"]] = ins
         for name, src in st["inputs"].items():
             if src == "input":
                 feeds[name] = x
             elif src == "mask":
                 feeds[name] = mask[None, None].astype(np.float32)  # type: ignore[index]
+            elif src in ("blocks", "neighbours"):
+                pass  # set above (blocks graph only)
             else:
                 feeds[name] = state[src[len("state:"):]]
-        sess = rt.session(bundle / st["file"])
-        outs = graph_output_shapes(bundle / st["file"])
+        sess = rt.session(bundle / file)
+        outs = graph_output_shapes(bundle / file)
         if outs[st["logits"]] != [1, c, h, w]:
-            raise ValueError(f"{st['file']}: logits shape {outs[st['logits']]}, want {[1, c, h, w]}")
+            raise ValueError(f"{file}: logits shape {outs[st['logits']]}, want {[1, c, h, w]}")
         res = sess.run(feeds, outs)
         state.update({n: res[n] for n in st["state"]})
         logits = res[st["logits"]]
         if k == 0:
             merged.append(logits)
         else:
-            merged.append(np.where(mask[None, None] > 0, logits, merged[-1]))  # type: ignore[index]
+            merged.append(np.where(gate[None, None] > 0, logits, merged[-1]))  # type: ignore[index]
     return merged, masks
 
 

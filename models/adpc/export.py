@@ -3,7 +3,11 @@ plus one ONNX graph per stage.
 
     python3 -m models.adpc.export --arch hrnet_w48 --variant adpc \
         (--checkpoint FILE | --seed N) [--height 1024 --width 2048] \
-        [--threshold 0.998] [--classes cityscapes|FILE] [--name NAME] --out DIR
+        [--threshold 0.998] [--classes cityscapes|FILE] [--name NAME] \
+        [--mode blocks --block-size 16 [--buckets 8,16,32]] --out DIR
+
+`--mode blocks` writes stages 2-4 as blocks stages (docs/bundle.md): a blocks
+graph (stageK.onnx) and its dense twin (stageK.dense.onnx) each.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ from .config import ARCHS, NUM_EXITS, OUTPUT_STRIDE, VARIANTS, check_size
 from .flops import count_convs, stage_macs
 from .hrnet import ADPCHRNet
 from .labels import Label, load as load_labels
+from . import blocks as cells
+from . import onnx_blocks
 from .onnx_emit import OPSET, Value, stage_graph
+
+MODES = ("masked", "blocks")
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -51,10 +59,37 @@ def state_shapes(model: ADPCHRNet, k: int, height: int, width: int) -> list[list
     return [[1, c, height // (4 << i), width // (4 << i)] for i, c in enumerate(chans)]
 
 
+def blocks_macs(counts: list, stage: int) -> dict:
+    """The `macs` of a blocks stage: the residual blocks' convolutions of the
+    branches per output stride (`masked`), everything else `fixed`."""
+    fixed = 0
+    masked: dict[str, dict[str, int]] = {}
+    for c in counts:
+        if c.stage != stage:
+            continue
+        if ".branches." in c.name:
+            m = masked.setdefault(str(c.stride), {"macs": 0, "out_channels": 0})
+            m["macs"] += c.macs
+            m["out_channels"] += c.out_channels
+        else:
+            fixed += c.macs
+    return {"fixed": fixed, "masked": dict(sorted(masked.items(), key=lambda kv: int(kv[0])))}
+
+
 def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,
-           labels: Sequence[Label], name: str, checkpoint_sha256: str = "") -> dict:
-    """Writes the bundle to out and returns the manifest."""
+           labels: Sequence[Label], name: str, checkpoint_sha256: str = "", mode: str = "masked",
+           block_size: int = cells.DEFAULT_SIZE, buckets: Optional[Sequence[int]] = None) -> dict:
+    """Writes the bundle to out and returns the manifest. Mode `masked`: the
+    variant's own stages (masked for adpc, dense otherwise); `blocks`: stages
+    2-4 are blocks stages with cells of block_size exit-map pixels."""
     check_size(height, width)
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: want one of {list(MODES)}")
+    grid = cells.Grid(height // OUTPUT_STRIDE, width // OUTPUT_STRIDE, block_size) if mode == "blocks" else None
+    if grid is not None:
+        buckets = list(buckets) if buckets else cells.default_buckets(grid.cells)
+        if not buckets or any(b <= 0 for b in buckets) or any(b <= a for a, b in zip(buckets, buckets[1:])):
+            raise ValueError(f"buckets {buckets}: want positive and ascending")
     if len(labels) != model.num_classes:
         raise ValueError(f"{len(labels)} labels for a model with {model.num_classes} classes")
     out = Path(out)
@@ -73,13 +108,31 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
             values = [Value(f"x{i}", tuple(shape))
                       for i, shape in enumerate(state_shapes(model, k - 1, height, width))]
             sources = {f"x{i}": f"state:{n}" for i, n in enumerate(prev)}
+        file = f"stage{k}.onnx"
+        outs = state_names(model, k) + ["logits"]
+        if grid is not None and k > 1:
+            sources.update({"blocks": "blocks", "neighbours": "neighbours"})
+            dense_file = f"stage{k}.dense.onnx"
+            proto = onnx_blocks.stage_graph(model, k, values, grid, state_names(model, k))
+            _check_graph(proto, file, list(sources), outs, dynamic=("blocks", "neighbours"))
+            onnx.save(proto, str(out / file))
+            twin = onnx_blocks.stage_graph(model, k, values, grid, state_names(model, k), dense_mask="mask")
+            _check_graph(twin, dense_file, [v.name for v in values] + ["mask"], outs)
+            onnx.save(twin, str(out / dense_file))
+            stages.append({
+                "name": f"stage{k}", "file": file, "mode": "blocks",
+                "inputs": sources, "state": state_names(model, k), "logits": "logits",
+                "macs": blocks_macs(counts, k),
+                "blocks": {"size": grid.size, "buckets": list(buckets),  # type: ignore[arg-type]
+                           "dense": {"file": dense_file, "mask": "mask"}},
+            })
+            continue
         mask = None
         if model.masked and k > 1:
             mask = Value("mask", (1, 1, oh, ow))
             sources["mask"] = "mask"
-        file = f"stage{k}.onnx"
         proto = stage_graph(model, k, values, mask, state_names(model, k))
-        _check_graph(proto, file, input_names(model, k), state_names(model, k) + ["logits"])
+        _check_graph(proto, file, input_names(model, k), outs)
         onnx.save(proto, str(out / file))
         stages.append({
             "name": f"stage{k}", "file": file,
@@ -106,7 +159,10 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
     return manifest
 
 
-def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str]) -> None:
+def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str],
+                 dynamic: Sequence[str] = ()) -> None:
+    """Checks the model, its input and output names, and that every value
+    but the `dynamic` ones (int64, first dimension N) is static float32."""
     onnx.checker.check_model(m)
     got_in = [i.name for i in m.graph.input]
     got_out = [o.name for o in m.graph.output]
@@ -114,6 +170,11 @@ def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str])
         raise RuntimeError(f"{file}: graph inputs {got_in} outputs {got_out}, want {ins} and {outs}")
     for v in list(m.graph.input) + list(m.graph.output):
         dims = v.type.tensor_type.shape.dim
+        if v.name in dynamic:
+            if v.type.tensor_type.elem_type != onnx.TensorProto.INT64 or dims[0].dim_param != "N" or any(
+                    not d.HasField("dim_value") for d in dims[1:]):
+                raise RuntimeError(f"{file}: {v.name} is not int64 [N, ...] with the rest static")
+            continue
         if v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or any(not d.HasField("dim_value") for d in dims):
             raise RuntimeError(f"{file}: {v.name} is not a static float32 tensor")
 
@@ -130,10 +191,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--threshold", type=float, help="default 0.998 for adpc, 1.0 for ee/rh")
     p.add_argument("--classes", default="cityscapes", help="cityscapes or a labels file")
     p.add_argument("--name", help="bundle name (default ARCH-VARIANT-CLASSES)")
+    p.add_argument("--mode", choices=MODES, default="masked",
+                   help="blocks: stages 2-4 as blocks stages (blocks graph and dense twin)")
+    p.add_argument("--block-size", type=int, default=cells.DEFAULT_SIZE, help="blocks mode: cell size at the output stride")
+    p.add_argument("--buckets", help="blocks mode: ascending entry counts, e.g. 8,16,32 (default powers of two "
+                   "from 8 up to the number of cells)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
         check_size(args.height, args.width)
+        buckets = [int(b) for b in args.buckets.split(",")] if args.buckets else None
+        if args.mode == "blocks":
+            cells.Grid(args.height // OUTPUT_STRIDE, args.width // OUTPUT_STRIDE, args.block_size)
         labels = load_labels(args.classes)
         model = build(args.arch, args.variant, checkpoint=args.checkpoint, seed=args.seed,
                       num_classes=len(labels))
@@ -144,7 +213,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     classes = "cityscapes" if args.classes == "cityscapes" else Path(args.classes).stem
     name = args.name or f"{args.arch.replace('_', '-')}-{args.variant}-{classes}".replace(" ", "-")
     export(model, args.out, height=args.height, width=args.width, threshold=threshold, labels=labels,
-           name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "")
+           name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "",
+           mode=args.mode, block_size=args.block_size, buckets=buckets)
     print(f"wrote {args.out}/bundle.json and {NUM_EXITS} stage graphs")
     return 0
 

@@ -173,23 +173,28 @@ def module(g: Graph, m: nn.Module, x, masks: Optional[Masks], name: str):
         return relu(g, add(g, out, short))
     if isinstance(m, HighResolutionModule):
         xs = [module(g, b, xi, masks, f"{name}.branches.{i}") for i, (b, xi) in enumerate(zip(m.branches, x))]
-        out = []
-        for i, row in enumerate(m.fuse_layers):
-            y = xs[0] if i == 0 else module(g, row[0], xs[0], masks, f"{name}.fuse_layers.{i}.0")
-            for j in range(1, len(xs)):
-                if j == i:
-                    y = add(g, y, xs[j])
-                elif j > i:
-                    y = add(g, y, upsample(g, module(g, row[j], xs[j], masks, f"{name}.fuse_layers.{i}.{j}"), 2 ** (j - i)))
-                else:
-                    y = add(g, y, module(g, row[j], xs[j], masks, f"{name}.fuse_layers.{i}.{j}"))
-            out.append(relu(g, y))
-        return out
+        return fuse(g, m, xs, masks, name)
     if isinstance(m, HRStage):
         for i, hm in enumerate(m):
             x = module(g, hm, x, masks, f"{name}.{i}")
         return x
     raise TypeError(f"{name}: cannot emit {type(m).__name__}")
+
+
+def fuse(g: Graph, m: HighResolutionModule, xs: Sequence[Value], masks: Optional[Masks], name: str) -> list[Value]:
+    """The all-to-all fuse of a HighResolutionModule over its branch outputs."""
+    out = []
+    for i, row in enumerate(m.fuse_layers):
+        y = xs[0] if i == 0 else module(g, row[0], xs[0], masks, f"{name}.fuse_layers.{i}.0")
+        for j in range(1, len(xs)):
+            if j == i:
+                y = add(g, y, xs[j])
+            elif j > i:
+                y = add(g, y, upsample(g, module(g, row[j], xs[j], masks, f"{name}.fuse_layers.{i}.{j}"), 2 ** (j - i)))
+            else:
+                y = add(g, y, module(g, row[j], xs[j], masks, f"{name}.fuse_layers.{i}.{j}"))
+        out.append(relu(g, y))
+    return out
 
 
 def exit_input(g: Graph, xs: Sequence[Value]) -> Value:

@@ -2,8 +2,8 @@
 the cross-check on machines without onnxruntime for Python. It loads the same
 library the Go runtime uses: EDGE_ORT_LIB, else <repo>/.deps/libonnxruntime.so.1.
 
-Only what running a stage graph on the CPU needs: sessions, float32 tensors in
-and out. Indices below are positions in `struct OrtApi` (ORT_API_VERSION 24).
+Only what running a stage graph on the CPU needs: sessions, float32 and int64
+tensors in, float32 tensors out. Indices below are positions in `struct OrtApi` (ORT_API_VERSION 24).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _CREATE_TENSOR_WITH_DATA = 49
 _GET_TENSOR_MUTABLE_DATA = 51
 _CREATE_CPU_MEMORY_INFO = 69
 _FLOAT = 1  # ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT
+_INT64 = 7  # ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64
 _ARENA_ALLOCATOR = 1
 _MEM_TYPE_DEFAULT = 0
 _LOG_WARNING = 2
@@ -95,17 +96,19 @@ class Session:
         self._h = handle
 
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
-        """outputs maps each wanted output name to its (static) shape."""
+        """outputs maps each wanted output name to its (static) shape. Inputs
+        are float32, except int64 arrays, which stay int64."""
         rt = self._rt
         keep = []
         values = []
         for name, arr in inputs.items():
-            a = np.ascontiguousarray(arr, dtype=np.float32)
+            is_int = np.asarray(arr).dtype == np.int64
+            a = np.ascontiguousarray(arr, dtype=np.int64 if is_int else np.float32)
             keep.append(a)
             shape = (C.c_int64 * a.ndim)(*a.shape)
             v = _P()
             rt._call(_CREATE_TENSOR_WITH_DATA, [_P, _P, C.c_size_t, C.POINTER(C.c_int64), C.c_size_t, C.c_int, _PP],
-                     rt._mem, a.ctypes.data, a.nbytes, shape, a.ndim, _FLOAT, C.byref(v))
+                     rt._mem, a.ctypes.data, a.nbytes, shape, a.ndim, _INT64 if is_int else _FLOAT, C.byref(v))
             values.append(v)
         in_names = (C.c_char_p * len(inputs))(*[n.encode() for n in inputs])
         in_vals = (_P * len(values))(*[v.value for v in values])
