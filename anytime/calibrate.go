@@ -58,6 +58,24 @@ func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, erro
 	return out, nil
 }
 
+// TimeBlocks measures blocks stage i with a fraction of its cells active:
+// the median of reps runs of its sparse graph (at the bucket holding them;
+// zero when no bucket does) and of its dense twin.
+func (x *Executor) TimeBlocks(ctx context.Context, i int, fraction float64, reps int) (blocks, dense time.Duration, err error) {
+	t := x.tables[i]
+	x.activateCells(i, max(1, int(fraction*float64(t.Cells())+0.5)))
+	if bucket, ok := t.Bucket(); ok {
+		ids, neighbours := x.engine.BlockInputs(i, bucket)
+		t.Write(ids, neighbours, bucket)
+		if blocks, err = medianRun(reps, func() error { return x.engine.RunBlocks(ctx, i, bucket) }); err != nil {
+			return 0, 0, err
+		}
+	}
+	t.Widen(x.engine.Mask())
+	dense, err = medianRun(reps, func() error { return x.engine.Run(ctx, i) })
+	return blocks, dense, err
+}
+
 // activateCells builds stage i's table with the first n cells active.
 func (x *Executor) activateCells(i, n int) {
 	t := x.tables[i]

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"image"
+	"io"
 	"slices"
 	"time"
 
@@ -11,29 +14,31 @@ import (
 
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/imaging"
+	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/source"
 )
 
 func benchCommand() *cli.Command {
 	flags := append(engineFlags(),
 		&cli.BoolFlag{Name: "simulate", Usage: "run the halting policy on a simulated device instead (no bundle, no hardware)"},
-		&cli.IntFlag{Name: "frames", Value: 50, Usage: "frames to time after one warm-up frame"},
+		&cli.IntFlag{Name: "frames", Value: 20, Usage: "timed passes over the frames, after one warm-up pass"},
 		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
-		&cli.StringFlag{Name: "image", Value: "testdata/images/street.png", Usage: "frame to run"},
+		&cli.StringFlag{Name: "images", Value: "testdata/images/street.png", Usage: "frames to run: a file, directory or glob"},
+		&cli.StringFlag{Name: "baseline", Usage: "a second bundle (e.g. the rh model) timed on the same frames in the same run; reports frame_ratio"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		&cli.StringFlag{Name: "blocks", Usage: "instead of timing, report the pixel- and block-level active fractions per exit over --images, for these block sizes (e.g. 8,16,32)"},
-		&cli.StringFlag{Name: "images", Value: "testdata/images", Usage: "directory or glob of frames for --blocks"},
 	)
 	flags = append(flags, simulateFlags()...)
 	return &cli.Command{
 		Name:   "bench",
-		Usage:  "time every exit of a bundle on one frame (or, with --simulate, check the halting policy)",
+		Usage:  "time every exit of a bundle (and a baseline) on the same frames; --simulate checks the halting policy",
 		Flags:  flags,
 		Before: applyConfigFile,
 		Action: func(c *cli.Context) error {
-			if c.Bool("simulate") {
+			switch {
+			case c.Bool("simulate"):
 				return runSimulation(c)
-			}
-			if c.String("blocks") != "" {
+			case c.String("blocks") != "":
 				return runBlockFractions(c)
 			}
 			return runBench(c)
@@ -41,76 +46,198 @@ func benchCommand() *cli.Command {
 	}
 }
 
-// benchReport is the median time of each exit and of whole frames.
+// benchReport is what `edge bench` measured.
 type benchReport struct {
 	Bundle   string    `json:"bundle"`
 	Provider string    `json:"provider"`
 	Frames   int       `json:"frames"`
-	StageMS  []float64 `json:"stage_ms"`
 	FrameMS  float64   `json:"frame_ms"`
+	StageMS  []float64 `json:"stage_ms"`
 	Frozen   []float64 `json:"frozen"`
+	// With --baseline: the baseline's median frame time and the ratio of
+	// the bundle's median to it (same frames, same run).
+	Baseline        string  `json:"baseline,omitempty"`
+	BaselineFrameMS float64 `json:"baseline_frame_ms,omitempty"`
+	FrameRatio      float64 `json:"frame_ratio,omitempty"`
+	// Stages is the latency curve of every blocks stage against its
+	// active fraction: sparse graph against dense twin.
+	Stages []stageCurve `json:"stages"`
 }
 
-func runBench(c *cli.Context) error {
+type stageCurve struct {
+	Stage          string  `json:"stage"`
+	ActiveFraction float64 `json:"active_fraction"`
+	DenseMS        float64 `json:"dense_ms"`
+	BlocksMS       float64 `json:"blocks_ms"`
+	Speedup        float64 `json:"speedup"`
+}
+
+// timed is one bundle opened for timing.
+type timed struct {
+	bundle *models.Bundle
+	exec   *anytime.Executor
+	close  func() error
+	frames []float64
+	stages [][]float64
+	frozen [][]float64
+}
+
+func openTimed(c *cli.Context, dir string) (*timed, string, error) {
 	log, err := newLogger(c, false)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	if c.Int("frames") < 1 {
-		return fmt.Errorf("--frames %d: want at least 1", c.Int("frames"))
-	}
-	b, engine, err := openBundle(c, log)
+	b, engine, err := openBundleAt(c, dir, log)
 	if err != nil {
-		return err
-	}
-	defer engine.Close()
-	img, err := imaging.Load(c.String("image"))
-	if err != nil {
-		return err
+		return nil, "", err
 	}
 	x, err := anytime.New(b, engine, anytime.Config{})
 	if err != nil {
-		return err
+		engine.Close()
+		return nil, "", err
 	}
 	if c.IsSet("threshold") {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
-	imaging.Preprocess(x.Image(), img, b.Input)
-	stages := make([][]float64, len(b.Stages))
-	frozen := make([]float64, len(b.Stages))
-	var frames []float64
-	for i := 0; i <= c.Int("frames"); i++ {
-		t0 := time.Now()
-		res, err := x.Run(context.WithoutCancel(c.Context))
+	if err := calibrate(c.Context, x, b, log); err != nil {
+		engine.Close()
+		return nil, "", err
+	}
+	n := len(b.Stages)
+	return &timed{bundle: b, exec: x, close: engine.Close, stages: make([][]float64, n), frozen: make([][]float64, n)}, engine.Provider(0), nil
+}
+
+// frame runs one image and records its times unless warm-up.
+func (t *timed) frame(ctx context.Context, img *image.RGBA, record bool) error {
+	imaging.Preprocess(t.exec.Image(), img, t.bundle.Input)
+	t0 := time.Now()
+	res, err := t.exec.Run(ctx)
+	if err != nil || !record {
+		return err
+	}
+	t.frames = append(t.frames, ms(time.Since(t0)))
+	for _, e := range res.Exits {
+		t.stages[e.Exit-1] = append(t.stages[e.Exit-1], ms(e.Stage))
+		t.frozen[e.Exit-1] = append(t.frozen[e.Exit-1], e.Frozen)
+	}
+	return nil
+}
+
+func runBench(c *cli.Context) error {
+	if c.Int("frames") < 1 {
+		return fmt.Errorf("--frames %d: want at least 1", c.Int("frames"))
+	}
+	images, err := loadFrames(c.Context, c.String("images"))
+	if err != nil {
+		return err
+	}
+	main, provider, err := openTimed(c, c.String("bundle"))
+	if err != nil {
+		return err
+	}
+	defer main.close()
+	runs := []*timed{main}
+	if dir := c.String("baseline"); dir != "" {
+		base, _, err := openTimed(c, dir)
 		if err != nil {
 			return err
 		}
-		if i == 0 {
-			continue // warm-up
-		}
-		frames = append(frames, ms(time.Since(t0)))
-		for _, e := range res.Exits {
-			stages[e.Exit-1] = append(stages[e.Exit-1], ms(e.Stage))
-			frozen[e.Exit-1] = e.Frozen
-		}
-		if c.Context.Err() != nil {
-			break
+		defer base.close()
+		runs = append(runs, base)
+	}
+	ctx := context.WithoutCancel(c.Context)
+	// Bundles alternate frame by frame, so load changes hit both alike.
+	for pass := 0; pass <= c.Int("frames") && c.Context.Err() == nil; pass++ {
+		for _, img := range images {
+			for _, r := range runs {
+				if err := r.frame(ctx, img, pass > 0); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	rep := benchReport{Bundle: b.Name, Provider: engine.Provider(0), Frames: len(frames), FrameMS: median(frames), Frozen: frozen}
-	for _, s := range stages {
-		rep.StageMS = append(rep.StageMS, median(s))
+	rep := benchReport{Bundle: main.bundle.Name, Provider: provider, Frames: len(main.frames), FrameMS: median(main.frames)}
+	for i := range main.stages {
+		rep.StageMS = append(rep.StageMS, median(main.stages[i]))
+		rep.Frozen = append(rep.Frozen, mean(main.frozen[i]))
 	}
+	if len(runs) > 1 {
+		rep.Baseline = runs[1].bundle.Name
+		rep.BaselineFrameMS = median(runs[1].frames)
+		rep.FrameRatio = rep.FrameMS / rep.BaselineFrameMS
+	}
+	if rep.Stages, err = blocksCurves(ctx, main, c.Int("frames")); err != nil {
+		return err
+	}
+	return writeBench(c, rep)
+}
+
+// blocksCurves times every blocks stage's sparse graph and dense twin at
+// active fractions 1, 0.75, 0.5, 0.25 and 0.1.
+func blocksCurves(ctx context.Context, t *timed, reps int) ([]stageCurve, error) {
+	out := []stageCurve{}
+	for i, s := range t.bundle.Stages {
+		if s.Mode != models.ModeBlocks {
+			continue
+		}
+		for _, a := range []float64{1, 0.75, 0.5, 0.25, 0.1} {
+			blocks, dense, err := t.exec.TimeBlocks(ctx, i, a, reps)
+			if err != nil {
+				return nil, err
+			}
+			sc := stageCurve{Stage: s.Name, ActiveFraction: a, DenseMS: ms(dense), BlocksMS: ms(blocks)}
+			if blocks > 0 {
+				sc.Speedup = float64(dense) / float64(blocks)
+			}
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
+func writeBench(c *cli.Context, rep benchReport) error {
 	w := c.App.Writer
 	if c.Bool("json") {
 		return json.NewEncoder(w).Encode(rep)
 	}
-	fmt.Fprintf(w, "%s on %s, %d frames (medians)\n", rep.Bundle, rep.Provider, rep.Frames)
+	fmt.Fprintf(w, "%s on %s, %d timed frames (medians)\n", rep.Bundle, rep.Provider, rep.Frames)
 	for i, m := range rep.StageMS {
 		fmt.Fprintf(w, "  stage %d  %8.3f ms  frozen %.3f\n", i+1, m, rep.Frozen[i])
 	}
 	fmt.Fprintf(w, "  frame    %8.3f ms\n", rep.FrameMS)
+	if rep.Baseline != "" {
+		fmt.Fprintf(w, "baseline %s: frame %.3f ms; ratio %.3f\n", rep.Baseline, rep.BaselineFrameMS, rep.FrameRatio)
+	}
+	for _, s := range rep.Stages {
+		fmt.Fprintf(w, "  %s at a=%.2f: dense %.3f ms, blocks %.3f ms, speedup %.2f\n", s.Stage, s.ActiveFraction, s.DenseMS, s.BlocksMS, s.Speedup)
+	}
 	return nil
+}
+
+// loadFrames decodes every readable frame of a file, directory or glob.
+func loadFrames(ctx context.Context, uri string) ([]*image.RGBA, error) {
+	src, err := source.Open(ctx, uri, source.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var out []*image.RGBA
+	for {
+		f, err := src.Next(ctx)
+		var fe *source.FrameError
+		switch {
+		case errors.As(err, &fe):
+			continue
+		case errors.Is(err, io.EOF):
+			if len(out) == 0 {
+				return nil, fmt.Errorf("%s: no readable frame", uri)
+			}
+			return out, nil
+		case err != nil:
+			return nil, err
+		}
+		out = append(out, f.Image)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -123,4 +250,15 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
 }

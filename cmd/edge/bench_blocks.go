@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,7 +12,6 @@ import (
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/masking"
-	"github.com/anytime-edge/edge/source"
 )
 
 // runBlockFractions reports, for every exit k < K, the fraction of pixels
@@ -62,34 +59,19 @@ func runBlockFractions(c *cli.Context) error {
 	if c.IsSet("threshold") {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
-	src, err := source.Open(c.Context, c.String("images"), source.Options{})
+	images, err := loadFrames(c.Context, c.String("images"))
 	if err != nil {
 		return err
 	}
-	defer src.Close()
 	frames := 0
-	for {
-		f, err := src.Next(c.Context)
-		var fe *source.FrameError
-		if errors.As(err, &fe) {
-			continue
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		imaging.Preprocess(x.Image(), f.Image, b.Input)
+	for _, img := range images {
+		imaging.Preprocess(x.Image(), img, b.Input)
 		// A frame that halts early has frozen everything: the exits it
 		// skipped compute nothing, which the sums say by adding zero.
 		if _, err := x.Run(context.WithoutCancel(c.Context)); err != nil {
 			return err
 		}
 		frames++
-	}
-	if frames == 0 {
-		return fmt.Errorf("--images %s: no readable frame", c.String("images"))
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(c.App.Writer, "%s, threshold %g, %d frames, output %dx%d: fraction computed by the next stage\n", b.Name, x.Threshold(), frames, h, w)

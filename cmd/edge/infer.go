@@ -101,6 +101,9 @@ func runInfer(c *cli.Context) error {
 	if c.IsSet("threshold") {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
+	if err := calibrate(c.Context, x, b, log); err != nil {
+		return err
+	}
 	r.exec = x
 	if telemetryEnabled(c) {
 		if r.fleet, err = openFleet(c, b, providers(engine, len(b.Stages)), nil, log); err != nil {

@@ -113,6 +113,10 @@ func runDaemon(c *cli.Context) error {
 	if c.IsSet("threshold") {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
+	if err := calibrate(ctx, x, b, log); err != nil {
+		src.Close()
+		return err
+	}
 	ctrl := &controller{policy: pw.Policy, exec: x, stages: len(b.Stages)}
 	sink.ctrl = ctrl
 	fl, err := openFleet(c, b, providers(engine, len(b.Stages)), ctrl, log)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
@@ -58,13 +60,19 @@ func stageSeeds(b *models.Bundle) []power.StageSeed {
 	return seeds
 }
 
-// openBundle loads the bundle and builds its engine.
+// openBundle loads the --bundle and builds its engine.
 func openBundle(c *cli.Context, log *slog.Logger) (*models.Bundle, *ort.Engine, error) {
+	return openBundleAt(c, c.String("bundle"), log)
+}
+
+// openBundleAt loads the bundle in dir and builds its engine with the
+// command's provider settings.
+func openBundleAt(c *cli.Context, dir string, log *slog.Logger) (*models.Bundle, *ort.Engine, error) {
 	opts, err := providerOptions(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := models.Load(c.String("bundle"))
+	b, err := models.Load(dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,4 +86,18 @@ func openBundle(c *cli.Context, log *slog.Logger) (*models.Bundle, *ort.Engine, 
 		return nil, nil, err
 	}
 	return b, e, nil
+}
+
+// calibrate measures the break-even of every blocks stage (no-op for other
+// bundles) and logs it.
+func calibrate(ctx context.Context, x *anytime.Executor, b *models.Bundle, log *slog.Logger) error {
+	cal, err := x.Calibrate(ctx, 5)
+	if err != nil {
+		return fmt.Errorf("calibrate blocks stages: %w", err)
+	}
+	for _, c := range cal {
+		log.Info("blocks stage calibrated", "stage", b.Stages[c.Stage].Name, "dense_ms", ms(c.Dense),
+			"sparse_up_to_blocks", c.MaxBucket, "of_cells", b.Stages[c.Stage].Blocks.Buckets)
+	}
+	return nil
 }
