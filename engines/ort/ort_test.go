@@ -69,7 +69,33 @@ func relL2(got, want []float32) float64 {
 // and compares every exit with the PyTorch reference dumps.
 func TestTinyBundleMatchesPyTorch(t *testing.T) {
 	b, e := openTiny(t, tinyBundle, cpuOptions())
-	x, err := npy.Read(filepath.Join(tinyBundle, "reference", "x.npy"))
+	checkAgainstReference(t, tinyBundle, b, e, nil, "")
+}
+
+// TestTinyBlocksBundleMatchesPyTorch runs the blocks-mode tiny bundle twice,
+// once on the sparse graphs and once on their dense twins, and compares both
+// with PyTorch's block-mask forward (the exactness test of blocks mode).
+func TestTinyBlocksBundleMatchesPyTorch(t *testing.T) {
+	const dir = "../../testdata/bundles/tiny-blocks"
+	b, e := openTiny(t, dir, cpuOptions())
+	t.Run("sparse graphs", func(t *testing.T) {
+		checkAgainstReference(t, dir, b, e, func(x *anytime.Executor) {}, "blocks")
+	})
+	t.Run("dense twins", func(t *testing.T) {
+		checkAgainstReference(t, dir, b, e, func(x *anytime.Executor) {
+			for i := 1; i < len(b.Stages); i++ {
+				x.SetMaxBlocks(i, 0)
+			}
+		}, "blocks-dense")
+	})
+}
+
+// checkAgainstReference runs dir's reference input and compares each exit's
+// merged logits and mask with the dumps; setup adjusts the executor and ran,
+// when set, is how every stage after the first must have run.
+func checkAgainstReference(t *testing.T, dir string, b *models.Bundle, e *Engine, setup func(*anytime.Executor), ran string) {
+	t.Helper()
+	x, err := npy.Read(filepath.Join(dir, "reference", "x.npy"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +111,9 @@ func TestTinyBundleMatchesPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if setup != nil {
+		setup(ex)
+	}
 	res, err := ex.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -93,17 +122,20 @@ func TestTinyBundleMatchesPyTorch(t *testing.T) {
 		t.Fatalf("halted %q after %d exits, want all %d", res.Halt, len(outs), len(b.Stages))
 	}
 	for k, o := range outs {
-		want, err := npy.Read(filepath.Join(tinyBundle, "reference", fmt.Sprintf("exit%d_logits.npy", k+1)))
+		want, err := npy.Read(filepath.Join(dir, "reference", fmt.Sprintf("exit%d_logits.npy", k+1)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d := relL2(o.merged, want.Float32); d > 1e-4 {
 			t.Errorf("exit %d: relative L2 %g from PyTorch, want ≤ 1e-4", k+1, d)
 		}
+		if k > 0 && ran != "" && res.Exits[k].Ran != ran {
+			t.Errorf("exit %d ran %q, want %q", k+1, res.Exits[k].Ran, ran)
+		}
 		if k == len(outs)-1 {
 			continue
 		}
-		wantMask, err := npy.Read(filepath.Join(tinyBundle, "reference", fmt.Sprintf("exit%d_mask.npy", k+1)))
+		wantMask, err := npy.Read(filepath.Join(dir, "reference", fmt.Sprintf("exit%d_mask.npy", k+1)))
 		if err != nil {
 			t.Fatal(err)
 		}
