@@ -13,6 +13,7 @@ import (
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/internal/npy"
+	"github.com/anytime-edge/edge/power"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -153,5 +154,42 @@ func TestConfigFilePrecedence(t *testing.T) {
 	os.WriteFile(cfg, []byte(`{"provders": "cpu"}`), 0o644)
 	if err := runEdge(t, "--config", cfg, "infer", "x.png"); err == nil || !strings.Contains(err.Error(), `"provders" is not a flag`) {
 		t.Errorf("a typo in the config file passed: %v", err)
+	}
+}
+
+// TestInferHaltsOnLimits runs infer with each power limit set so that it
+// must bite, reading the Jetson backend from the Orin NX fixture tree (hot
+// at 44 °C against a hard limit of 40 °C).
+func TestInferHaltsOnLimits(t *testing.T) {
+	lib := ortOrSkip(t)
+	tests := []struct {
+		name   string
+		args   []string
+		reason string
+		exits  int
+	}{
+		{"max exit", []string{"--max-exit", "2"}, "max-exit", 2},
+		{"energy budget", []string{"--energy-budget", "0.0001"}, "energy-budget", 1},
+		{"thermal hard limit", []string{"--power-backend", "jetson", "--sysfs", filepath.Join(repo, "power/jetson/testdata/orin-nx"), "--thermal-hard", "40"}, "thermal", 1},
+		{"deadline", []string{"--deadline", "1ns"}, "deadline", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := append([]string{"infer", "--ort-lib", lib, "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"),
+				"--threshold", "2", "--out", out}, tt.args...)
+			if err := runEdge(t, append(args, filepath.Join(repo, "testdata/images/street.png"))...); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(filepath.Join(out, "street.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s summary
+			json.Unmarshal(raw, &s)
+			if s.Halt.Reason != power.Reason(tt.reason) || s.Halt.Exit != tt.exits {
+				t.Errorf("halted at exit %d (%s), want exit %d (%s)", s.Halt.Exit, s.Halt.Reason, tt.exits, tt.reason)
+			}
+		})
 	}
 }
