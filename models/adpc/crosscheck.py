@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import anytime
+from . import anytime, blocks
 from .build import build
 from .export import export
 from .hrnet import ADPCHRNet
@@ -39,6 +39,7 @@ from .init import random_image
 from .labels import CITYSCAPES
 
 CASES = {"hrnet_w48": (128, 256), "hrnet_w18_small_v2": (256, 512)}
+BLOCK_SIZES = {"hrnet_w18_small_v2": 16}  # archs whose blocks-mode bundle is checked
 SEED = 3
 REL_L2 = 1e-4
 MASK_EPS = 1e-6
@@ -105,6 +106,12 @@ class Torch:
 
 def torch_run(model: ADPCHRNet, x: np.ndarray, threshold: Optional[float]) -> Torch:
     r = anytime.run(model, torch.from_numpy(x), threshold)
+    return Torch([m.numpy() for m in r.merged], [m[0, 0].numpy().astype(np.uint8) for m in r.masks],
+                 [anytime.max_softmax(m)[0, 0].numpy() for m in r.merged[:-1]], tuple(m.numpy() for m in r.raw))
+
+
+def torch_run_blocks(model: ADPCHRNet, x: np.ndarray, threshold: float, size: int) -> Torch:
+    r = anytime.run_blocks(model, torch.from_numpy(x), threshold, size)
     return Torch([m.numpy() for m in r.merged], [m[0, 0].numpy().astype(np.uint8) for m in r.masks],
                  [anytime.max_softmax(m)[0, 0].numpy() for m in r.merged[:-1]], tuple(m.numpy() for m in r.raw))
 
@@ -176,9 +183,48 @@ def rh_from_adpc(adpc: ADPCHRNet) -> ADPCHRNet:
     return rh.eval()
 
 
+def choose_blocks_threshold(model: ADPCHRNet, x: np.ndarray, grid: blocks.Grid) -> tuple[float, Torch]:
+    """A threshold that leaves pixels to compute for every stage (so no
+    runtime halts early), part of the cells active (0 < n < G) for at least
+    two stages, and no confidence of exits 1-3 within MASK_MARGIN of it.
+    Candidates sit in the widest gap between exit-1 confidences near a
+    quantile."""
+    s = np.unique(exit1_confidence(model, x).ravel())
+    for q in (0.05, 0.07, 0.1, 0.03, 0.15, 0.2, 0.3, 0.02):
+        i = int(q * (len(s) - 2))
+        a, b = max(0, i - 16), min(len(s) - 1, i + 16)
+        j = a + int(np.argmax(np.diff(s[a:b + 1])))
+        t = float((s[j] + s[j + 1]) / 2)
+        res = torch_run_blocks(model, x, t, grid.size)
+        active = [len(grid.active(m)) for m in res.masks]
+        if (min(active) > 0 and sum(0 < n < grid.cells for n in active) >= 2
+                and min(float(np.abs(c - t).min()) for c in res.confs) >= MASK_MARGIN):
+            return t, res
+    raise Failure(f"no threshold leaving some of the {grid.cells} cells active at every stage with a clear margin")
+
+
+def check_blocks(adpc: ADPCHRNet, arch: str, x: np.ndarray, block_size: int, run: Runner,
+                 work: Path, log: Callable[[str], None]) -> None:
+    """The adpc weights as a blocks-mode bundle against the PyTorch block-mask
+    forward, at a threshold leaving part of the cells active."""
+    t0 = time.time()
+    h, w = x.shape[2], x.shape[3]
+    grid = blocks.Grid(h // 4, w // 4, block_size)
+    threshold, want = choose_blocks_threshold(adpc, x, grid)
+    bundle = work / f"{arch}-blocks"
+    export(adpc, bundle, height=h, width=w, threshold=threshold, labels=CITYSCAPES,
+           name=f"crosscheck-{arch}-blocks", mode="blocks", block_size=block_size)
+    lines = compare(f"{arch} blocks/{block_size} @ {threshold:.6f}", want, run(bundle, x, threshold, work), threshold)
+    cells = [f"{len(grid.active(m))}/{grid.cells}" for m in want.masks]
+    log(f"ok {arch} blocks size {block_size} threshold {threshold:.6f} active cells {cells}: "
+        f"{', '.join(lines)} ({time.time() - t0:.1f}s)")
+    shutil.rmtree(bundle)
+
+
 def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
-               size: Optional[tuple[int, int]] = None) -> None:
-    """All checks for one arch (at its CASES size unless size is given)."""
+               size: Optional[tuple[int, int]] = None, block_size: Optional[int] = None) -> None:
+    """All checks for one arch (at its CASES size unless size is given); the
+    blocks-mode check with block_size (default BLOCK_SIZES, none if absent)."""
     h, w = size or CASES[arch]
     x = random_image(SEED + 100, h, w).numpy()
     adpc = build(arch, "adpc", seed=SEED)
@@ -192,6 +238,9 @@ def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
     log(f"ok {arch} adpc threshold {threshold:.6f} frozen after exits 1-3 {frozen}: {', '.join(lines)} "
         f"({time.time() - t0:.1f}s)")
     exit1 = want.merged[0]
+    block_size = block_size or BLOCK_SIZES.get(arch)
+    if block_size:
+        check_blocks(adpc, arch, x, block_size, run, work, log)
 
     # ee and rh: dense stages, the threshold freezes nothing (masks all 1,
     # each exit its own logits); run at the adpc threshold to check that.
