@@ -25,6 +25,8 @@ SIZE_MULTIPLE = 8
 DEFAULT_SIZE = 16
 # A residual block (two 3x3 convolutions) needs this halo at its resolution.
 HALO = 2
+# The exporter's default smallest cell (branch pixels) run blockwise.
+MIN_CELL = HALO
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def widen(pixel_mask: Tensor, size: int) -> Tensor:
     return cells.repeat_interleave(size, dim=2).repeat_interleave(size, dim=3)
 
 
-def blockwise(cell: int) -> bool:
+def blockwise(cell: int, min_cell: int = HALO) -> bool:
     """Whether a branch with cell-pixel squares runs blockwise in the blocks
-    graph: its cells must hold the halo a residual block needs."""
-    return cell >= HALO
+    graph: its cells must hold the halo a residual block needs, and be at
+    least min_cell pixels (smaller cells recompute too much halo)."""
+    return cell >= max(HALO, min_cell)

@@ -78,10 +78,13 @@ def blocks_macs(counts: list, stage: int) -> dict:
 
 def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,
            labels: Sequence[Label], name: str, checkpoint_sha256: str = "", mode: str = "masked",
-           block_size: int = cells.DEFAULT_SIZE, buckets: Optional[Sequence[int]] = None) -> dict:
+           block_size: int = cells.DEFAULT_SIZE, buckets: Optional[Sequence[int]] = None,
+           min_cell: int = cells.MIN_CELL) -> dict:
     """Writes the bundle to out and returns the manifest. Mode `masked`: the
     variant's own stages (masked for adpc, dense otherwise); `blocks`: stages
-    2-4 are blocks stages with cells of block_size exit-map pixels."""
+    2-4 are blocks stages with cells of block_size exit-map pixels; branches
+    whose cells are at least min_cell pixels run blockwise, the others densely
+    inside the blocks graph."""
     check_size(height, width)
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: want one of {list(MODES)}")
@@ -113,7 +116,7 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
         if grid is not None and k > 1:
             sources.update({"blocks": "blocks", "neighbours": "neighbours"})
             dense_file = f"stage{k}.dense.onnx"
-            proto = onnx_blocks.stage_graph(model, k, values, grid, state_names(model, k))
+            proto = onnx_blocks.stage_graph(model, k, values, grid, state_names(model, k), min_cell=min_cell)
             _check_graph(proto, file, list(sources), outs, dynamic=("blocks", "neighbours"))
             onnx.save(proto, str(out / file))
             twin = onnx_blocks.stage_graph(model, k, values, grid, state_names(model, k), dense_mask="mask")
@@ -196,6 +199,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--block-size", type=int, default=cells.DEFAULT_SIZE, help="blocks mode: cell size at the output stride")
     p.add_argument("--buckets", help="blocks mode: ascending entry counts, e.g. 8,16,32 (default powers of two "
                    "from 8 up to the number of cells)")
+    p.add_argument("--min-cell", type=int, default=cells.MIN_CELL,
+                   help="blocks mode: branches whose cells are smaller (in their own pixels) run densely")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
@@ -214,7 +219,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     name = args.name or f"{args.arch.replace('_', '-')}-{args.variant}-{classes}".replace(" ", "-")
     export(model, args.out, height=args.height, width=args.width, threshold=threshold, labels=labels,
            name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "",
-           mode=args.mode, block_size=args.block_size, buckets=buckets)
+           mode=args.mode, block_size=args.block_size, buckets=buckets, min_cell=args.min_cell)
     print(f"wrote {args.out}/bundle.json and {NUM_EXITS} stage graphs")
     return 0
 

@@ -5,16 +5,18 @@ and its dense twin, which computes the same from the block mask.
 Blocks graph, per branch of each HighResolutionModule whose cells hold the
 halo of a residual block (`blocks.blockwise`, cell >= 2 pixels):
 
-- the branch map [1, C, H, W] is cut into a cell table T [G+1, C, c, c]
-  (Reshape, Transpose; Concat of the zero cell G);
-- per residual block: Gather of each entry's 3x3 neighbourhood of cells
-  (neighbours and itself) -> [N, 9, C, c, c], rearranged (Reshape,
-  Transpose) and cropped (Slice) to the cell plus a 2-pixel halo
-  [N, C, c+4, c+4]; the two convolutions run unpadded; the ring of the first
-  one's output that lies outside the image is zeroed (the zero padding the
-  dense second convolution sees); the centres go back into T (ScatterND;
-  padding entries write zeros into the zero cell);
-- T back to [1, C, H, W] after the branch's last block.
+- the branch map [1, C, H, W] becomes channels-last with a 2-pixel zero
+  border (the halo beyond the image) and spare zero rows below for the
+  sentinel cell G (Reshape, Transpose, Pad);
+- per residual block: GatherND of each entry's cell plus its 2-pixel halo
+  -> [N, c+4, c+4, C] (indices made once from `blocks`: the halo comes from
+  the neighbour cells' current features, or the zero border), Transpose to
+  NCHW; the two convolutions run unpadded; the ring of the first one's
+  output that lies outside the image (neighbour G in `neighbours`) is zeroed,
+  which is the zero padding the dense second convolution sees; the centres
+  go back into the map (ScatterND; padding entries write zeros below it);
+- the map back to [1, C, H, W] after the branch's last block (Slice,
+  Transpose, Reshape).
 
 Coarser branches (cells under 2 pixels) run densely in the same graph with
 out = Where(M, F(x), x), M rebuilt from `blocks` (ScatterND on the cell
@@ -63,8 +65,8 @@ class Cells:
     """Index tensors of the blocks graph, made once from `blocks` and
     `neighbours`, and the gate of its dense (coarse) branches."""
 
-    def __init__(self, g: Graph, grid: Grid, blocks: Value, neighbours: Value) -> None:
-        self.g, self.grid = g, grid
+    def __init__(self, g: Graph, grid: Grid, blocks: Value, neighbours: Value, min_cell: int = HALO) -> None:
+        self.g, self.grid, self.min_cell = g, grid, min_cell
         G = grid.cells
         # [N, 9]: the 3x3 neighbourhood row-major, the entry itself in the middle.
         n4a = g.op("Slice", [neighbours.name, g.shared("s0", _i64(0)), g.shared("s4", _i64(4)),
@@ -77,6 +79,8 @@ class Cells:
         self.valid = g.op("Cast", [real.name], (DYN,), hint="valid", to=FLOAT)  # 1 real entry, 0 padding
         self.valid4 = g.op("Reshape", [self.valid.name, g.shared("shape_n111", _i64(-1, 1, 1, 1))],
                            (DYN, 1, 1, 1), hint="valid4")
+        self.blocks = blocks
+        self._windows: dict[int, tuple[Value, Value]] = {}
         self._ring: dict[int, Value] = {}
         self._gate: dict[tuple[int, int], Value] = {}
         self._cellmask: Optional[Value] = None
@@ -95,6 +99,44 @@ class Cells:
                      (lead, 1, rows, c, cols, c), hint=hint)
         return g.op("Reshape", [x.name, g.shared(f"shape_px_{lead}_{rows}x{cols}x{c}", _i64(lead, 1, rows * c, cols * c))],
                     (lead, 1, rows * c, cols * c), hint=hint)
+
+    def windows(self, c: int) -> tuple[Value, Value]:
+        """GatherND indices into a branch's padded channels-last map (see
+        `to_padded`) for cells of c pixels: [N, c+4, c+4, 2], each entry's
+        cell plus its halo, and [N, c, c, 2], its centre. The sentinel's
+        cell lies below the map (row G // cols = rows), where the map's
+        extra zero rows keep what padding entries write."""
+        if c not in self._windows:
+            g, h = self.g, HALO
+            cols = g.shared("grid_cols", np.array(self.grid.cols, np.int64))
+            r = g.op("Div", [self.blocks.name, cols], (DYN,), hint="cell_row")
+            rc = g.op("Mul", [r.name, cols], (DYN,), hint="cell_row_start")
+            col = g.op("Sub", [self.blocks.name, rc.name], (DYN,), hint="cell_col")
+            both = g.op("Concat", [g.op("Unsqueeze", [v.name, g.shared("ax1", _i64(1))], (DYN, 1)).name
+                                   for v in (r, col)], (DYN, 2), hint="cell_rc", axis=1)
+            base = g.op("Mul", [both.name, g.shared(f"cell_px_{c}", np.array(c, np.int64))], (DYN, 2),
+                        hint=f"cell_origin_{c}")
+            base = g.op("Reshape", [base.name, g.shared("shape_n112", _i64(-1, 1, 1, 2))], (DYN, 1, 1, 2),
+                        hint=f"cell_origin_{c}")
+            out = []
+            for size, off, hint in ((c + 2 * h, 0, "window"), (c, h, "centre")):
+                out.append(g.op("Add", [base.name, self._pixel_grid(size, off).name], (DYN, size, size, 2),
+                                hint=f"{hint}_{c}"))
+            self._windows[c] = (out[0], out[1])
+        return self._windows[c]
+
+    def _pixel_grid(self, size: int, off: int) -> Value:
+        """int64 [1, size, size, 2]: (off + i, off + j) at [0, i, j] (made
+        from Range and Expand rather than stored, to keep files small)."""
+        g = self.g
+        r = g.op("Range", [g.scalar(f"i64_{off}", np.int64(off)), g.scalar(f"i64_{off + size}", np.int64(off + size)),
+                           g.scalar("i64_1", np.int64(1))], (size,), hint="pixels")
+        full = g.shared(f"shape_grid_{size}", _i64(1, size, size, 1))
+        rows = g.op("Reshape", [r.name, g.shared(f"shape_rows_{size}", _i64(1, size, 1, 1))], (1, size, 1, 1))
+        cols = g.op("Reshape", [r.name, g.shared(f"shape_cols_{size}", _i64(1, 1, size, 1))], (1, 1, size, 1))
+        rows = g.op("Expand", [rows.name, full], (1, size, size, 1))
+        cols = g.op("Expand", [cols.name, full], (1, size, size, 1))
+        return g.op("Concat", [rows.name, cols.name], (1, size, size, 2), hint="pixel_grid", axis=3)
 
     def ring(self, c: int) -> Value:
         """[N, 1, c+2, c+2]: 1 where a pixel of the cell plus a 1-pixel ring
@@ -137,45 +179,36 @@ def conv_valid(g: Graph, m, x: Value, name: str) -> Value:
                 strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], group=1)
 
 
-def to_cells(g: Graph, x: Value, grid: Grid, c: int, name: str) -> Value:
-    """[1, C, H, W] -> the cell table [G+1, C, c, c] (zero cell last)."""
-    _, ch, _, _ = x.shape
-    rows, cols = grid.rows, grid.cols
-    t = g.op("Reshape", [x.name, g.shared(f"shape_split_{ch}x{c}", _i64(ch, rows, c, cols, c))],
-             (ch, rows, c, cols, c), hint=f"{name}.split")
-    t = g.op("Transpose", [t.name], (rows, cols, ch, c, c), hint=f"{name}.split", perm=[1, 3, 0, 2, 4])
-    t = g.op("Reshape", [t.name, g.shared(f"shape_cells_{ch}x{c}", _i64(grid.cells, ch, c, c))],
-             (grid.cells, ch, c, c), hint=f"{name}.split")
-    zero = g.shared(f"zero_cell_{ch}x{c}", np.zeros((1, ch, c, c), np.float32))
-    return g.op("Concat", [t.name, zero], (grid.cells + 1, ch, c, c), hint=f"{name}.table", axis=0)
+def to_padded(g: Graph, x: Value, c: int, name: str) -> Value:
+    """[1, C, H, W] -> channels-last [H+4+c, W+4, C]: the map with a 2-pixel
+    zero border (the halo beyond the image) and c more zero rows below (the
+    sentinel cell's window)."""
+    _, ch, hh, ww = x.shape
+    t = g.op("Reshape", [x.name, g.shared(f"shape_chw_{ch}x{hh}x{ww}", _i64(ch, hh, ww))], (ch, hh, ww),
+             hint=f"{name}.hwc")
+    t = g.op("Transpose", [t.name], (hh, ww, ch), hint=f"{name}.hwc", perm=[1, 2, 0])
+    pads = g.shared(f"pads_{c}", _i64(HALO, HALO, 0, HALO + c, HALO, 0))
+    return g.op("Pad", [t.name, pads], (hh + 2 * HALO + c, ww + 2 * HALO, ch), hint=f"{name}.padded")
 
 
-def from_cells(g: Graph, t: Value, grid: Grid, c: int, name: str) -> Value:
-    """The cell table [G+1, C, c, c] -> [1, C, H, W]."""
-    _, ch, _, _ = t.shape
-    rows, cols = grid.rows, grid.cols
-    x = g.op("Slice", [t.name, g.shared("s0", _i64(0)), g.shared("sG", _i64(grid.cells)),
-                       g.shared("ax0", _i64(0))], (grid.cells, ch, c, c), hint=f"{name}.join")
-    x = g.op("Reshape", [x.name, g.shared(f"shape_grid_{ch}x{c}", _i64(rows, cols, ch, c, c))],
-             (rows, cols, ch, c, c), hint=f"{name}.join")
-    x = g.op("Transpose", [x.name], (ch, rows, c, cols, c), hint=f"{name}.join", perm=[2, 0, 3, 1, 4])
-    return g.op("Reshape", [x.name, g.shared(f"shape_map_{ch}x{c}", _i64(1, ch, rows * c, cols * c))],
-                (1, ch, rows * c, cols * c), hint=f"{name}.join")
+def from_padded(g: Graph, t: Value, hh: int, ww: int, name: str) -> Value:
+    """The padded channels-last map -> [1, C, H, W]."""
+    ch = t.shape[2]
+    x = g.op("Slice", [t.name, g.shared("halo_start2", _i64(HALO, HALO)),
+                       g.shared(f"map_end_{hh}x{ww}", _i64(HALO + hh, HALO + ww)), g.shared("ax01", _i64(0, 1))],
+             (hh, ww, ch), hint=f"{name}.crop")
+    x = g.op("Transpose", [x.name], (ch, hh, ww), hint=f"{name}.chw", perm=[2, 0, 1])
+    return g.op("Reshape", [x.name, g.shared(f"shape_map_{ch}x{hh}x{ww}", _i64(1, ch, hh, ww))], (1, ch, hh, ww),
+                hint=f"{name}.chw")
 
 
-def block_on_cells(g: Graph, b: BasicBlock, table: Value, cells: Cells, c: int, name: str) -> Value:
-    """One residual block on the gathered entries; returns the updated table."""
-    ch = table.shape[1]
+def block_on_cells(g: Graph, b: BasicBlock, padded: Value, cells: Cells, c: int, name: str) -> Value:
+    """One residual block on the gathered entries; returns the updated map."""
+    ch = padded.shape[2]
     h = HALO
-    nb = g.op("Gather", [table.name, cells.nine.name], (DYN, 9, ch, c, c), hint=f"{name}.gather", axis=0)
-    nb = g.op("Reshape", [nb.name, g.shared(f"shape_nine_{ch}x{c}", _i64(-1, 3, 3, ch, c, c))],
-              (DYN, 3, 3, ch, c, c), hint=f"{name}.gather")
-    nb = g.op("Transpose", [nb.name], (DYN, ch, 3, c, 3, c), hint=f"{name}.gather", perm=[0, 3, 1, 4, 2, 5])
-    nb = g.op("Reshape", [nb.name, g.shared(f"shape_hood_{ch}x{c}", _i64(-1, ch, 3 * c, 3 * c))],
-              (DYN, ch, 3 * c, 3 * c), hint=f"{name}.gather")
-    x = g.op("Slice", [nb.name, g.shared(f"halo_starts_{c}", _i64(c - h, c - h)),
-                       g.shared(f"halo_ends_{c}", _i64(2 * c + h, 2 * c + h)), g.shared("ax23", _i64(2, 3))],
-             (DYN, ch, c + 2 * h, c + 2 * h), hint=f"{name}.halo")
+    window, centre_at = cells.windows(c)
+    x = g.op("GatherND", [padded.name, window.name], (DYN, c + 2 * h, c + 2 * h, ch), hint=f"{name}.gather")
+    x = g.op("Transpose", [x.name], (DYN, ch, c + 2 * h, c + 2 * h), hint=f"{name}.nchw", perm=[0, 3, 1, 2])
     y = relu(g, batchnorm(g, b.bn1, conv_valid(g, b.conv1, x, f"{name}.conv1"), f"{name}.bn1"))
     y = g.op("Mul", [y.name, cells.ring(c).name], y.shape, hint=f"{name}.ring")
     y = batchnorm(g, b.bn2, conv_valid(g, b.conv2, y, f"{name}.conv2"), f"{name}.bn2")
@@ -184,19 +217,20 @@ def block_on_cells(g: Graph, b: BasicBlock, table: Value, cells: Cells, c: int, 
                   (DYN, ch, c, c), hint=f"{name}.centre")
     out = relu(g, add(g, y, centre))
     out = g.op("Mul", [out.name, cells.valid4.name], out.shape, hint=f"{name}.kept")
-    return g.op("ScatterND", [table.name, cells.index.name, out.name], table.shape, hint=f"{name}.table")
+    out = g.op("Transpose", [out.name], (DYN, c, c, ch), hint=f"{name}.nhwc", perm=[0, 2, 3, 1])
+    return g.op("ScatterND", [padded.name, centre_at.name, out.name], padded.shape, hint=f"{name}.map")
 
 
 def branch(g: Graph, seq, x: Value, gate, name: str) -> Value:
     """A branch of residual blocks, blockwise where the gate is the blocks
     graph's Cells and the cells hold the halo, else dense with Where."""
     _, _, h, w = x.shape
-    if isinstance(gate, Cells) and blockwise(gate.cell(h)):
+    if isinstance(gate, Cells) and blockwise(gate.cell(h), gate.min_cell):
         c = gate.cell(h)
-        t = to_cells(g, x, gate.grid, c, name)
+        t = to_padded(g, x, c, name)
         for i, b in enumerate(seq):
             t = block_on_cells(g, b, t, gate, c, f"{name}.{i}")
-        return from_cells(g, t, gate.grid, c, name)
+        return from_padded(g, t, h, w, name)
     m = gate.at(h, w)
     for i, b in enumerate(seq):
         y = module(g, b, x, None, f"{name}.{i}")
@@ -210,17 +244,18 @@ def hr_module(g: Graph, m: HighResolutionModule, xs: Sequence[Value], gate, name
 
 
 def stage_graph(model: ADPCHRNet, k: int, inputs: Sequence[Value], grid: Grid, state_names: Sequence[str],
-                dense_mask: Optional[str] = None) -> onnx.ModelProto:
+                dense_mask: Optional[str] = None, min_cell: int = HALO) -> onnx.ModelProto:
     """The blocks graph of stage k > 1 (inputs: states, then `blocks` and
-    `neighbours`), or with dense_mask its dense twin (inputs: states, then
-    the block mask under that name)."""
+    `neighbours`; branches with cells of at least min_cell pixels blockwise),
+    or with dense_mask its dense twin (inputs: states, then the block mask
+    under that name)."""
     if k < 2:
         raise ValueError("stage 1 has no blocks graph")
     g = Graph()
     extra: list[onnx.ValueInfoProto]
     if dense_mask is None:
         bl, nb = Value("blocks", (DYN,)), Value("neighbours", (DYN, 8))
-        gate = Cells(g, grid, bl, nb)
+        gate = Cells(g, grid, bl, nb, min_cell)
         extra = [helper.make_tensor_value_info("blocks", TensorProto.INT64, ["N"]),
                  helper.make_tensor_value_info("neighbours", TensorProto.INT64, ["N", 8])]
     else:

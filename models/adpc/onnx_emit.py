@@ -50,6 +50,14 @@ class Graph:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         return name
 
+    def scalar(self, name: str, value: np.generic) -> str:
+        """A 0-d constant added once under name (const would make it [1])."""
+        if name not in self._shared:
+            self._names.add(name)
+            self.inits.append(numpy_helper.from_array(np.array(value), name))
+            self._shared[name] = name
+        return self._shared[name]
+
     def shared(self, name: str, arr: np.ndarray) -> str:
         """A small constant added once under name."""
         if name not in self._shared:
