@@ -113,6 +113,19 @@ class BlockForwardTest(unittest.TestCase):
                                         r.merged[k - 1][frozen.expand_as(r.merged[k])]))
 
 
+    @torch.no_grad()
+    def test_finetune_forward_is_the_reference_loop(self):
+        from models.adpc.finetune_blocks import forward_blocks
+        x = random_image(6, 64, 128)
+        want = anytime.run_blocks(self.model, x, 0.8, 8)
+        merged, pixels, cells = forward_blocks(self.model.eval(), x, "seg", 0.8, 8)
+        for a, b in zip(merged, want.merged):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        for p, c, m in zip(pixels, cells, want.masks):
+            self.assertTrue(torch.equal(p, m))
+            self.assertTrue(torch.equal(c, blocks.widen(m, 8)))
+
+
 class ExactnessTest(unittest.TestCase):
     """The blocks graphs against the dense twins and PyTorch (ORT via ctypes)."""
 
