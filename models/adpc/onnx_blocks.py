@@ -77,7 +77,7 @@ class Cells:
         self.nine = g.op("Concat", [n4a.name, self.index.name, n4b.name], (DYN, 9), hint="neighbourhood", axis=1)
         real = g.op("Less", [blocks.name, g.shared("sentinel", np.array(G, np.int64))], (DYN,), hint="real")
         self.valid = g.op("Cast", [real.name], (DYN,), hint="valid", to=FLOAT)  # 1 real entry, 0 padding
-        self.valid4 = g.op("Reshape", [self.valid.name, g.shared("shape_n111", _i64(-1, 1, 1, 1))],
+        self.valid4 = g.op("Reshape", [self.valid.name, g.shared("shape_n111", _i64(0, 1, 1, 1))],
                            (DYN, 1, 1, 1), hint="valid4")
         self.blocks = blocks
         self._windows: dict[int, tuple[Value, Value]] = {}
@@ -90,7 +90,8 @@ class Cells:
         return self.grid.size * h // self.grid.h
 
     def _spread(self, per_cell: Value, lead: int, rows: int, cols: int, c: int, hint: str) -> Value:
-        """[lead', 1, rows, 1, cols, 1]-shaped per-cell values -> [lead', 1, rows*c, cols*c]."""
+        """[lead', 1, rows, 1, cols, 1]-shaped per-cell values -> [lead', 1, rows*c, cols*c]
+        (lead 0: Reshape keeps the input's first dimension, N)."""
         g = self.g
         x = g.op("Reshape", [per_cell.name, g.shared(f"shape_cells_{lead}_{rows}x{cols}", _i64(lead, 1, rows, 1, cols, 1))],
                  (lead, 1, rows, 1, cols, 1), hint=hint)
@@ -116,7 +117,7 @@ class Cells:
                                    for v in (r, col)], (DYN, 2), hint="cell_rc", axis=1)
             base = g.op("Mul", [both.name, g.shared(f"cell_px_{c}", np.array(c, np.int64))], (DYN, 2),
                         hint=f"cell_origin_{c}")
-            base = g.op("Reshape", [base.name, g.shared("shape_n112", _i64(-1, 1, 1, 2))], (DYN, 1, 1, 2),
+            base = g.op("Reshape", [base.name, g.shared("shape_n112", _i64(0, 1, 1, 2))], (DYN, 1, 1, 2),
                         hint=f"cell_origin_{c}")
             out = []
             for size, off, hint in ((c + 2 * h, 0, "window"), (c, h, "centre")):
@@ -146,7 +147,7 @@ class Cells:
             inside = np.ones(self.grid.cells + 1, np.float32)
             inside[-1] = 0
             v = g.op("Gather", [g.shared("cell_inside", inside), self.nine.name], (DYN, 9), hint="inside", axis=0)
-            full = self._spread(v, -1, 3, 3, c, f"ring{c}")
+            full = self._spread(v, 0, 3, 3, c, f"ring{c}")
             self._ring[c] = g.op("Slice", [full.name, g.shared(f"ring_starts_{c}", _i64(c - 1, c - 1)),
                                            g.shared(f"ring_ends_{c}", _i64(2 * c + 1, 2 * c + 1)),
                                            g.shared("ax23", _i64(2, 3))], (DYN, 1, c + 2, c + 2), hint=f"ring{c}")

@@ -172,6 +172,11 @@ class ExactnessTest(unittest.TestCase):
             ins = {i.name: i for i in onnx.load(str(self.bundle / s["file"])).graph.input}
             dims = [d.dim_param or d.dim_value for d in ins["neighbours"].type.tensor_type.shape.dim]
             self.assertEqual(dims, ["N", 8])
+            # Every intermediate value is static but for N (TensorRT profiles vary N only).
+            inferred = onnx.shape_inference.infer_shapes(onnx.load(str(self.bundle / s["file"])), strict_mode=True)
+            for v in inferred.graph.value_info:
+                dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+                self.assertTrue(all(d == "N" or (isinstance(d, int) and d > 0) for d in dims), (v.name, dims))
             twin = [i.name for i in onnx.load(str(self.bundle / s["blocks"]["dense"]["file"])).graph.input]
             self.assertEqual(twin, [n for n in s["inputs"] if n not in ("blocks", "neighbours")] + ["mask"])
 
