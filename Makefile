@@ -46,15 +46,15 @@ crosscheck: build
 
 # The main job: the default bundle over the sample frames in a loop, with the
 # embedded MQTT broker, the live view and Prometheus metrics. Ctrl-C stops it.
-RUN_BUNDLE ?= testdata/bundles/tiny
-RUN_INPUT  ?= testdata/images/street.png
+RUN_BUNDLE ?= models/zoo/fashion-seg-adpc
+RUN_INPUT  ?= models/zoo/samples/scene-*.png
 run: setup build
 	@echo "== edge run: $(RUN_BUNDLE) over $(RUN_INPUT), looping; Ctrl-C stops =="
 	@echo "   live view:  http://127.0.0.1:8080/"
 	@echo "   results:    mosquitto_sub -h 127.0.0.1 -t 'anytime/#' -v"
 	@echo "   metrics:    http://127.0.0.1:9464/metrics"
 	$(BIN) --log-format text run --bundle $(RUN_BUNDLE) --loop --fps 10 --http 127.0.0.1:8080 \
-		--metrics 127.0.0.1:9464 --site demo --device edge-1 $(RUN_INPUT)
+		--metrics 127.0.0.1:9464 --site demo --device edge-1 '$(RUN_INPUT)'
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 50x -cpu 1 ./masking/

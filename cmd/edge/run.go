@@ -27,7 +27,7 @@ import (
 )
 
 // defaultInput is what `edge run` reads when given no URI.
-const defaultInput = "testdata/images"
+const defaultInput = "models/zoo/samples/scene-*.png"
 
 func runCommand() *cli.Command {
 	flags := append(engineFlags(),

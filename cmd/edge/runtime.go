@@ -15,7 +15,7 @@ import (
 )
 
 // defaultBundle is the bundle used when --bundle is not given.
-const defaultBundle = "testdata/bundles/tiny"
+const defaultBundle = "models/zoo/fashion-seg-adpc"
 
 // engineFlags are the flags of every command that opens a bundle.
 func engineFlags() []cli.Flag {
