@@ -111,4 +111,3 @@ func taps(i int, s float32, n int) (int, int, float32) {
 	}
 	return i0, i1, f - float32(i0)
 }
-
