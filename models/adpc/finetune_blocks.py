@@ -119,8 +119,15 @@ def blocks_macs_fn(model: ADPCHRNet, h: int, w: int) -> Callable[[list[np.ndarra
 
 
 def finetune(model: ADPCHRNet, task: Task, threshold: float, size: int, steps: int, batch: int, lr: float,
-             log: Callable[[str], None]) -> None:
+             log: Callable[[str], None], freeze_bn: bool = True) -> None:
+    """Trains the block-mask variant in place. freeze_bn keeps BatchNorm in
+    eval mode (running statistics untouched): small CPU batches would
+    otherwise replace the statistics the model was trained with."""
     model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     t0 = time.time()
     for step in range(steps):
@@ -160,6 +167,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--n", type=int, default=200, help="test images evaluated")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics while fine-tuning")
     p.add_argument("--out", help="fine-tuned weights (.pth)")
     p.add_argument("--json", help="write the scores here")
     args = p.parse_args(argv)
@@ -187,7 +195,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"blocks {args.block_size}px, not fine-tuned": score(model, task, block_run, bmacs, args.n)}
     if args.steps > 0:
         finetune(model, task, threshold, args.block_size, args.steps, args.batch, args.lr,
-                 lambda s: print(s, flush=True))
+                 lambda s: print(s, flush=True), freeze_bn=not args.train_bn)
         rows[f"blocks {args.block_size}px, fine-tuned {args.steps} steps"] = score(model, task, block_run, bmacs, args.n)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
