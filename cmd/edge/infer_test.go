@@ -134,9 +134,10 @@ func TestConfigFilePrecedence(t *testing.T) {
 	lib := ortOrSkip(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "edge.json")
-	os.WriteFile(cfg, []byte(`{"providers": "cpu", "threshold": 0.1, "out": "`+filepath.Join(dir, "from-file")+`"}`), 0o644)
+	os.WriteFile(cfg, []byte(`{"providers": "cpu", "threshold": 0.1, "bundle": "/nonexistent", "out": "`+filepath.Join(dir, "from-file")+`"}`), 0o644)
 	t.Setenv("EDGE_BUNDLE", filepath.Join(repo, "testdata/bundles/tiny"))
-	// --out on the command line beats the file; providers and threshold come from it.
+	// --out on the command line beats the file, EDGE_BUNDLE beats the
+	// file's bundle; providers and threshold come from the file.
 	err := runEdge(t, "--config", cfg, "infer", "--ort-lib", lib, "--out", filepath.Join(dir, "from-flag"),
 		"--tensor", filepath.Join(repo, "testdata/bundles/tiny/reference/x.npy"))
 	if err != nil {
