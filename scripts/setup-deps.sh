@@ -3,7 +3,7 @@
 # tests and the Jetson cross-build need, only those missing
 # (non-interactive apt-get; needs root).
 set -euo pipefail
-packages=(python3-torch python3-onnx python3-numpy mosquitto mosquitto-clients dataset-fashion-mnist ffmpeg gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+packages=(python3-torch python3-onnx python3-numpy python3-pil mosquitto mosquitto-clients dataset-fashion-mnist ffmpeg gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
