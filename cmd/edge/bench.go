@@ -99,7 +99,7 @@ func openTimed(c *cli.Context, dir string) (*timed, string, error) {
 	if c.IsSet("threshold") {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
-	if err := calibrate(c.Context, x, b, log); err != nil {
+	if err := calibrate(c, x, b, log); err != nil {
 		engine.Close()
 		return nil, "", err
 	}

@@ -101,7 +101,7 @@ func runInfer(c *cli.Context) error {
 	if c.IsSet("threshold") {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
-	if err := calibrate(c.Context, x, b, log); err != nil {
+	if err := calibrate(c, x, b, log); err != nil {
 		return err
 	}
 	r.exec = x
@@ -184,6 +184,7 @@ type exitSummary struct {
 	Frozen       float64      `json:"frozen"`
 	GMACs        float64      `json:"gmacs"`
 	Provider     string       `json:"provider"`
+	Ran          string       `json:"ran"`
 }
 
 type haltSummary struct {
@@ -239,7 +240,7 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 		s.Exits = append(s.Exits, exitSummary{
 			Exit: e.Exit, MS: float64(e.Stage) / float64(time.Millisecond),
 			MJ: e.EnergyJ * 1000, EnergySource: e.EnergySource,
-			Frozen: e.Frozen, GMACs: e.GMACs, Provider: e.Provider,
+			Frozen: e.Frozen, GMACs: e.GMACs, Provider: e.Provider, Ran: e.Ran,
 		})
 	}
 	if r.pose != nil {

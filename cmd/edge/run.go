@@ -113,7 +113,7 @@ func runDaemon(c *cli.Context) error {
 	if c.IsSet("threshold") {
 		x.SetThreshold(float32(c.Float64("threshold")))
 	}
-	if err := calibrate(ctx, x, b, log); err != nil {
+	if err := calibrate(c, x, b, log); err != nil {
 		src.Close()
 		return err
 	}

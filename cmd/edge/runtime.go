@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -28,6 +27,7 @@ func engineFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "trt-fp16", Value: true, Usage: "let TensorRT use half precision", EnvVars: []string{"EDGE_TRT_FP16"}},
 		&cli.IntFlag{Name: "dla-core", Value: -1, Usage: "DLA core for TensorRT (-1: none)", EnvVars: []string{"EDGE_DLA_CORE"}},
 		&cli.IntFlag{Name: "device-id", Usage: "CUDA device", EnvVars: []string{"EDGE_DEVICE_ID"}},
+		&cli.StringFlag{Name: "blocks-dispatch", Value: "auto", Usage: "blocks stages: auto (measure each bucket against the dense twin at start), sparse (always the sparse graph when a bucket fits) or dense (always the twin)", EnvVars: []string{"EDGE_BLOCKS_DISPATCH"}},
 	}
 }
 
@@ -88,10 +88,28 @@ func openBundleAt(c *cli.Context, dir string, log *slog.Logger) (*models.Bundle,
 	return b, e, nil
 }
 
-// calibrate measures the break-even of every blocks stage (no-op for other
-// bundles) and logs it.
-func calibrate(ctx context.Context, x *anytime.Executor, b *models.Bundle, log *slog.Logger) error {
-	cal, err := x.Calibrate(ctx, 5)
+// calibrate sets how blocks stages dispatch (no-op for other bundles):
+// with --blocks-dispatch auto it measures each stage's break-even and logs
+// it; sparse and dense force one path.
+func calibrate(c *cli.Context, x *anytime.Executor, b *models.Bundle, log *slog.Logger) error {
+	switch c.String("blocks-dispatch") {
+	case "auto":
+	case "sparse", "dense":
+		for i, s := range b.Stages {
+			if s.Mode != models.ModeBlocks {
+				continue
+			}
+			bucket := 0
+			if c.String("blocks-dispatch") == "sparse" {
+				bucket = s.Blocks.Buckets[len(s.Blocks.Buckets)-1]
+			}
+			x.SetMaxBlocks(i, bucket)
+		}
+		return nil
+	default:
+		return fmt.Errorf("--blocks-dispatch %q: want auto, sparse or dense", c.String("blocks-dispatch"))
+	}
+	cal, err := x.Calibrate(c.Context, 5)
 	if err != nil {
 		return fmt.Errorf("calibrate blocks stages: %w", err)
 	}

@@ -61,8 +61,10 @@ def edge_runner(binary: str) -> Runner:
         np.save(xp, x.astype("<f4"))
         dump = work / "dump"
         shutil.rmtree(dump, ignore_errors=True)
+        # Blocks stages run their sparse graphs (not the dense twins the
+        # dispatcher may prefer), so that the check covers them.
         cmd = [binary, "infer", "--bundle", str(bundle), "--providers", "cpu", "--threshold", repr(threshold),
-               "--tensor", str(xp), "--dump", str(dump)]
+               "--blocks-dispatch", "sparse", "--tensor", str(xp), "--dump", str(dump)]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise Failure(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stderr[-2000:]}")
