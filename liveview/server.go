@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anytime-edge/edge/internal/netaddr"
 )
 
 //go:embed assets
@@ -246,14 +248,11 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 // checkLoopback refuses an address that is not on the loopback interface:
 // the page has controls and no authentication.
 func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
+	ok, err := netaddr.Loopback(addr)
 	if err != nil {
 		return fmt.Errorf("live view address %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !ok {
 		return errors.New("live view address " + addr + ": must be a loopback address (127.0.0.1 or ::1), the page has controls and no authentication")
 	}
 	return nil

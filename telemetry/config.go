@@ -5,13 +5,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/netaddr"
 	"github.com/anytime-edge/edge/telemetry/broker"
 	"github.com/anytime-edge/edge/telemetry/mqtt"
 )
@@ -162,14 +162,11 @@ func (c Config) Validate() error {
 }
 
 func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
+	ok, err := netaddr.Loopback(addr)
 	if err != nil {
 		return fmt.Errorf("%q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !ok {
 		return fmt.Errorf("%q: want a loopback address such as 127.0.0.1:9464", addr)
 	}
 	return nil

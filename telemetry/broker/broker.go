@@ -12,6 +12,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/anytime-edge/edge/internal/netaddr"
 )
 
 // DefaultListen is where the embedded broker listens by default.
@@ -46,7 +48,7 @@ var ErrExposed = errors.New("refusing to listen beyond loopback without authenti
 
 // CheckListen validates a listen address against the loopback rule.
 func CheckListen(listen string, authenticated bool) error {
-	host, port, err := net.SplitHostPort(listen)
+	_, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return fmt.Errorf("broker listen address %q: %w", listen, err)
 	}
@@ -56,11 +58,7 @@ func CheckListen(listen string, authenticated bool) error {
 	if authenticated {
 		return nil
 	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+	if ok, _ := netaddr.Loopback(listen); !ok {
 		return fmt.Errorf("broker listen address %q: %w (configure broker users)", listen, ErrExposed)
 	}
 	return nil
