@@ -53,6 +53,9 @@ func maxSoftmax(conf, sum, logits []float32) {
 // ([C][hw]) into conf, using scratch.
 func confidenceTile(conf, scratch, x []float32, hw, t0, t1 int, crit Criterion) {
 	channels := len(x) / hw
+	if crit == MaxSoftmax && softmaxColumns(conf, x, hw, channels, t0, t1) {
+		return
+	}
 	maxv := conf[t0:t1] // for max_softmax, conf holds the maximum until the last pass
 	copy(maxv, x[t0:t1])
 	for c := 1; c < channels; c++ {
