@@ -28,44 +28,52 @@ func rowMax(dst, row []float32) {
 	rowMaxScalar(dst[n:], row[n:])
 }
 
-// expAccumulate is expAccumulateScalar eight lanes at a time, with the same
-// range reduction (rounding k to even instead of half down) and polynomial.
+// expAccumulate is expAccumulateScalar eight lanes at a time, with the
+// same range reduction (rounding k to even instead of half down) and
+// polynomial.
 func expAccumulate(sum, maxv, row []float32) {
 	if !useAVX2 {
 		expAccumulateScalar(sum, maxv, row)
 		return
 	}
-	var (
-		lo    = archsimd.BroadcastFloat32x8(clampExp)
-		l2e   = archsimd.BroadcastFloat32x8(log2e)
-		negHi = archsimd.BroadcastFloat32x8(-ln2hi)
-		negLo = archsimd.BroadcastFloat32x8(-ln2lo)
-		c6    = archsimd.BroadcastFloat32x8(1.0 / 720)
-		c5    = archsimd.BroadcastFloat32x8(1.0 / 120)
-		c4    = archsimd.BroadcastFloat32x8(1.0 / 24)
-		c3    = archsimd.BroadcastFloat32x8(1.0 / 6)
-		c2    = archsimd.BroadcastFloat32x8(0.5)
-		one   = archsimd.BroadcastFloat32x8(1)
-		n     = len(row) &^ 7
-		sum8  = sum[:len(row)]
-		maxv8 = maxv[:len(row)]
-	)
+	k := newExpConsts()
+	n := len(row) &^ 7
+	sum8 := sum[:len(row)]
+	maxv8 := maxv[:len(row)]
 	for p := 0; p < n; p += 8 {
-		x := archsimd.LoadFloat32x8Slice(row[p:])
-		d := x.Sub(archsimd.LoadFloat32x8Slice(maxv8[p:])).Max(lo)
-		k := d.Mul(l2e).RoundToEven()
-		r := k.MulAdd(negHi, d)
-		r = k.MulAdd(negLo, r)
-		e := r.MulAdd(c6, c5)
-		e = e.MulAdd(r, c4)
-		e = e.MulAdd(r, c3)
-		e = e.MulAdd(r, c2)
-		e = e.MulAdd(r, one)
-		e = e.MulAdd(r, one)
-		e = e.AsInt32x8().Add(k.ConvertToInt32().ShiftAllLeft(23)).AsFloat32x8()
+		e := k.exp(archsimd.LoadFloat32x8Slice(row[p:]), archsimd.LoadFloat32x8Slice(maxv8[p:]))
 		archsimd.LoadFloat32x8Slice(sum8[p:]).Add(e).StoreSlice(sum8[p:])
 	}
 	expAccumulateScalar(sum8[n:], maxv8[n:], row[n:])
+}
+
+// expConsts are the broadcast constants of the vector exponential.
+type expConsts struct {
+	lo, l2e, negHi, negLo, c6, c5, c4, c3, c2, one archsimd.Float32x8
+}
+
+func newExpConsts() expConsts {
+	b := archsimd.BroadcastFloat32x8
+	return expConsts{
+		lo: b(clampExp), l2e: b(log2e), negHi: b(-ln2hi), negLo: b(-ln2lo),
+		c6: b(1.0 / 720), c5: b(1.0 / 120), c4: b(1.0 / 24), c3: b(1.0 / 6), c2: b(0.5), one: b(1),
+	}
+}
+
+// exp is e^max(x − m, −17) in each lane: exp32's range reduction (rounding
+// k to even) and polynomial.
+func (k *expConsts) exp(x, m archsimd.Float32x8) archsimd.Float32x8 {
+	d := x.Sub(m).Max(k.lo)
+	n := d.Mul(k.l2e).RoundToEven()
+	r := n.MulAdd(k.negHi, d)
+	r = n.MulAdd(k.negLo, r)
+	e := r.MulAdd(k.c6, k.c5)
+	e = e.MulAdd(r, k.c4)
+	e = e.MulAdd(r, k.c3)
+	e = e.MulAdd(r, k.c2)
+	e = e.MulAdd(r, k.one)
+	e = e.MulAdd(r, k.one)
+	return e.AsInt32x8().Add(n.ConvertToInt32().ShiftAllLeft(23)).AsFloat32x8()
 }
 
 func rowSelect(dst, src, mask []float32) {
@@ -100,41 +108,17 @@ func nonFinite(x []float32) float32 {
 	return nonFiniteScalar(lanes[:]) + nonFiniteScalar(x[n:])
 }
 
-// softmaxColumns computes max-softmax confidence for pixels [t0, t1) eight
-// at a time with every channel of those pixels in registers: the maximum,
-// then the sum of exponentials, with no pass through memory in between.
-// It leaves a tail of fewer than eight pixels to the caller's loops by
-// reporting false, and does nothing without AVX2.
+// softmaxColumns computes max-softmax confidence for pixels [t0, t1)
+// sixteen at a time with every channel of those pixels in registers: the
+// maximum, then the sum of exponentials, with no pass through memory in
+// between. Without AVX2, or for a tile that is not a whole number of
+// eight-pixel groups, it reports false and leaves the work to the caller.
 func softmaxColumns(conf, x []float32, hw, channels, t0, t1 int) bool {
 	if !useAVX2 || (t1-t0)%8 != 0 {
 		return false
 	}
-	var (
-		lo    = archsimd.BroadcastFloat32x8(clampExp)
-		l2e   = archsimd.BroadcastFloat32x8(log2e)
-		negHi = archsimd.BroadcastFloat32x8(-ln2hi)
-		negLo = archsimd.BroadcastFloat32x8(-ln2lo)
-		c6    = archsimd.BroadcastFloat32x8(1.0 / 720)
-		c5    = archsimd.BroadcastFloat32x8(1.0 / 120)
-		c4    = archsimd.BroadcastFloat32x8(1.0 / 24)
-		c3    = archsimd.BroadcastFloat32x8(1.0 / 6)
-		c2    = archsimd.BroadcastFloat32x8(0.5)
-		one   = archsimd.BroadcastFloat32x8(1)
-	)
+	k := newExpConsts()
 	_ = x[(channels-1)*hw+t1-1]
-	exp := func(d, m archsimd.Float32x8) archsimd.Float32x8 {
-		d = d.Sub(m).Max(lo)
-		k := d.Mul(l2e).RoundToEven()
-		r := k.MulAdd(negHi, d)
-		r = k.MulAdd(negLo, r)
-		e := r.MulAdd(c6, c5)
-		e = e.MulAdd(r, c4)
-		e = e.MulAdd(r, c3)
-		e = e.MulAdd(r, c2)
-		e = e.MulAdd(r, one)
-		e = e.MulAdd(r, one)
-		return e.AsInt32x8().Add(k.ConvertToInt32().ShiftAllLeft(23)).AsFloat32x8()
-	}
 	p := t0
 	for ; p+16 <= t1; p += 16 {
 		m0 := archsimd.LoadFloat32x8Slice(x[p:])
@@ -146,11 +130,11 @@ func softmaxColumns(conf, x []float32, hw, channels, t0, t1 int) bool {
 		s0 := archsimd.BroadcastFloat32x8(0)
 		s1 := s0
 		for c := 0; c < channels; c++ {
-			s0 = s0.Add(exp(archsimd.LoadFloat32x8Slice(x[c*hw+p:]), m0))
-			s1 = s1.Add(exp(archsimd.LoadFloat32x8Slice(x[c*hw+p+8:]), m1))
+			s0 = s0.Add(k.exp(archsimd.LoadFloat32x8Slice(x[c*hw+p:]), m0))
+			s1 = s1.Add(k.exp(archsimd.LoadFloat32x8Slice(x[c*hw+p+8:]), m1))
 		}
-		one.Div(s0).StoreSlice(conf[p:])
-		one.Div(s1).StoreSlice(conf[p+8:])
+		k.one.Div(s0).StoreSlice(conf[p:])
+		k.one.Div(s1).StoreSlice(conf[p+8:])
 	}
 	for ; p < t1; p += 8 {
 		m := archsimd.LoadFloat32x8Slice(x[p:])
@@ -159,9 +143,9 @@ func softmaxColumns(conf, x []float32, hw, channels, t0, t1 int) bool {
 		}
 		sum := archsimd.BroadcastFloat32x8(0)
 		for c := 0; c < channels; c++ {
-			sum = sum.Add(exp(archsimd.LoadFloat32x8Slice(x[c*hw+p:]), m))
+			sum = sum.Add(k.exp(archsimd.LoadFloat32x8Slice(x[c*hw+p:]), m))
 		}
-		one.Div(sum).StoreSlice(conf[p:])
+		k.one.Div(sum).StoreSlice(conf[p:])
 	}
 	return true
 }
