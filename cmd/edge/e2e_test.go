@@ -42,12 +42,15 @@ func TestLiveViewEndToEnd(t *testing.T) {
 	browser := chromium(t)
 	lib := ortOrSkip(t)
 	addr := freePort(t)
+	broker := freePort(t)
+	spool := filepath.Join(t.TempDir(), "spool")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		app := newApp()
 		done <- app.RunContext(ctx, []string{"edge", "--log-level", "error", "run", "--ort-lib", lib, "--providers", "cpu",
 			"--bundle", filepath.Join(repo, "testdata/bundles/tiny"), "--loop", "--fps", "20", "--http", addr,
+			"--broker-listen", broker, "--spool", spool, "--site", "e2e", "--device", "browser",
 			filepath.Join(repo, "testdata/images/street.png")})
 	}()
 	defer func() {
