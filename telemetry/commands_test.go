@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,16 +148,8 @@ func TestCommandsEndToEnd(t *testing.T) {
 	col.attach(t, b, "anytime/#")
 	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
 	log, _ := testLogger()
-	p, err := New(context.Background(), testConfig(t, b.URL()), ctrl, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := connectedPublisher(t, b.URL(), ctrl, log)
 	defer closePublisher(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
 	// Let the subscription settle.
 	waitFor(t, 5*time.Second, "config/reported on connect", func() bool { return len(col.results(t, "/config/reported")) > 0 })
 	now := time.Now()

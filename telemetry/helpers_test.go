@@ -216,3 +216,19 @@ func closePublisher(t testing.TB, p *Publisher) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+// connectedPublisher starts a Publisher against url and waits until it is
+// connected; the caller closes it.
+func connectedPublisher(t testing.TB, url string, ctrl Controller, log *slog.Logger) *Publisher {
+	t.Helper()
+	p, err := New(context.Background(), testConfig(t, url), ctrl, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -44,16 +44,8 @@ func TestBrokerRestartNoLoss(t *testing.T) {
 			t.Log(lb.String())
 		}
 	}()
-	p, err := New(context.Background(), testConfig(t, b.URL()), nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := connectedPublisher(t, b.URL(), nil, log)
 	defer closePublisher(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var down time.Time
 	for i := 1; i <= n; i++ {
 		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {

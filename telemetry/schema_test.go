@@ -247,16 +247,8 @@ func TestPublishedMessagesMatchSchemas(t *testing.T) {
 	col.attach(t, b, "anytime/#")
 	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
 	log, _ := testLogger()
-	p, err := New(context.Background(), testConfig(t, b.URL()), ctrl, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := connectedPublisher(t, b.URL(), ctrl, log)
 	ctx := context.Background()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(wctx); err != nil {
-		t.Fatal(err)
-	}
 	pose := sampleResult(2)
 	pose.Classes = nil
 	pose.Keypoints = []Keypoint{{Instance: 0, Name: "nose", X: 100.5, Y: 80, Score: 0.93}}
