@@ -178,6 +178,14 @@ func startPower(ctx context.Context, c *cli.Context, seeds []power.StageSeed, de
 		return nil, err
 	}
 	rec := power.NewRecorder(s, power.RecorderOptions{Interval: c.Duration("power-interval"), Logger: log})
+	// One reading before the first frame, so that its halting decisions
+	// already see the temperature and throttle state (the background
+	// sampler starts after this returns).
+	if rd, err := s.Sample(ctx); err == nil {
+		rec.Add(rd)
+	} else {
+		log.Warn("first power sample failed", "err", err)
+	}
 	p, err := power.NewPolicy(power.Config{Stages: seeds, Device: dev, Limits: limits, State: rec, Window: rec})
 	if err != nil {
 		s.Close()
