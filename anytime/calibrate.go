@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/bundle"
 )
 
 // Calibration is what Calibrate measured for one blocks stage: the median
@@ -26,7 +26,7 @@ type Calibration struct {
 func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, error) {
 	var out []Calibration
 	for i, s := range x.bundle.Stages {
-		if s.Mode != models.ModeBlocks {
+		if s.Mode != bundle.ModeBlocks {
 			continue
 		}
 		t := x.tables[i]

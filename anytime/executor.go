@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/masking"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 )
 
@@ -73,7 +73,7 @@ type Result struct {
 
 // Executor runs frames of one bundle on one engine.
 type Executor struct {
-	bundle    *models.Bundle
+	bundle    *bundle.Bundle
 	engine    engines.Engine
 	cfg       Config
 	crit      masking.Criterion
@@ -96,12 +96,12 @@ type Executor struct {
 }
 
 // New makes an executor for bundle b running on engine e.
-func New(b *models.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
+func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 	for i, s := range b.Stages {
-		if s.Mode == models.ModeBlocks && (s.Blocks == nil || s.Blocks.Size <= 0 || len(s.Blocks.Buckets) == 0) {
+		if s.Mode == bundle.ModeBlocks && (s.Blocks == nil || s.Blocks.Size <= 0 || len(s.Blocks.Buckets) == 0) {
 			return nil, fmt.Errorf("bundle %s: blocks stage %q has no valid blocks object", b.Dir, s.Name)
 		}
-		if s.Mode != models.ModeDense && e.Mask() == nil {
+		if s.Mode != bundle.ModeDense && e.Mask() == nil {
 			return nil, fmt.Errorf("bundle %s: stage %d is %s but the engine has no mask tensor", b.Dir, i, s.Mode)
 		}
 	}
@@ -121,17 +121,17 @@ func New(b *models.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 		tables:    make([]*masking.BlockTable, len(b.Stages)),
 		maxBucket: make([]atomic.Int64, len(b.Stages)),
 	}
-	if b.Confidence.Criterion == models.CriterionHeatmapPeak {
+	if b.Confidence.Criterion == bundle.CriterionHeatmapPeak {
 		x.crit = masking.HeatmapPeak
 	}
 	x.SetThreshold(b.Confidence.Threshold)
 	x.SetHardDeadline(cfg.HardDeadline)
 	for i, s := range b.Stages {
-		if s.Mode == models.ModeBlocks {
+		if s.Mode == bundle.ModeBlocks {
 			x.tables[i] = masking.NewBlockTable(h, w, s.Blocks.Size, s.Blocks.Buckets)
 			x.maxBucket[i].Store(int64(s.Blocks.Buckets[len(s.Blocks.Buckets)-1]))
 		}
-		x.adaptive = x.adaptive || s.Mode != models.ModeDense
+		x.adaptive = x.adaptive || s.Mode != bundle.ModeDense
 		var convs []masking.MaskedConvs
 		for key, m := range s.MACs.Masked {
 			stride, _ := strconv.Atoi(key) // validated by models
@@ -186,7 +186,7 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 				res.Exits, res.Halt = x.exits, power.ReasonError
 				return res, err
 			}
-			if s.Mode == models.ModeDense {
+			if s.Mode == bundle.ModeDense {
 				masking.Fill(x.mask) // a dense stage computes every pixel
 			}
 			active := masking.Fraction(x.mask)
@@ -275,13 +275,13 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 func (x *Executor) runStage(ctx context.Context, i int) (ran string, active float64, err error) {
 	s := x.bundle.Stages[i]
 	switch s.Mode {
-	case models.ModeDense:
+	case bundle.ModeDense:
 		masking.ToFloat(x.maskFloat, x.mask)
-		return models.ModeDense, masking.Fraction(x.mask), x.engine.Run(ctx, i)
-	case models.ModeMasked:
+		return bundle.ModeDense, masking.Fraction(x.mask), x.engine.Run(ctx, i)
+	case bundle.ModeMasked:
 		masking.ToFloat(x.maskFloat, x.mask)
 		copy(x.engine.Mask(), x.maskFloat)
-		return models.ModeMasked, masking.Fraction(x.mask), x.engine.Run(ctx, i)
+		return bundle.ModeMasked, masking.Fraction(x.mask), x.engine.Run(ctx, i)
 	}
 	t := x.tables[i]
 	t.Build(x.mask)
@@ -306,7 +306,7 @@ func (x *Executor) SetMaxBlocks(i, bucket int) { x.maxBucket[i].Store(int64(buck
 func (x *Executor) stageMACs(i int, active float64) float64 {
 	macs := float64(x.bundle.Stages[i].MACs.Fixed)
 	for _, m := range x.masked[i] {
-		if x.bundle.Stages[i].Mode == models.ModeBlocks {
+		if x.bundle.Stages[i].Mode == bundle.ModeBlocks {
 			macs += float64(m.MACs) * active
 			continue
 		}

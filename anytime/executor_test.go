@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines/enginestest"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 )
 
@@ -21,26 +21,26 @@ const (
 )
 
 // testBundle is a 4-stage bundle: a dense first stage, masked stages after.
-func testBundle() *models.Bundle {
-	m := models.Manifest{
-		Format: models.Format, Name: "test", Task: models.TaskSegmentation,
-		Input:        models.Input{Tensor: "image", Shape: []int64{1, 3, testH, testW}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
+func testBundle() *bundle.Bundle {
+	m := bundle.Manifest{
+		Format: bundle.Format, Name: "test", Task: bundle.TaskSegmentation,
+		Input:        bundle.Input{Tensor: "image", Shape: []int64{1, 3, testH, testW}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
 		OutputStride: 4,
-		Confidence:   models.Confidence{Criterion: models.CriterionMaxSoftmax, Threshold: 0.9},
+		Confidence:   bundle.Confidence{Criterion: bundle.CriterionMaxSoftmax, Threshold: 0.9},
 	}
 	for c := 0; c < testChannels; c++ {
-		m.Labels = append(m.Labels, models.Label{Name: string(rune('a' + c))})
+		m.Labels = append(m.Labels, bundle.Label{Name: string(rune('a' + c))})
 	}
 	for i := 0; i < 4; i++ {
-		s := models.Stage{Name: "s" + string(rune('1'+i)), Mode: models.ModeMasked, Logits: "logits", MACs: models.MACs{Fixed: 1 << 30}}
+		s := bundle.Stage{Name: "s" + string(rune('1'+i)), Mode: bundle.ModeMasked, Logits: "logits", MACs: bundle.MACs{Fixed: 1 << 30}}
 		if i == 0 {
-			s.Mode = models.ModeDense
+			s.Mode = bundle.ModeDense
 		} else {
-			s.MACs.Masked = map[string]models.MaskedMACs{"4": {MACs: 2 << 30, OutChannels: 10}, "8": {MACs: 1 << 30, OutChannels: 4}}
+			s.MACs.Masked = map[string]bundle.MaskedMACs{"4": {MACs: 2 << 30, OutChannels: 10}, "8": {MACs: 1 << 30, OutChannels: 4}}
 		}
 		m.Stages = append(m.Stages, s)
 	}
-	return &models.Bundle{Dir: "testdata", Manifest: m}
+	return &bundle.Bundle{Dir: "testdata", Manifest: m}
 }
 
 // randomStages fills each stage's logits with seeded noise of growing
@@ -55,7 +55,7 @@ func randomStages(seed uint64) func(i int, image, mask, logits []float32) error 
 	}
 }
 
-func newTestExecutor(t *testing.T, b *models.Bundle, cfg Config, compute func(int, []float32, []float32, []float32) error) (*Executor, *enginestest.Fake) {
+func newTestExecutor(t *testing.T, b *bundle.Bundle, cfg Config, compute func(int, []float32, []float32, []float32) error) (*Executor, *enginestest.Fake) {
 	t.Helper()
 	f := enginestest.NewFake(len(b.Stages), 3*testH*testW, testChannels, testHW)
 	f.Compute = compute
@@ -303,10 +303,10 @@ func TestCancelledContextStopsBetweenStages(t *testing.T) {
 
 // blocksBundle turns stage 2 of the test bundle into a blocks stage with
 // cells of 4 exit pixels (a 2×4 grid of the 8×16 map) and buckets 2, 4, 8.
-func blocksBundle() *models.Bundle {
+func blocksBundle() *bundle.Bundle {
 	b := testBundle()
-	b.Stages[1].Mode = models.ModeBlocks
-	b.Stages[1].Blocks = &models.Blocks{Size: 4, Buckets: []int{2, 4, 8}, Dense: models.DenseTwin{File: "s2.dense.onnx", Mask: "mask"}}
+	b.Stages[1].Mode = bundle.ModeBlocks
+	b.Stages[1].Blocks = &bundle.Blocks{Size: 4, Buckets: []int{2, 4, 8}, Dense: bundle.DenseTwin{File: "s2.dense.onnx", Mask: "mask"}}
 	return b
 }
 
@@ -411,7 +411,7 @@ func TestBlocksStageRunsActiveCells(t *testing.T) {
 
 func TestBlocksStageWithoutBlocksObjectIsRefused(t *testing.T) {
 	b := testBundle()
-	b.Stages[2].Mode = models.ModeBlocks
+	b.Stages[2].Mode = bundle.ModeBlocks
 	f := enginestest.NewFake(4, 3*testH*testW, testChannels, testHW)
 	if _, err := New(b, f, Config{}); err == nil {
 		t.Fatal("a blocks stage without its blocks object was accepted")

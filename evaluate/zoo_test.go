@@ -12,11 +12,11 @@ import (
 	"testing"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/keypoints"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -54,7 +54,7 @@ func readExpected(t *testing.T, dir string) expected {
 // runner runs a shipped bundle on ONNX Runtime's CPU provider and keeps
 // every exit's merged output.
 type runner struct {
-	b      *models.Bundle
+	b      *bundle.Bundle
 	e      *ort.Engine
 	ex     *anytime.Executor
 	merged [][]float32
@@ -73,7 +73,7 @@ func openRunner(t *testing.T, dir string) *runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := models.Load(dir)
+	b, err := bundle.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

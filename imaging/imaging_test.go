@@ -10,7 +10,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/bundle"
 )
 
 func TestDecodeConvertsGreyAnd16Bit(t *testing.T) {
@@ -52,14 +52,14 @@ func TestPreprocessBilinear(t *testing.T) {
 		src.Set(x, 0, color.RGBA{uint8(10 * x), 0, 0, 255})
 		src.Set(x, 1, color.RGBA{uint8(10*x + 40), 0, 0, 255})
 	}
-	in := models.Input{Shape: []int64{1, 3, 1, 2}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}}
+	in := bundle.Input{Shape: []int64{1, 3, 1, 2}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}}
 	dst := make([]float32, 6)
 	Preprocess(dst, src, in)
 	// Output x=0 samples source x=0.5, y=0.5: (5 + 45)/2 = 25; x=1 samples 2.5: 65/2 + ... = 45.
 	if dst[0] != 25 || dst[1] != 45 {
 		t.Errorf("red plane: got %v, want [25 45]", dst[:2])
 	}
-	in = models.Input{Shape: []int64{1, 3, 2, 4}, Color: "bgr", Scale: 1.0 / 255, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.5, 1}}
+	in = bundle.Input{Shape: []int64{1, 3, 2, 4}, Color: "bgr", Scale: 1.0 / 255, Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.5, 1}}
 	dst = make([]float32, 24)
 	Preprocess(dst, src, in)
 	// Same size: no interpolation; BGR puts red last with std 1, mean 0.5.
@@ -71,12 +71,12 @@ func TestPreprocessBilinear(t *testing.T) {
 
 func TestLabelImageAndFractions(t *testing.T) {
 	labels := []uint8{0, 1, 1, 2}
-	pal := Palette([]models.Label{{Name: "a", Color: [3]uint8{1, 2, 3}}, {Name: "b"}, {Name: "c"}})
+	pal := Palette([]bundle.Label{{Name: "a", Color: [3]uint8{1, 2, 3}}, {Name: "b"}, {Name: "c"}})
 	img := LabelImage(labels, 2, 2, 4, 4, pal)
 	if img.Pix[0] != 0 || img.Pix[3] != 1 || img.Pix[3*img.Stride+3] != 2 {
 		t.Errorf("nearest upscale wrong: %v", img.Pix)
 	}
-	f := ClassFractions(labels, []models.Label{{Name: "a"}, {Name: "b"}, {Name: "c"}})
+	f := ClassFractions(labels, []bundle.Label{{Name: "a"}, {Name: "b"}, {Name: "c"}})
 	if f["a"] != 0.25 || f["b"] != 0.5 || f["c"] != 0.25 {
 		t.Errorf("got %v", f)
 	}

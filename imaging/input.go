@@ -10,7 +10,7 @@ import (
 	_ "image/png"  // register the PNG decoder
 	"os"
 
-	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/bundle"
 )
 
 // ErrImage is wrapped by every error about an image that cannot be used.
@@ -60,7 +60,7 @@ func Decode(raw []byte) (*image.RGBA, error) {
 // float32): bilinear resize to H×W (half-pixel centres, as PyTorch's
 // align_corners=False), then value × scale, then (v − mean) / std per
 // channel, in the bundle's channel order.
-func Preprocess(dst []float32, img *image.RGBA, in models.Input) {
+func Preprocess(dst []float32, img *image.RGBA, in bundle.Input) {
 	h, w := in.Height(), in.Width()
 	sh, sw := img.Rect.Dy(), img.Rect.Dx()
 	plane := h * w

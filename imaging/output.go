@@ -8,7 +8,7 @@ import (
 	"image/png"
 	"os"
 
-	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/bundle"
 )
 
 // Argmax writes into labels[p] the channel with the largest value of logits
@@ -28,7 +28,7 @@ func Argmax(labels []uint8, logits []float32) {
 }
 
 // Palette is the bundle's label colours as a PNG palette.
-func Palette(labels []models.Label) color.Palette {
+func Palette(labels []bundle.Label) color.Palette {
 	p := make(color.Palette, len(labels))
 	for i, l := range labels {
 		p[i] = color.RGBA{l.Color[0], l.Color[1], l.Color[2], 255}
@@ -68,7 +68,7 @@ func Overlay(frame *image.RGBA, labels *image.Paletted, alpha float32) *image.RG
 }
 
 // ClassFractions is the fraction of pixels of each label in a label map.
-func ClassFractions(labels []uint8, names []models.Label) map[string]float64 {
+func ClassFractions(labels []uint8, names []bundle.Label) map[string]float64 {
 	counts := make([]int, len(names))
 	for _, l := range labels {
 		if int(l) < len(counts) {

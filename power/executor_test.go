@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines/enginestest"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/power/powertest"
 )
@@ -20,18 +20,18 @@ var (
 )
 
 // denseBundle has four dense stages of 1 GMAC each on a 16×16 input.
-func denseBundle() *models.Bundle {
-	m := models.Manifest{
-		Format: models.Format, Name: "power-test", Task: models.TaskSegmentation,
-		Input:        models.Input{Tensor: "image", Shape: []int64{1, 3, 16, 16}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
+func denseBundle() *bundle.Bundle {
+	m := bundle.Manifest{
+		Format: bundle.Format, Name: "power-test", Task: bundle.TaskSegmentation,
+		Input:        bundle.Input{Tensor: "image", Shape: []int64{1, 3, 16, 16}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
 		OutputStride: 4,
-		Confidence:   models.Confidence{Criterion: models.CriterionMaxSoftmax, Threshold: 0.9},
-		Labels:       []models.Label{{Name: "a"}, {Name: "b"}},
+		Confidence:   bundle.Confidence{Criterion: bundle.CriterionMaxSoftmax, Threshold: 0.9},
+		Labels:       []bundle.Label{{Name: "a"}, {Name: "b"}},
 	}
 	for i := 0; i < 4; i++ {
-		m.Stages = append(m.Stages, models.Stage{Name: "s" + string(rune('1'+i)), Mode: models.ModeDense, Logits: "logits", MACs: models.MACs{Fixed: 1 << 30}})
+		m.Stages = append(m.Stages, bundle.Stage{Name: "s" + string(rune('1'+i)), Mode: bundle.ModeDense, Logits: "logits", MACs: bundle.MACs{Fixed: 1 << 30}})
 	}
-	return &models.Bundle{Dir: "testdata", Manifest: m}
+	return &bundle.Bundle{Dir: "testdata", Manifest: m}
 }
 
 // The executor halts where the power policy says, with its reason. Energy

@@ -13,8 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/imaging"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/source"
 )
 
@@ -74,7 +74,7 @@ type stageCurve struct {
 
 // timed is one bundle opened for timing.
 type timed struct {
-	bundle *models.Bundle
+	bundle *bundle.Bundle
 	exec   *anytime.Executor
 	close  func() error
 	frames []float64
@@ -177,7 +177,7 @@ func runBench(c *cli.Context) error {
 func blocksCurves(ctx context.Context, t *timed, reps int) ([]stageCurve, error) {
 	out := []stageCurve{}
 	for i, s := range t.bundle.Stages {
-		if s.Mode != models.ModeBlocks {
+		if s.Mode != bundle.ModeBlocks {
 			continue
 		}
 		for _, a := range []float64{1, 0.75, 0.5, 0.25, 0.1} {

@@ -11,8 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines/ort"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -93,7 +93,7 @@ func enginesCommand() *cli.Command {
 
 // cacheAndKeys lists the cache and the stage keys of the bundle in force.
 func cacheAndKeys(c *cli.Context) ([]trt.CacheEntry, []trt.StageKey, error) {
-	b, err := models.Load(c.String("bundle"))
+	b, err := bundle.Load(c.String("bundle"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,7 +104,7 @@ func cacheAndKeys(c *cli.Context) ([]trt.CacheEntry, []trt.StageKey, error) {
 	return entries, stageKeys(b), nil
 }
 
-func stageKeys(b *models.Bundle) []trt.StageKey {
+func stageKeys(b *bundle.Bundle) []trt.StageKey {
 	keys := make([]trt.StageKey, len(b.Stages))
 	for i, s := range b.Stages {
 		keys[i] = trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name}
@@ -128,7 +128,7 @@ func buildEngines(c *cli.Context) error {
 		return errors.New("engines build: --trt-cache DIR is required (the engines must be kept somewhere)")
 	}
 	opts.Order = []trt.Provider{trt.TensorRT}
-	b, err := models.Load(c.String("bundle"))
+	b, err := bundle.Load(c.String("bundle"))
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/anytime-edge/edge/models"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -23,8 +23,8 @@ func TestEnginesBuildWithoutTensorRTFails(t *testing.T) {
 }
 
 func TestEnginesPruneDeletesOnlyStaleEngines(t *testing.T) {
-	bundle := filepath.Join(repo, "testdata/bundles/tiny")
-	b, err := models.Load(bundle)
+	dir := filepath.Join(repo, "testdata/bundles/tiny")
+	b, err := bundle.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,13 +37,13 @@ func TestEnginesPruneDeletesOnlyStaleEngines(t *testing.T) {
 	for _, f := range []string{"engines/" + current, "engines/" + stale, "timing/" + timing} {
 		os.WriteFile(filepath.Join(cache, f), []byte("x"), 0o644)
 	}
-	if err := runEdge(t, "engines", "prune", "--bundle", bundle, "--trt-cache", cache, "--dry-run"); err != nil {
+	if err := runEdge(t, "engines", "prune", "--bundle", dir, "--trt-cache", cache, "--dry-run"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(cache, "engines", stale)); err != nil {
 		t.Fatal("--dry-run deleted a file")
 	}
-	if err := runEdge(t, "engines", "prune", "--bundle", bundle, "--trt-cache", cache); err != nil {
+	if err := runEdge(t, "engines", "prune", "--bundle", dir, "--trt-cache", cache); err != nil {
 		t.Fatal(err)
 	}
 	for f, want := range map[string]bool{"engines/" + current: true, "engines/" + stale: false, "timing/" + timing: true} {

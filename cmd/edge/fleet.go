@@ -15,8 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/imaging"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/source"
 	"github.com/anytime-edge/edge/telemetry"
@@ -28,7 +28,7 @@ import (
 // spools and sends in the background.
 type fleet struct {
 	pub    *telemetry.Publisher
-	bundle *models.Bundle
+	bundle *bundle.Bundle
 	ctrl   *controller
 	log    *slog.Logger
 	labels bool // publish result/labels
@@ -36,7 +36,7 @@ type fleet struct {
 
 // openFleet starts the MQTT publisher (and the embedded broker when no
 // --mqtt URL is given) and announces the bundle and providers in status.
-func openFleet(c *cli.Context, b *models.Bundle, providers []string, ctrl *controller, log *slog.Logger) (*fleet, error) {
+func openFleet(c *cli.Context, b *bundle.Bundle, providers []string, ctrl *controller, log *slog.Logger) (*fleet, error) {
 	cfg, err := telemetryConfig(c)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func openFleet(c *cli.Context, b *models.Bundle, providers []string, ctrl *contr
 	if err := pub.SetStatus(c.Context, ref, providers); err != nil && !errors.Is(err, telemetry.ErrQueueFull) {
 		log.Warn("status", "err", err)
 	}
-	f := &fleet{pub: pub, bundle: b, ctrl: ctrl, log: log, labels: b.Task == models.TaskSegmentation}
+	f := &fleet{pub: pub, bundle: b, ctrl: ctrl, log: log, labels: b.Task == bundle.TaskSegmentation}
 	f.event("bundle-loaded", fmt.Sprintf("bundle %s loaded", b.Name), map[string]string{"sha256": b.SHA256, "providers": strings.Join(providers, ",")})
 	return f, nil
 }

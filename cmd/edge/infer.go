@@ -16,9 +16,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/internal/npy"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/source"
 	"github.com/anytime-edge/edge/telemetry"
@@ -86,7 +86,7 @@ func runInfer(c *cli.Context) error {
 	}
 	defer pw.Stop()
 	r := &inferRunner{bundle: b, log: log, out: c.String("out"), dump: c.String("dump")}
-	if b.Task == models.TaskKeypoints {
+	if b.Task == bundle.TaskKeypoints {
 		r.pose = newPose(b)
 	}
 	x, err := anytime.New(b, engine, anytime.Config{
@@ -141,7 +141,7 @@ func runInfer(c *cli.Context) error {
 
 // inferRunner runs one input at a time and writes its outputs.
 type inferRunner struct {
-	bundle *models.Bundle
+	bundle *bundle.Bundle
 	exec   *anytime.Executor
 	log    *slog.Logger
 	out    string
@@ -252,7 +252,7 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 			}
 		}
 	}
-	if r.bundle.Task == models.TaskSegmentation {
+	if r.bundle.Task == bundle.TaskSegmentation {
 		s.Classes = imaging.ClassFractions(r.labels, r.bundle.Labels)
 		if r.frame != nil && r.out != "" {
 			h, w := r.bundle.OutputSize()
@@ -302,7 +302,7 @@ func (r *inferRunner) onExit(e anytime.Exit, merged []float32, mask []uint8) {
 			}
 		}
 	}
-	if r.bundle.Task != models.TaskSegmentation {
+	if r.bundle.Task != bundle.TaskSegmentation {
 		return
 	}
 	if len(r.labels) != h*w {

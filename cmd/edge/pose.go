@@ -4,8 +4,8 @@ import (
 	"image"
 	"image/color"
 
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/keypoints"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/telemetry"
 )
 
@@ -17,12 +17,12 @@ var limbColors = []color.RGBA{
 
 // pose decodes and draws the keypoints of a keypoints bundle.
 type pose struct {
-	bundle *models.Bundle
+	bundle *bundle.Bundle
 	points []keypoints.Point
 	colors []color.RGBA
 }
 
-func newPose(b *models.Bundle) *pose {
+func newPose(b *bundle.Bundle) *pose {
 	p := &pose{bundle: b, points: make([]keypoints.Point, len(b.Keypoints.Names)), colors: limbColors}
 	if len(b.Labels) > 0 {
 		p.colors = nil

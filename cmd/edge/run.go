@@ -15,11 +15,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/internal/sdnotify"
 	"github.com/anytime-edge/edge/liveview"
 	"github.com/anytime-edge/edge/masking"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/pipeline"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/source"
@@ -98,7 +98,7 @@ func runDaemon(c *cli.Context) error {
 	defer pw.Stop()
 
 	sink := &runSink{bundle: b, power: pw, log: log, out: c.String("out"), progressive: c.Bool("progressive")}
-	if b.Task == models.TaskKeypoints {
+	if b.Task == bundle.TaskKeypoints {
 		sink.pose = newPose(b)
 	}
 	p := pipeline.New(src, []pipeline.Sink{sink}, pipeline.Options{DropWhenBusy: !c.Bool("once")}, log.With("component", "pipeline"))
@@ -183,7 +183,7 @@ func runDaemon(c *cli.Context) error {
 // runSink turns each frame's outcome into what the daemon's outputs need:
 // label maps, files, the live view.
 type runSink struct {
-	bundle      *models.Bundle
+	bundle      *bundle.Bundle
 	power       *powerRuntime
 	ctrl        *controller
 	fleet       *fleet

@@ -7,8 +7,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines/ort"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/trt"
 )
@@ -49,7 +49,7 @@ func providerOptions(c *cli.Context) (trt.Options, error) {
 
 // stageSeeds is what the bundle says about each stage's work, for seeding
 // the power policy's cost model.
-func stageSeeds(b *models.Bundle) []power.StageSeed {
+func stageSeeds(b *bundle.Bundle) []power.StageSeed {
 	seeds := make([]power.StageSeed, len(b.Stages))
 	for i, s := range b.Stages {
 		seeds[i].FixedGMACs = float64(s.MACs.Fixed) / (1 << 30)
@@ -61,18 +61,18 @@ func stageSeeds(b *models.Bundle) []power.StageSeed {
 }
 
 // openBundle loads the --bundle and builds its engine.
-func openBundle(c *cli.Context, log *slog.Logger) (*models.Bundle, *ort.Engine, error) {
+func openBundle(c *cli.Context, log *slog.Logger) (*bundle.Bundle, *ort.Engine, error) {
 	return openBundleAt(c, c.String("bundle"), log)
 }
 
 // openBundleAt loads the bundle in dir and builds its engine with the
 // command's provider settings.
-func openBundleAt(c *cli.Context, dir string, log *slog.Logger) (*models.Bundle, *ort.Engine, error) {
+func openBundleAt(c *cli.Context, dir string, log *slog.Logger) (*bundle.Bundle, *ort.Engine, error) {
 	opts, err := providerOptions(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := models.Load(dir)
+	b, err := bundle.Load(dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,12 +91,12 @@ func openBundleAt(c *cli.Context, dir string, log *slog.Logger) (*models.Bundle,
 // calibrate sets how blocks stages dispatch (no-op for other bundles):
 // with --blocks-dispatch auto it measures each stage's break-even and logs
 // it; sparse and dense force one path.
-func calibrate(c *cli.Context, x *anytime.Executor, b *models.Bundle, log *slog.Logger) error {
+func calibrate(c *cli.Context, x *anytime.Executor, b *bundle.Bundle, log *slog.Logger) error {
 	switch c.String("blocks-dispatch") {
 	case "auto":
 	case "sparse", "dense":
 		for i, s := range b.Stages {
-			if s.Mode != models.ModeBlocks {
+			if s.Mode != bundle.ModeBlocks {
 				continue
 			}
 			bucket := 0

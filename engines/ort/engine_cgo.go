@@ -13,8 +13,8 @@ import (
 
 	onnx "github.com/yalue/onnxruntime_go"
 
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -67,18 +67,18 @@ type watchRequest struct {
 var _ engines.Engine = (*Engine)(nil)
 
 // GraphInfo reads the inputs and outputs an ONNX file declares.
-func GraphInfo(path string) (models.GraphInfo, error) {
+func GraphInfo(path string) (bundle.GraphInfo, error) {
 	ins, outs, err := onnx.GetInputOutputInfo(path)
 	if err != nil {
-		return models.GraphInfo{}, fmt.Errorf("read graph %s: %w", path, err)
+		return bundle.GraphInfo{}, fmt.Errorf("read graph %s: %w", path, err)
 	}
-	return models.GraphInfo{Inputs: tensorInfos(ins), Outputs: tensorInfos(outs)}, nil
+	return bundle.GraphInfo{Inputs: tensorInfos(ins), Outputs: tensorInfos(outs)}, nil
 }
 
-func tensorInfos(in []onnx.InputOutputInfo) []models.TensorInfo {
-	out := make([]models.TensorInfo, len(in))
+func tensorInfos(in []onnx.InputOutputInfo) []bundle.TensorInfo {
+	out := make([]bundle.TensorInfo, len(in))
 	for i, t := range in {
-		out[i] = models.TensorInfo{Name: t.Name, Type: elementType(t), Shape: []int64(t.Dimensions)}
+		out[i] = bundle.TensorInfo{Name: t.Name, Type: elementType(t), Shape: []int64(t.Dimensions)}
 	}
 	return out
 }
@@ -100,7 +100,7 @@ func elementType(t onnx.InputOutputInfo) string {
 // Open checks every stage file of b against its manifest and creates one
 // session per stage on the first provider of cfg that can be set up for it.
 // Cleanup on failure releases whatever was created.
-func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
+func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 	if rt == nil {
 		return nil, fmt.Errorf("open %s: %w: ONNX Runtime is not initialised", b.Dir, engines.ErrUnavailable)
 	}
@@ -111,7 +111,7 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	graphs := make([]models.GraphInfo, len(b.Stages))
+	graphs := make([]bundle.GraphInfo, len(b.Stages))
 	for i := range b.Stages {
 		if graphs[i], err = GraphInfo(b.StagePath(i)); err != nil {
 			return nil, err
@@ -120,9 +120,9 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	if err := b.CheckGraphs(graphs); err != nil {
 		return nil, err
 	}
-	twins := map[int]models.GraphInfo{}
+	twins := map[int]bundle.GraphInfo{}
 	for i, s := range b.Stages {
-		if s.Mode != models.ModeBlocks {
+		if s.Mode != bundle.ModeBlocks {
 			continue
 		}
 		if twins[i], err = GraphInfo(b.DensePath(i)); err != nil {
@@ -147,7 +147,7 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	// once.
 	unavailable := map[trt.Provider]error{}
 	for i, s := range b.Stages {
-		if s.Mode != models.ModeDense && e.mask == nil {
+		if s.Mode != bundle.ModeDense && e.mask == nil {
 			if e.mask, err = onnx.NewEmptyTensor[float32](onnx.NewShape(1, 1, int64(h), int64(w))); err != nil {
 				return nil, fmt.Errorf("allocate mask tensor: %w", err)
 			}
@@ -185,7 +185,7 @@ func Open(rt *Runtime, b *models.Bundle, cfg Config) (_ *Engine, err error) {
 	return e, nil
 }
 
-func (e *Engine) openStage(b *models.Bundle, i int, g, twin models.GraphInfo, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
+func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
 	s := b.Stages[i]
 	outNames := []string{s.Logits}
 	outVals := []onnx.Value{e.logits[i]}
@@ -194,7 +194,7 @@ func (e *Engine) openStage(b *models.Bundle, i int, g, twin models.GraphInfo, op
 		outVals = append(outVals, e.state[name])
 	}
 	path, graph := b.StagePath(i), g
-	if s.Mode == models.ModeBlocks {
+	if s.Mode == bundle.ModeBlocks {
 		path, graph = b.DensePath(i), twin
 	}
 	inNames, inVals, err := e.bind(s, graph, nil)
@@ -214,7 +214,7 @@ func (e *Engine) openStage(b *models.Bundle, i int, g, twin models.GraphInfo, op
 	if st.run, err = onnx.NewRunOptions(); err != nil {
 		return st, fmt.Errorf("stage %q: run options: %w", s.Name, err)
 	}
-	if s.Mode == models.ModeBlocks {
+	if s.Mode == bundle.ModeBlocks {
 		if st.blocks, err = e.openBlocks(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
 			return st, err
 		}
@@ -224,20 +224,20 @@ func (e *Engine) openStage(b *models.Bundle, i int, g, twin models.GraphInfo, op
 
 // bind lists a graph's input names and the engine's tensors feeding them;
 // extra supplies the tensors of the blocks and neighbours inputs.
-func (e *Engine) bind(s models.Stage, g models.GraphInfo, extra map[string]onnx.Value) ([]string, []onnx.Value, error) {
+func (e *Engine) bind(s bundle.Stage, g bundle.GraphInfo, extra map[string]onnx.Value) ([]string, []onnx.Value, error) {
 	var names []string
 	var vals []onnx.Value
 	for _, in := range g.Inputs {
 		src := s.Inputs[in.Name]
 		var v onnx.Value
 		switch {
-		case src == models.SourceInput:
+		case src == bundle.SourceInput:
 			v = e.image
-		case src == models.SourceMask, s.Blocks != nil && in.Name == s.Blocks.Dense.Mask:
+		case src == bundle.SourceMask, s.Blocks != nil && in.Name == s.Blocks.Dense.Mask:
 			v = e.mask
 		case strings.HasPrefix(src, "state:"):
 			v = e.state[strings.TrimPrefix(src, "state:")]
-		case src == models.SourceBlocks || src == models.SourceNeighbour:
+		case src == bundle.SourceBlocks || src == bundle.SourceNeighbour:
 			v = extra[src]
 		}
 		if v == nil {
@@ -251,7 +251,7 @@ func (e *Engine) bind(s models.Stage, g models.GraphInfo, extra map[string]onnx.
 
 // openBlocks creates blocks stage i's sparse session and the per-bucket
 // tensors it runs with.
-func (e *Engine) openBlocks(b *models.Bundle, i int, g models.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*blocksGraph, error) {
+func (e *Engine) openBlocks(b *bundle.Bundle, i int, g bundle.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*blocksGraph, error) {
 	s := b.Stages[i]
 	bg := &blocksGraph{ids: map[int]*onnx.Tensor[int64]{}, neigh: map[int]*onnx.Tensor[int64]{}, inputs: map[int][]onnx.Value{}, outputs: outVals}
 	var inNames []string
@@ -267,7 +267,7 @@ func (e *Engine) openBlocks(b *models.Bundle, i int, g models.GraphInfo, outName
 		}
 		bg.neigh[bucket] = neigh
 		var vals []onnx.Value
-		inNames, vals, err = e.bind(s, g, map[string]onnx.Value{models.SourceBlocks: ids, models.SourceNeighbour: neigh})
+		inNames, vals, err = e.bind(s, g, map[string]onnx.Value{bundle.SourceBlocks: ids, bundle.SourceNeighbour: neigh})
 		if err != nil {
 			return bg, err
 		}
@@ -286,18 +286,18 @@ func (e *Engine) openBlocks(b *models.Bundle, i int, g models.GraphInfo, outName
 
 // blockProfile is the TensorRT optimisation profile of a blocks graph: its
 // block count ranges over the buckets.
-func blockProfile(s models.Stage, g models.GraphInfo) *trt.Profile {
+func blockProfile(s bundle.Stage, g bundle.GraphInfo) *trt.Profile {
 	bk := s.Blocks.Buckets
 	p := &trt.Profile{}
 	for _, in := range g.Inputs {
 		dims := func(n int) []int64 {
-			if s.Inputs[in.Name] == models.SourceNeighbour {
+			if s.Inputs[in.Name] == bundle.SourceNeighbour {
 				return []int64{int64(n), 8}
 			}
 			return []int64{int64(n)}
 		}
 		switch s.Inputs[in.Name] {
-		case models.SourceBlocks, models.SourceNeighbour:
+		case bundle.SourceBlocks, bundle.SourceNeighbour:
 			p.Min = append(p.Min, trt.Shape{Name: in.Name, Dims: dims(bk[0])})
 			p.Opt = append(p.Opt, trt.Shape{Name: in.Name, Dims: dims(bk[len(bk)/2])})
 			p.Max = append(p.Max, trt.Shape{Name: in.Name, Dims: dims(bk[len(bk)-1])})

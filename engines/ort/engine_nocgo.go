@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -32,10 +32,10 @@ type ProviderStatus struct {
 var errNoCgo = fmt.Errorf("%w: built without cgo", engines.ErrUnavailable)
 
 // GraphInfo fails without cgo.
-func GraphInfo(path string) (models.GraphInfo, error) { return models.GraphInfo{}, errNoCgo }
+func GraphInfo(path string) (bundle.GraphInfo, error) { return bundle.GraphInfo{}, errNoCgo }
 
 // Open fails without cgo.
-func Open(rt *Runtime, b *models.Bundle, cfg Config) (*Engine, error) { return nil, errNoCgo }
+func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (*Engine, error) { return nil, errNoCgo }
 
 // Probe reports every provider unavailable.
 func Probe(rt *Runtime, opts trt.Options) []ProviderStatus {

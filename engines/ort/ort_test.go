@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/internal/npy"
-	"github.com/anytime-edge/edge/models"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/trt"
 )
@@ -41,10 +41,10 @@ func cpuOptions() trt.Options {
 	return o
 }
 
-func openTiny(t *testing.T, dir string, opts trt.Options) (*models.Bundle, *Engine) {
+func openTiny(t *testing.T, dir string, opts trt.Options) (*bundle.Bundle, *Engine) {
 	t.Helper()
 	rt := runtimeOrSkip(t)
-	b, err := models.Load(dir)
+	b, err := bundle.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestTinyBlocksBundleMatchesPyTorch(t *testing.T) {
 // checkAgainstReference runs dir's reference input and compares each exit's
 // merged logits and mask with the dumps; setup adjusts the executor and ran,
 // when set, is how every stage after the first must have run.
-func checkAgainstReference(t *testing.T, dir string, b *models.Bundle, e *Engine, setup func(*anytime.Executor), ran string) {
+func checkAgainstReference(t *testing.T, dir string, b *bundle.Bundle, e *Engine, setup func(*anytime.Executor), ran string) {
 	t.Helper()
 	x, err := npy.Read(filepath.Join(dir, "reference", "x.npy"))
 	if err != nil {
@@ -159,7 +159,7 @@ func checkAgainstReference(t *testing.T, dir string, b *models.Bundle, e *Engine
 
 func TestGPUOnlyProvidersFailOnCPUBuild(t *testing.T) {
 	rt := runtimeOrSkip(t)
-	b, err := models.Load(tinyBundle)
+	b, err := bundle.Load(tinyBundle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,12 +195,12 @@ func TestShapeMismatchIsRefused(t *testing.T) {
 		t.Fatal("could not rewrite the input shape")
 	}
 	os.WriteFile(filepath.Join(dir, "bundle.json"), []byte(m), 0o644)
-	b, err := models.Load(dir)
+	b, err := bundle.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = Open(rt, b, Config{Providers: cpuOptions()})
-	if !errors.Is(err, models.ErrInvalid) || !strings.Contains(err.Error(), "stage1.onnx") || !strings.Contains(err.Error(), "shape") {
+	if !errors.Is(err, bundle.ErrInvalid) || !strings.Contains(err.Error(), "stage1.onnx") || !strings.Contains(err.Error(), "shape") {
 		t.Fatalf("got %v, want an error naming stage1.onnx and the shape", err)
 	}
 }
@@ -245,7 +245,7 @@ func TestShippedBlocksBundleSparseEqualsDense(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(maxBucket func(models.Stage) int) ([][]float32, []string) {
+	run := func(maxBucket func(bundle.Stage) int) ([][]float32, []string) {
 		var outs [][]float32
 		x, err := anytime.New(b, e, anytime.Config{OnExit: func(_ anytime.Exit, merged []float32, _ []uint8) {
 			outs = append(outs, append([]float32(nil), merged...))
@@ -254,7 +254,7 @@ func TestShippedBlocksBundleSparseEqualsDense(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, s := range b.Stages {
-			if s.Mode == models.ModeBlocks {
+			if s.Mode == bundle.ModeBlocks {
 				x.SetMaxBlocks(i, maxBucket(s))
 			}
 		}
@@ -269,8 +269,8 @@ func TestShippedBlocksBundleSparseEqualsDense(t *testing.T) {
 		}
 		return outs, ran
 	}
-	sparse, ranSparse := run(func(s models.Stage) int { return s.Blocks.Buckets[len(s.Blocks.Buckets)-1] })
-	dense, ranDense := run(func(models.Stage) int { return 0 })
+	sparse, ranSparse := run(func(s bundle.Stage) int { return s.Blocks.Buckets[len(s.Blocks.Buckets)-1] })
+	dense, ranDense := run(func(bundle.Stage) int { return 0 })
 	if len(sparse) != len(dense) || len(sparse) < 2 {
 		t.Fatalf("exits: %d sparse, %d dense", len(sparse), len(dense))
 	}

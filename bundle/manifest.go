@@ -1,4 +1,4 @@
-package models
+package bundle
 
 // Format is the bundle format this package reads.
 const Format = "anytime-bundle/1"

@@ -1,8 +1,8 @@
-// Package models owns the model bundle (format anytime-bundle/1): the
+// Package bundle owns the model bundle (format anytime-bundle/1): the
 // manifest types, loading, validation with errors that name the file and the
 // field, class palettes and keypoint skeletons. It is pure Go.
 //
 // A bundle is a directory holding bundle.json and one ONNX file per stage;
 // the Python toolchain in models/adpc writes it and the runtime reads it.
 // The contract is shared/design/BUNDLE.md, mirrored in docs/bundle.md.
-package models
+package bundle
