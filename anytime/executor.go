@@ -134,7 +134,7 @@ func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 		x.adaptive = x.adaptive || s.Mode != bundle.ModeDense
 		var convs []masking.MaskedConvs
 		for key, m := range s.MACs.Masked {
-			stride, _ := strconv.Atoi(key) // validated by models
+			stride, _ := strconv.Atoi(key) // validated by bundle
 			convs = append(convs, masking.MaskedConvs{
 				Height: b.Input.Height() / stride, Width: b.Input.Width() / stride,
 				MACs: m.MACs, OutChannels: m.OutChannels,
