@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -213,4 +214,33 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted manifest with output %dx%d, %d channels", h, w, m.Channels())
 		}
 	})
+}
+
+// TestLoadRefusesDevicesAndFIFOs links bundle.json to /dev/zero (read whole,
+// it exhausts memory) and a stage file to a FIFO (opened, it blocks).
+func TestLoadRefusesDevicesAndFIFOs(t *testing.T) {
+	zero := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(zero, ManifestFile)); err != nil {
+		t.Fatal(err)
+	}
+	fifo := t.TempDir()
+	raw, _ := os.ReadFile(filepath.Join(tinyDir, ManifestFile))
+	os.WriteFile(filepath.Join(fifo, ManifestFile), raw, 0o644)
+	m, err := Parse("tiny", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stage files are hashed in order: the first one is the FIFO.
+	if err := syscall.Mkfifo(filepath.Join(fifo, m.Stages[0].File), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ dir, want string }{
+		{zero, "bundle.json: not a regular file (a character device)"},
+		{fifo, "stages[0].file"},
+	} {
+		_, err := Load(tt.dir)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("got %v, want %q", err, tt.want)
+		}
+	}
 }

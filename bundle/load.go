@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/anytime-edge/edge/internal/regfile"
 )
 
 // Bundle is a loaded, validated bundle.
@@ -27,12 +29,18 @@ func (b *Bundle) StagePath(i int) string { return filepath.Join(b.Dir, b.Stages[
 // DensePath is the path of blocks stage i's dense twin.
 func (b *Bundle) DensePath(i int) string { return filepath.Join(b.Dir, b.Stages[i].Blocks.Dense.File) }
 
+// MaxManifestBytes bounds bundle.json (the zoo's are under 10 KiB).
+const MaxManifestBytes = 1 << 20
+
 // Load reads dir/bundle.json, validates it against every rule of the format
 // and checks that each stage file exists. Errors wrap ErrInvalid and name the
 // file and field.
+//
+// bundle.json must be a regular file of at most MaxManifestBytes, and every
+// stage file a regular file: a device or a FIFO is refused, not read.
 func Load(dir string) (*Bundle, error) {
 	path := filepath.Join(dir, ManifestFile)
-	raw, err := os.ReadFile(path)
+	raw, err := regfile.Read(path, MaxManifestBytes)
 	if err != nil {
 		return nil, fmt.Errorf("load bundle: %w", err)
 	}
@@ -76,18 +84,11 @@ func Parse(name string, raw []byte) (*Manifest, error) {
 }
 
 func hashFile(w io.Writer, path string) error {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("not a regular file")
-	}
 	_, err = io.Copy(w, f)
 	return err
 }

@@ -8,6 +8,9 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/anytime-edge/edge/bundle"
@@ -40,6 +43,20 @@ func TestDecodeRejectsBadImages(t *testing.T) {
 	for name, b := range map[string][]byte{"empty": nil, "text": []byte("hello"), "truncated": trunc, "huge": raw} {
 		if _, err := Decode(b); !errors.Is(err, ErrImage) {
 			t.Errorf("%s: got %v, want ErrImage", name, err)
+		}
+	}
+}
+
+// TestLoadRefusesFIFOsAndDevices: a FIFO with no writer used to block Load
+// forever and /dev/zero to exhaust memory.
+func TestLoadRefusesFIFOsAndDevices(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "frame.png")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero"} {
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path+": not a regular file") {
+			t.Errorf("got %v, want an error naming %s as not a regular file", err, path)
 		}
 	}
 }

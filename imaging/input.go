@@ -8,9 +8,9 @@ import (
 	"image/draw"
 	_ "image/jpeg" // register the JPEG decoder
 	_ "image/png"  // register the PNG decoder
-	"os"
 
 	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/internal/regfile"
 )
 
 // ErrImage is wrapped by every error about an image that cannot be used.
@@ -20,9 +20,15 @@ var ErrImage = errors.New("unusable image")
 // cannot make the decoder allocate without limit.
 const maxPixels = 1 << 28
 
-// Load decodes an image file into 8-bit RGBA.
+// MaxFileBytes bounds the size of an image file Load reads (a camera frame
+// is a few MiB; a 16k × 16k PNG of noise is under this).
+const MaxFileBytes = 256 << 20
+
+// Load decodes an image file into 8-bit RGBA. The file must be a regular
+// file of at most MaxFileBytes: a device, a FIFO or a larger file is refused
+// with an error naming it, without being read.
 func Load(path string) (*image.RGBA, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := regfile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read image: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -205,15 +204,11 @@ func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {
 	width, height := r.bundle.Input.Width(), r.bundle.Input.Height()
 	captured := time.Now()
 	if in.tensor {
-		a, err := npy.Read(in.path)
+		x, err := npy.ReadFloat32(in.path, []int{1, 3, height, width})
 		if err != nil {
-			return err
+			return fmt.Errorf("--tensor: %w", err)
 		}
-		want := []int{1, 3, height, width}
-		if a.Float32 == nil || !slices.Equal(a.Shape, want) {
-			return fmt.Errorf("--tensor %s: got shape %v, want float32 %v", in.path, a.Shape, want)
-		}
-		copy(r.exec.Image(), a.Float32)
+		copy(r.exec.Image(), x)
 	} else {
 		img, err := imaging.Load(in.path)
 		if err != nil {

@@ -5,7 +5,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -87,4 +90,62 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("shape %v but %d/%d values", a.Shape, len(a.Float32), len(a.Uint8))
 		}
 	})
+}
+
+// TestReadChecksTheHeaderBeforeTheData gives ReadFloat32 a 256 MiB tensor of
+// the wrong shape: it must be refused having read only its header.
+func TestReadChecksTheHeaderBeforeTheData(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.npy")
+	if err := WriteFloat32(path, []int{1}, []float32{0}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	hdr := strings.Replace(string(raw[:len(raw)-4]), "(1,)", "(1, 4, 4096, 4096)", 1)
+	if err := os.WriteFile(path, []byte(hdr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, int64(len(hdr))+4*4*4096*4096); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadFloat32(path, []int{1, 3, 64, 128})
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "want float32 [1 3 64 128]") {
+		t.Fatalf("got %v, want an error naming the file and the wanted shape", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("refusing the file allocated %d bytes, want under 1 MiB (the header only)", n)
+	}
+}
+
+func TestReadRefusesFilesTheHeaderDoesNotDescribe(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.npy")
+	if err := WriteFloat32(short, []int{2, 2}, []float32{1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(short)
+	os.WriteFile(short, raw[:len(raw)-1], 0o644)
+	fifo := filepath.Join(dir, "fifo.npy")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, want string }{
+		{short, "15 bytes of data for float32 [2 2] (want 16)"},
+		{fifo, "not a regular file"},
+	} {
+		if _, err := Read(tt.path); err == nil || !strings.Contains(err.Error(), tt.path) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %q", tt.path, err, tt.want)
+		}
+	}
+	got, err := ReadFloat32(filepath.Join(dir, "ok.npy"), []int{2})
+	if err == nil {
+		t.Errorf("missing file: got %v", got)
+	}
+	WriteFloat32(filepath.Join(dir, "ok.npy"), []int{2}, []float32{5, 6})
+	if got, err := ReadFloat32(filepath.Join(dir, "ok.npy"), []int{2}); err != nil || !slices.Equal(got, []float32{5, 6}) {
+		t.Errorf("got %v, %v", got, err)
+	}
 }
