@@ -98,6 +98,9 @@ type Executor struct {
 // New makes an executor for bundle b running on engine e.
 func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 	for i, s := range b.Stages {
+		if s.Mode == bundle.ModeSparse {
+			return nil, fmt.Errorf("bundle %s: stage %q: the executor does not run sparse stages yet", b.Dir, s.Name)
+		}
 		if s.Mode == bundle.ModeBlocks && (s.Blocks == nil || s.Blocks.Size <= 0 || len(s.Blocks.Buckets) == 0) {
 			return nil, fmt.Errorf("bundle %s: blocks stage %q has no valid blocks object", b.Dir, s.Name)
 		}

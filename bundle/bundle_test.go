@@ -89,7 +89,7 @@ func TestParseRejectsBrokenManifests(t *testing.T) {
 			stage(m, 1)["state"] = append(stage(m, 1)["state"].([]any), stage(m, 0)["state"].([]any)[0])
 		}, "stages[1].state", "already produced"},
 		{"file outside bundle", func(m map[string]any) { stage(m, 3)["file"] = "../stage4.onnx" }, "stages[3].file", "inside the bundle"},
-		{"unknown mode", func(m map[string]any) { stage(m, 3)["mode"] = "sparse" }, "stages[3].mode", "sparse"},
+		{"unknown mode", func(m map[string]any) { stage(m, 3)["mode"] = "tiled" }, "stages[3].mode", "tiled"},
 		{"bad stride key", func(m map[string]any) {
 			stage(m, 1)["macs"].(map[string]any)["masked"] = map[string]any{"x": map[string]any{"macs": 1, "out_channels": 1}}
 		}, "stages[1].macs.masked.x", "output stride"},

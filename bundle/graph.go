@@ -66,6 +66,8 @@ func (b *Bundle) CheckGraphs(graphs []GraphInfo) error {
 					return fail("input %q (from %s) is %s %v, want int64 [N] for blocks or [N, 8] for neighbours", in.Name, src, in.Type, in.Shape)
 				}
 				continue
+			case isTableSource(src):
+				continue // checked by CheckSparseGraphs
 			case strings.HasPrefix(src, statePrefix):
 				exp = state[strings.TrimPrefix(src, statePrefix)]
 			}
@@ -116,9 +118,6 @@ func sameTensor(got, want TensorInfo) error {
 // mask (float32 [1, 1, h, w]), and the same outputs.
 func (b *Bundle) CheckDenseTwin(i int, blocksGraph, twin GraphInfo) error {
 	s := b.Stages[i]
-	fail := func(format string, args ...any) error {
-		return &FieldError{File: b.DensePath(i), Msg: fmt.Sprintf("dense twin of stage %q: ", s.Name) + fmt.Sprintf(format, args...)}
-	}
 	h, w := b.OutputSize()
 	want := map[string]TensorInfo{s.Blocks.Dense.Mask: {Type: "float32", Shape: []int64{1, 1, int64(h), int64(w)}}}
 	for _, in := range blocksGraph.Inputs {
@@ -126,33 +125,5 @@ func (b *Bundle) CheckDenseTwin(i int, blocksGraph, twin GraphInfo) error {
 			want[in.Name] = in
 		}
 	}
-	if len(twin.Inputs) != len(want) {
-		return fail("has %d inputs, want %d (%v)", len(twin.Inputs), len(want), slices.Sorted(maps.Keys(want)))
-	}
-	for _, in := range twin.Inputs {
-		exp, ok := want[in.Name]
-		if !ok {
-			return fail("unexpected input %q", in.Name)
-		}
-		if err := sameTensor(in, exp); err != nil {
-			return fail("input %q: %v", in.Name, err)
-		}
-	}
-	outs := map[string]TensorInfo{}
-	for _, o := range twin.Outputs {
-		outs[o.Name] = o
-	}
-	for _, o := range blocksGraph.Outputs {
-		if o.Name != s.Logits && !slices.Contains(s.State, o.Name) {
-			continue
-		}
-		got, ok := outs[o.Name]
-		if !ok {
-			return fail("has no output %q", o.Name)
-		}
-		if err := sameTensor(got, o); err != nil {
-			return fail("output %q: %v", o.Name, err)
-		}
-	}
-	return nil
+	return sameGraph(b.DensePath(i), fmt.Sprintf("dense twin of stage %q", s.Name), want, blocksGraph, twin, s)
 }

@@ -18,8 +18,9 @@ type Bundle struct {
 	// Dir is the bundle directory.
 	Dir string
 	Manifest
-	// SHA256 is the hex digest of bundle.json followed by every stage file
-	// in order; it identifies the exact model in results.
+	// SHA256 is the hex digest of bundle.json, every graph file in stage
+	// order and every external-data (*.weights) file by name; it
+	// identifies the exact model in results.
 	SHA256 string
 }
 
@@ -55,6 +56,12 @@ func Load(dir string) (*Bundle, error) {
 			return nil, &FieldError{File: path, Field: fmt.Sprintf("stages[%d].file", i),
 				Msg: fmt.Sprintf("stage file %q: %v", s.File, unwrapPath(err))}
 		}
+		files, fields := s.sparseFiles(i)
+		for k, f := range files {
+			if err := hashFile(h, filepath.Join(dir, f)); err != nil {
+				return nil, &FieldError{File: path, Field: fields[k], Msg: fmt.Sprintf("graph %q: %v", f, unwrapPath(err))}
+			}
+		}
 		if s.Blocks != nil {
 			if err := hashFile(h, filepath.Join(dir, s.Blocks.Dense.File)); err != nil {
 				return nil, &FieldError{File: path, Field: fmt.Sprintf("stages[%d].blocks.dense.file", i),
@@ -62,7 +69,30 @@ func Load(dir string) (*Bundle, error) {
 			}
 		}
 	}
+	if err := hashWeights(h, dir); err != nil {
+		return nil, fmt.Errorf("load bundle: %w", err)
+	}
 	return &Bundle{Dir: dir, Manifest: *m, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// WeightsExt ends the name of an ONNX external-data file of a bundle: the
+// weights a stage's graphs share (docs/bundle.md, "sparse" mode).
+const WeightsExt = ".weights"
+
+// hashWeights adds every external-data file of the bundle, by name, to the
+// digest: TensorRT's engine cache must never outlive a weight change.
+func hashWeights(h io.Writer, dir string) error {
+	names, err := filepath.Glob(filepath.Join(dir, "*"+WeightsExt))
+	if err != nil {
+		return err
+	}
+	for _, name := range names { // Glob sorts
+		io.WriteString(h, filepath.Base(name))
+		if err := hashFile(h, name); err != nil {
+			return fmt.Errorf("weights %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // Parse decodes and validates a manifest; name is used in errors. Unknown

@@ -23,6 +23,7 @@ const (
 	ModeDense  = "dense"
 	ModeMasked = "masked"
 	ModeBlocks = "blocks"
+	ModeSparse = "sparse"
 )
 
 // Stage input sources other than "state:NAME".
@@ -96,6 +97,8 @@ type Stage struct {
 	MACs   MACs              `json:"macs"`
 	// Blocks is set on blocks stages only.
 	Blocks *Blocks `json:"blocks,omitempty"`
+	// Sparse is set on sparse stages only.
+	Sparse *Sparse `json:"sparse,omitempty"`
 }
 
 // Blocks describes a blocks stage's grid and graphs (docs/bundle.md).

@@ -164,15 +164,16 @@ func (m *Manifest) validateStages(v *validator) {
 		}
 		files[s.File] = true
 		switch s.Mode {
-		case ModeDense, ModeMasked, ModeBlocks:
+		case ModeDense, ModeMasked, ModeBlocks, ModeSparse:
 		default:
-			v.fail(at+".mode", "got %q, want %q, %q or %q", s.Mode, ModeDense, ModeMasked, ModeBlocks)
+			v.fail(at+".mode", "got %q, want %q, %q, %q or %q", s.Mode, ModeDense, ModeMasked, ModeSparse, ModeBlocks)
 		}
 		if i == 0 && s.Mode != ModeDense {
 			v.fail(at+".mode", "the first stage must be %q (nothing is confident before exit 1), got %q", ModeDense, s.Mode)
 		}
 		m.validateInputs(v, i, s, produced)
 		m.validateBlocks(v, i, s, files)
+		m.validateSparse(v, i, s, files)
 		if s.Logits == "" {
 			v.fail(at+".logits", "missing")
 		}
@@ -219,8 +220,12 @@ func (m *Manifest) validateInputs(v *validator, i int, s Stage, produced map[str
 			if _, ok := produced[name]; !ok {
 				v.fail(f, "state %q is not produced by an earlier stage", name)
 			}
+		case isTableSource(src):
+			if s.Mode != ModeSparse {
+				v.fail(f, "%q input on %s stage %q (only sparse stages take index tables)", src, s.Mode, s.Name)
+			} // the form of the source is checked by validateSparse
 		default:
-			v.fail(f, "got source %q, want \"input\", \"mask\", \"blocks\", \"neighbours\" or \"state:NAME\"", src)
+			v.fail(f, "got source %q, want \"input\", \"mask\", \"state:NAME\", \"index:S\", \"band:S\", \"blocks\" or \"neighbours\"", src)
 		}
 	}
 	if s.Mode == ModeMasked && !hasMask {
