@@ -12,7 +12,6 @@ import (
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/masking"
-	"github.com/anytime-edge/edge/power"
 )
 
 // gmac is the paper's GFLOP unit: 2^30 multiply-accumulates.
@@ -50,7 +49,7 @@ type Exit struct {
 	// EnergyJ is the stage's energy in joules and EnergySource its
 	// source; zero and empty when no meter is attached.
 	EnergyJ      float64
-	EnergySource power.Source
+	EnergySource Source
 	// Provider is the execution provider that ran the stage.
 	Provider string
 	// Ran is how the stage ran: "dense", "masked", "blocks" (its sparse
@@ -63,7 +62,7 @@ type Exit struct {
 type Result struct {
 	Exits []Exit
 	// Halt is why the frame stopped after its last exit.
-	Halt power.Reason
+	Halt Reason
 	// Merged is the final merged output ([C][h][w]) and Mask the pixels
 	// still unconfident after it (1 = would compute). Both are the
 	// executor's buffers, valid until the next Run.
@@ -186,7 +185,7 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 	for i, s := range x.bundle.Stages {
 		if i > 0 {
 			if err := ctx.Err(); err != nil {
-				res.Exits, res.Halt = x.exits, power.ReasonError
+				res.Exits, res.Halt = x.exits, ReasonError
 				return res, err
 			}
 			if s.Mode == bundle.ModeDense {
@@ -194,11 +193,11 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 			}
 			active := masking.Fraction(x.mask)
 			if active == 0 {
-				res.Exits, res.Halt = x.exits, power.ReasonAllConfident
+				res.Exits, res.Halt = x.exits, ReasonAllConfident
 				return res, nil
 			}
 			if x.cfg.Policy != nil {
-				d := x.cfg.Policy.Continue(power.Progress{
+				d := x.cfg.Policy.Continue(Progress{
 					Next: i, Stages: len(x.bundle.Stages), Start: start,
 					Elapsed: time.Since(start), ActiveFraction: active, EnergyJ: energy,
 				})
@@ -217,16 +216,16 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 		if err != nil {
 			res.Exits = x.exits
 			if i > 0 && ctx.Err() == nil && errors.Is(frameCtx.Err(), context.DeadlineExceeded) {
-				res.Halt = power.ReasonDeadline
+				res.Halt = ReasonDeadline
 				return res, nil
 			}
-			res.Halt = power.ReasonError
+			res.Halt = ReasonError
 			return res, fmt.Errorf("stage %q: %w", s.Name, err)
 		}
 		stageMACs := x.stageMACs(i, active)
 		logits := x.engine.Logits(i)
 		if !masking.Finite(logits) {
-			res.Exits, res.Halt = x.exits, power.ReasonError
+			res.Exits, res.Halt = x.exits, ReasonError
 			return res, fmt.Errorf("stage %q: %w", s.Name, ErrBadLogits)
 		}
 		needMask := x.adaptive && i < len(x.bundle.Stages)-1
@@ -258,7 +257,7 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 		}
 		x.exits = append(x.exits, ex)
 		if x.cfg.Policy != nil {
-			x.cfg.Policy.StageDone(power.StageCost{
+			x.cfg.Policy.StageDone(StageCost{
 				Stage: i, ActiveFraction: active, Duration: ex.Stage,
 				EnergyJ: ex.EnergyJ, EnergySource: ex.EnergySource, GMACs: stageMACs / gmac,
 			})
@@ -267,7 +266,7 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 			x.cfg.OnExit(ex, x.merged, x.mask)
 		}
 	}
-	res.Exits, res.Halt = x.exits, power.ReasonLastExit
+	res.Exits, res.Halt = x.exits, ReasonLastExit
 	return res, nil
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines/enginestest"
-	"github.com/anytime-edge/edge/power"
 )
 
 const (
@@ -90,7 +89,7 @@ func TestCopyAggregationAndMonotoneMasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Halt != power.ReasonLastExit || len(*recs) != 4 {
+	if res.Halt != ReasonLastExit || len(*recs) != 4 {
 		t.Fatalf("got %d exits, halt %q; want 4, last-exit", len(*recs), res.Halt)
 	}
 	for k := 1; k < len(*recs); k++ {
@@ -132,7 +131,7 @@ func TestThresholdExtremes(t *testing.T) {
 		recs := recordExits(&cfg)
 		x, f := newTestExecutor(t, b, cfg, randomStages(2))
 		res, err := x.Run(context.Background())
-		if err != nil || res.Halt != power.ReasonLastExit {
+		if err != nil || res.Halt != ReasonLastExit {
 			t.Fatalf("got %v, %v", res.Halt, err)
 		}
 		for k, r := range *recs {
@@ -156,7 +155,7 @@ func TestThresholdExtremes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Halt != power.ReasonAllConfident || len(res.Exits) != 1 || len(f.Runs) != 1 {
+		if res.Halt != ReasonAllConfident || len(res.Exits) != 1 || len(f.Runs) != 1 {
 			t.Fatalf("got halt %q after %d exits (%d runs), want all-confident after 1", res.Halt, len(res.Exits), len(f.Runs))
 		}
 		for i, v := range (*recs)[0].merged {
@@ -172,11 +171,11 @@ func TestSetThresholdAppliesToNextFrame(t *testing.T) {
 	x, _ := newTestExecutor(t, b, Config{}, randomStages(4))
 	x.SetThreshold(0)
 	res, err := x.Run(context.Background())
-	if err != nil || res.Halt != power.ReasonAllConfident {
+	if err != nil || res.Halt != ReasonAllConfident {
 		t.Fatalf("threshold 0: got %q, %v; want all-confident", res.Halt, err)
 	}
 	x.SetThreshold(2)
-	if res, err = x.Run(context.Background()); err != nil || res.Halt != power.ReasonLastExit {
+	if res, err = x.Run(context.Background()); err != nil || res.Halt != ReasonLastExit {
 		t.Fatalf("threshold 2: got %q, %v; want last-exit", res.Halt, err)
 	}
 }
@@ -221,29 +220,29 @@ func TestEffectiveGMACs(t *testing.T) {
 type haltAt struct {
 	at     int
 	budget time.Duration
-	reason power.Reason
-	seen   []power.Progress
-	done   []power.StageCost
+	reason Reason
+	seen   []Progress
+	done   []StageCost
 }
 
 func (h *haltAt) StartFrame(time.Time) {}
 
-func (h *haltAt) Continue(p power.Progress) power.Decision {
+func (h *haltAt) Continue(p Progress) Decision {
 	h.seen = append(h.seen, p)
 	if p.Next == h.at || (h.budget > 0 && p.Elapsed > h.budget) {
-		return power.Decision{Reason: h.reason}
+		return Decision{Reason: h.reason}
 	}
-	return power.Decision{Continue: true}
+	return Decision{Continue: true}
 }
 
-func (h *haltAt) StageDone(c power.StageCost) { h.done = append(h.done, c) }
+func (h *haltAt) StageDone(c StageCost) { h.done = append(h.done, c) }
 
 func TestPolicyDecides(t *testing.T) {
 	t.Run("max exit", func(t *testing.T) {
-		pol := &haltAt{at: 2, reason: power.ReasonMaxExit}
+		pol := &haltAt{at: 2, reason: ReasonMaxExit}
 		x, f := newTestExecutor(t, testBundle(), Config{Policy: pol}, randomStages(5))
 		res, err := x.Run(context.Background())
-		if err != nil || res.Halt != power.ReasonMaxExit || len(res.Exits) != 2 || len(f.Runs) != 2 {
+		if err != nil || res.Halt != ReasonMaxExit || len(res.Exits) != 2 || len(f.Runs) != 2 {
 			t.Fatalf("got halt %q after %d exits, %v; want max-exit after 2", res.Halt, len(res.Exits), err)
 		}
 		if len(pol.seen) != 2 || pol.seen[0].Next != 1 || pol.seen[1].Next != 2 || pol.seen[1].Stages != 4 {
@@ -258,10 +257,10 @@ func TestPolicyDecides(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 			return randomStages(6)(i, image, mask, logits)
 		}
-		pol := &haltAt{at: -1, budget: time.Millisecond, reason: power.ReasonDeadline}
+		pol := &haltAt{at: -1, budget: time.Millisecond, reason: ReasonDeadline}
 		x, f := newTestExecutor(t, testBundle(), Config{Policy: pol}, slow)
 		res, err := x.Run(context.Background())
-		if err != nil || res.Halt != power.ReasonDeadline || len(f.Runs) != 1 {
+		if err != nil || res.Halt != ReasonDeadline || len(f.Runs) != 1 {
 			t.Fatalf("got halt %q after %d runs, %v; want deadline after 1", res.Halt, len(f.Runs), err)
 		}
 	})
@@ -279,7 +278,7 @@ func TestBadLogitsAreAFrameError(t *testing.T) {
 	b.Confidence.Threshold = 2
 	x, _ := newTestExecutor(t, b, Config{}, compute)
 	res, err := x.Run(context.Background())
-	if !errors.Is(err, ErrBadLogits) || res.Halt != power.ReasonError || len(res.Exits) != 2 {
+	if !errors.Is(err, ErrBadLogits) || res.Halt != ReasonError || len(res.Exits) != 2 {
 		t.Fatalf("got %v, halt %q after %d exits; want ErrBadLogits after 2", err, res.Halt, len(res.Exits))
 	}
 }
@@ -420,7 +419,7 @@ func TestBlocksStageWithoutBlocksObjectIsRefused(t *testing.T) {
 
 func TestRunDoesNotAllocate(t *testing.T) {
 	b := testBundle()
-	x, f := newTestExecutor(t, b, Config{Policy: &haltAt{at: -1, seen: make([]power.Progress, 0, 1<<10), done: make([]power.StageCost, 0, 1<<10)}}, randomStages(9))
+	x, f := newTestExecutor(t, b, Config{Policy: &haltAt{at: -1, seen: make([]Progress, 0, 1<<10), done: make([]StageCost, 0, 1<<10)}}, randomStages(9))
 	for k := 0; k < 4; k++ {
 		randomStages(9)(k, nil, nil, f.Logits(k)) // fixed logits; no per-run work in the fake
 	}
@@ -442,7 +441,7 @@ func TestHardDeadlineStopsAStageInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := x.Run(context.Background())
-	if err != nil || res.Halt != power.ReasonDeadline || len(res.Exits) != 1 {
+	if err != nil || res.Halt != ReasonDeadline || len(res.Exits) != 1 {
 		t.Fatalf("got halt %q after %d exits, %v; want deadline after exit 1", res.Halt, len(res.Exits), err)
 	}
 }

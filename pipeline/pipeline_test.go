@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/anytime-edge/edge/anytime"
-	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/source"
 )
 
@@ -64,7 +63,7 @@ func (x *fakeExec) Run(ctx context.Context) (anytime.Result, error) {
 		x.onExit(anytime.Exit{Exit: 1}, nil, nil)
 		x.onExit(anytime.Exit{Exit: 2}, nil, nil)
 	}
-	return anytime.Result{Halt: power.ReasonLastExit}, ctx.Err()
+	return anytime.Result{Halt: anytime.ReasonLastExit}, ctx.Err()
 }
 
 // recorder is a sink that records frame IDs and exits.

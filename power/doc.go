@@ -1,10 +1,11 @@
 // Package power owns what the runtime knows about the device's power and
 // heat, and the halting policy that turns it into a per-frame halt point.
 //
-// The types in halt.go are the contract between the anytime executor and any
-// halting policy: the executor describes the frame's progress before each
-// stage, the policy answers continue or halt with a reason, and the executor
-// reports what each stage actually cost.
+// The contract between the executor and a halting policy (Progress,
+// Decision, the halt Reasons, StageCost) is declared by its consumer,
+// package anytime; Policy here implements anytime.Policy and a Recorder is
+// an anytime.Meter. Source is anytime.Source, named here because readings
+// carry it.
 //
 // Readings: a Sampler (backends in power/nvml, power/jetson, and the
 // Estimator here for hosts with no sensor; power/backend picks one by

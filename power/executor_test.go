@@ -44,13 +44,13 @@ func TestExecutorHaltsOnPowerLimits(t *testing.T) {
 		limits power.Limits
 		state  power.Latest
 		exits  int
-		reason power.Reason
+		reason anytime.Reason
 	}{
-		{"no limits", power.Limits{}, nil, 4, power.ReasonLastExit},
-		{"max exit", power.Limits{MaxExit: 2}, nil, 2, power.ReasonMaxExit},
-		{"energy budget", power.Limits{EnergyBudgetJ: 0.25}, nil, 2, power.ReasonEnergyBudget},
-		{"thermal hard", power.Limits{ThermalSoftC: 70, ThermalHardC: 90}, powertest.Hot(95, false), 1, power.ReasonThermal},
-		{"thermal soft", power.Limits{ThermalSoftC: 70, ThermalHardC: 90}, powertest.Hot(72, false), 2, power.ReasonThermal},
+		{"no limits", power.Limits{}, nil, 4, anytime.ReasonLastExit},
+		{"max exit", power.Limits{MaxExit: 2}, nil, 2, anytime.ReasonMaxExit},
+		{"energy budget", power.Limits{EnergyBudgetJ: 0.25}, nil, 2, anytime.ReasonEnergyBudget},
+		{"thermal hard", power.Limits{ThermalSoftC: 70, ThermalHardC: 90}, powertest.Hot(95, false), 1, anytime.ReasonThermal},
+		{"thermal soft", power.Limits{ThermalSoftC: 70, ThermalHardC: 90}, powertest.Hot(72, false), 2, anytime.ReasonThermal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/anytime-edge/edge/anytime"
 )
 
 // Margins, in standard deviations of the cost model's forecast.
@@ -91,7 +93,7 @@ type segment struct {
 // Check describes the policy's last Continue decision, for logs and tests.
 type Check struct {
 	Stage    int
-	Decision Decision
+	Decision anytime.Decision
 	Forecast Prediction
 	// ThermalExits is the depth the thermal limits allowed (stages when
 	// unlimited) and TempC the effective temperature used (0 when none).
@@ -265,7 +267,7 @@ func (p *Policy) stageEnergyRange() (least, most float64) {
 }
 
 // StageDone records what a stage cost and teaches the cost model.
-func (p *Policy) StageDone(c StageCost) {
+func (p *Policy) StageDone(c anytime.StageCost) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	energyOK := c.EnergySource != ""
@@ -292,7 +294,7 @@ func (p *Policy) StageDone(c StageCost) {
 // limit, deadline) are checked first, then the maximum exit, the soft
 // thermal limit, the energy budget and the power cap; the first that the
 // forecast breaks is the reason.
-func (p *Policy) Continue(pr Progress) Decision {
+func (p *Policy) Continue(pr anytime.Progress) anytime.Decision {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.limits
@@ -302,13 +304,13 @@ func (p *Policy) Continue(pr Progress) Decision {
 		stages = p.model.Stages()
 	}
 	c := Check{Stage: next, ThermalExits: stages}
-	decide := func(d Decision) Decision {
+	decide := func(d anytime.Decision) anytime.Decision {
 		c.Decision = d
 		p.last = c
 		return d
 	}
 	if next >= stages {
-		return decide(Decision{Reason: ReasonLastExit})
+		return decide(anytime.Decision{Reason: anytime.ReasonLastExit})
 	}
 	// A stage beyond the seeds (a bundle/seed mismatch) is forecast like
 	// the last seeded stage rather than as free.
@@ -337,19 +339,19 @@ func (p *Policy) Continue(pr Progress) Decision {
 	}
 	c.ThermalExits, c.TempC = exits, tempC
 	if hard {
-		return decide(Decision{Reason: ReasonThermal})
+		return decide(anytime.Decision{Reason: anytime.ReasonThermal})
 	}
 	if l.Deadline > 0 {
 		need := pr.Elapsed + fc.Time + time.Duration(p.zT*float64(fc.TimeSD))
 		if need > l.Deadline {
-			return decide(Decision{Reason: ReasonDeadline})
+			return decide(anytime.Decision{Reason: anytime.ReasonDeadline})
 		}
 	}
 	if l.MaxExit > 0 && next+1 > l.MaxExit {
-		return decide(Decision{Reason: ReasonMaxExit})
+		return decide(anytime.Decision{Reason: anytime.ReasonMaxExit})
 	}
 	if next+1 > exits {
-		return decide(Decision{Reason: ReasonThermal})
+		return decide(anytime.Decision{Reason: anytime.ReasonThermal})
 	}
 	if b := l.EnergyBudgetJ; b > 0 {
 		used := p.frameEnergy
@@ -359,17 +361,17 @@ func (p *Policy) Continue(pr Progress) Decision {
 		least, _ := p.stageEnergyRange()
 		c.AllowanceJ = b + min(p.credit, borrowShare*least)
 		if used+fc.EnergyJ+p.energyMargin(fc) > c.AllowanceJ {
-			return decide(Decision{Reason: ReasonEnergyBudget})
+			return decide(anytime.Decision{Reason: anytime.ReasonEnergyBudget})
 		}
 	}
 	if capW := l.PowerCapW; capW > 0 {
 		p.refill(now)
 		c.TokensJ = p.tokens + capW*fc.Time.Seconds() - fc.EnergyJ - p.energyMargin(fc)
 		if c.TokensJ < 0 {
-			return decide(Decision{Reason: ReasonPowerCap})
+			return decide(anytime.Decision{Reason: anytime.ReasonPowerCap})
 		}
 	}
-	return decide(Decision{Continue: true})
+	return decide(anytime.Decision{Continue: true})
 }
 
 // energyMargin is the safety margin on a stage's forecast energy: EnergyZ

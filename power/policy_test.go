@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/anytime"
 )
 
 // fixed is a Latest that always returns r.
@@ -45,7 +47,7 @@ func teach(p *Policy, n int, a float64) {
 		p.StartFrame(start)
 		for k := range testSeeds {
 			d := time.Duration((10 + 20*a) * float64(time.Millisecond))
-			p.StageDone(StageCost{Stage: k, ActiveFraction: a, Duration: d, EnergyJ: 0.1 + 0.2*a, EnergySource: SourceNVML})
+			p.StageDone(anytime.StageCost{Stage: k, ActiveFraction: a, Duration: d, EnergyJ: 0.1 + 0.2*a, EnergySource: SourceNVML})
 		}
 		start = start.Add(time.Second)
 	}
@@ -56,37 +58,37 @@ func TestPolicyDecisions(t *testing.T) {
 		name   string
 		limits Limits
 		state  Latest
-		pr     Progress
-		want   Decision
+		pr     anytime.Progress
+		want   anytime.Decision
 	}{
-		{"no limits", Limits{}, nil, Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, Decision{Continue: true}},
-		{"past the last stage", Limits{}, nil, Progress{Next: 4, Stages: 4}, Decision{Reason: ReasonLastExit}},
+		{"no limits", Limits{}, nil, anytime.Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
+		{"past the last stage", Limits{}, nil, anytime.Progress{Next: 4, Stages: 4}, anytime.Decision{Reason: anytime.ReasonLastExit}},
 		{"a stage beyond the seeds is not free", Limits{Deadline: 35 * time.Millisecond}, nil,
-			Progress{Next: 5, Stages: 6, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, Decision{Reason: ReasonDeadline}},
+			anytime.Progress{Next: 5, Stages: 6, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonDeadline}},
 		{"deadline fits", Limits{Deadline: 50 * time.Millisecond}, nil,
-			Progress{Next: 1, Stages: 4, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, Decision{Continue: true}},
+			anytime.Progress{Next: 1, Stages: 4, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
 		{"deadline would be missed", Limits{Deadline: 35 * time.Millisecond}, nil,
-			Progress{Next: 1, Stages: 4, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, Decision{Reason: ReasonDeadline}},
-		{"max exit reached", Limits{MaxExit: 2}, nil, Progress{Next: 2, Stages: 4, ActiveFraction: 0.5}, Decision{Reason: ReasonMaxExit}},
-		{"max exit allows", Limits{MaxExit: 2}, nil, Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, Decision{Continue: true}},
+			anytime.Progress{Next: 1, Stages: 4, Elapsed: 20 * time.Millisecond, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonDeadline}},
+		{"max exit reached", Limits{MaxExit: 2}, nil, anytime.Progress{Next: 2, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonMaxExit}},
+		{"max exit allows", Limits{MaxExit: 2}, nil, anytime.Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
 		{"energy fits", Limits{EnergyBudgetJ: 0.5}, nil,
-			Progress{Next: 1, Stages: 4, EnergyJ: 0.2, ActiveFraction: 0.5}, Decision{Continue: true}},
+			anytime.Progress{Next: 1, Stages: 4, EnergyJ: 0.2, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
 		{"energy over budget", Limits{EnergyBudgetJ: 0.35}, nil,
-			Progress{Next: 1, Stages: 4, EnergyJ: 0.2, ActiveFraction: 0.5}, Decision{Reason: ReasonEnergyBudget}},
+			anytime.Progress{Next: 1, Stages: 4, EnergyJ: 0.2, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonEnergyBudget}},
 		{"cool", Limits{ThermalSoftC: 80, ThermalHardC: 90}, hot(50, false),
-			Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, Decision{Continue: true}},
+			anytime.Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
 		{"at the hard limit", Limits{ThermalSoftC: 80, ThermalHardC: 90}, hot(90, false),
-			Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, Decision{Reason: ReasonThermal}},
+			anytime.Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
 		{"in the soft band", Limits{ThermalSoftC: 80, ThermalHardC: 90}, hot(76, false),
-			Progress{Next: 2, Stages: 4, ActiveFraction: 0.5}, Decision{Reason: ReasonThermal}},
+			anytime.Progress{Next: 2, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
 		{"throttling derates like heat", Limits{ThermalSoftC: 80, ThermalHardC: 90, ThrottleDerateC: 10}, hot(65, true),
-			Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, Decision{Reason: ReasonThermal}},
+			anytime.Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
 		{"without throttling the same heat is fine", Limits{ThermalSoftC: 80, ThermalHardC: 90, ThrottleDerateC: 10}, hot(65, false),
-			Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, Decision{Continue: true}},
+			anytime.Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
 		{"stale reading ignored", Limits{ThermalHardC: 90}, hot(95, false),
-			Progress{Next: 1, Stages: 4, Start: t0.Add(time.Minute), ActiveFraction: 0.5}, Decision{Continue: true}},
+			anytime.Progress{Next: 1, Stages: 4, Start: t0.Add(time.Minute), ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
 		{"hard thermal wins over the deadline", Limits{ThermalHardC: 90, Deadline: time.Millisecond}, hot(95, false),
-			Progress{Next: 1, Stages: 4, Start: t0, Elapsed: time.Second, ActiveFraction: 0.5}, Decision{Reason: ReasonThermal}},
+			anytime.Progress{Next: 1, Stages: 4, Start: t0, Elapsed: time.Second, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,12 +183,12 @@ func TestPolicyEnergyBudgetCarriesCredit(t *testing.T) {
 		p.StartFrame(t0.Add(time.Duration(100+f) * time.Second))
 		used, n := 0.0, 0
 		for k := 0; k < 4; k++ {
-			if k > 0 && !p.Continue(Progress{Next: k, Stages: 4, EnergyJ: used, ActiveFraction: 0.5}).Continue {
+			if k > 0 && !p.Continue(anytime.Progress{Next: k, Stages: 4, EnergyJ: used, ActiveFraction: 0.5}).Continue {
 				break
 			}
 			used += 0.2
 			n++
-			p.StageDone(StageCost{Stage: k, ActiveFraction: 0.5, Duration: 20 * time.Millisecond, EnergyJ: 0.2, EnergySource: SourceNVML})
+			p.StageDone(anytime.StageCost{Stage: k, ActiveFraction: 0.5, Duration: 20 * time.Millisecond, EnergyJ: 0.2, EnergySource: SourceNVML})
 		}
 		exits = append(exits, n)
 	}
@@ -215,15 +217,15 @@ func TestPolicyPowerCapFromLedger(t *testing.T) {
 		p.StartFrame(start)
 		el := time.Duration(0)
 		for k := 0; k < 4; k++ {
-			if k > 0 && !p.Continue(Progress{Next: k, Stages: 4, Start: start, Elapsed: el, ActiveFraction: 0.5}).Continue {
-				if r := p.LastCheck().Decision.Reason; r != ReasonPowerCap {
-					t.Fatalf("halted for %q, want %q", r, ReasonPowerCap)
+			if k > 0 && !p.Continue(anytime.Progress{Next: k, Stages: 4, Start: start, Elapsed: el, ActiveFraction: 0.5}).Continue {
+				if r := p.LastCheck().Decision.Reason; r != anytime.ReasonPowerCap {
+					t.Fatalf("halted for %q, want %q", r, anytime.ReasonPowerCap)
 				}
 				break
 			}
 			el += 20 * time.Millisecond
 			total++
-			p.StageDone(StageCost{Stage: k, ActiveFraction: 0.5, Duration: 20 * time.Millisecond, EnergyJ: 0.2, EnergySource: SourceNVML})
+			p.StageDone(anytime.StageCost{Stage: k, ActiveFraction: 0.5, Duration: 20 * time.Millisecond, EnergyJ: 0.2, EnergySource: SourceNVML})
 		}
 	}
 	// Energy over the run ≤ cap·time + bucket depth (one full frame, 0.8 J).
@@ -287,7 +289,7 @@ func TestPolicySetLimitsConcurrently(t *testing.T) {
 	}()
 	teach(p, 100, 0.5)
 	for i := 0; i < 500; i++ {
-		p.Continue(Progress{Next: 1, Stages: 4, ActiveFraction: 0.5})
+		p.Continue(anytime.Progress{Next: 1, Stages: 4, ActiveFraction: 0.5})
 	}
 	wg.Wait()
 	if got := p.Limits(); got.MaxExit != 4 {
@@ -322,12 +324,12 @@ func TestPolicyOverRecorder(t *testing.T) {
 	}
 	p.StartFrame(at(0))
 	p.StartFrame(at(1000))
-	if d := p.Continue(Progress{Next: 1, Stages: 4, Start: at(1000), ActiveFraction: 0.5}); d.Reason != ReasonPowerCap {
+	if d := p.Continue(anytime.Progress{Next: 1, Stages: 4, Start: at(1000), ActiveFraction: 0.5}); d.Reason != anytime.ReasonPowerCap {
 		t.Errorf("after 1 s at 30 W under a 10 W cap: %+v, want power-cap", d)
 	}
 	rec.Add(Reading{Time: at(1050), TotalW: Measured(30, SourceNVML), EnergyJ: Measured(31.5, SourceNVML),
 		Temps: []Temp{{Zone: "gpu", C: 91, Source: SourceNVML}}})
-	if d := p.Continue(Progress{Next: 1, Stages: 4, Start: at(1000), Elapsed: 50 * time.Millisecond, ActiveFraction: 0.5}); d.Reason != ReasonThermal {
+	if d := p.Continue(anytime.Progress{Next: 1, Stages: 4, Start: at(1000), Elapsed: 50 * time.Millisecond, ActiveFraction: 0.5}); d.Reason != anytime.ReasonThermal {
 		t.Errorf("at 91 °C with a 90 °C hard limit: %+v, want thermal", d)
 	}
 }

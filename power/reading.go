@@ -5,16 +5,6 @@ import (
 	"time"
 )
 
-// Sources of readings besides those in halt.go.
-const (
-	// SourceSim marks a value produced by the deterministic simulator in
-	// power/sim; it is never mixed with real readings.
-	SourceSim Source = "sim"
-	// SourceSysfs marks a value read from a kernel interface other than a
-	// power monitor: thermal zones, GPU load.
-	SourceSysfs Source = "sysfs"
-)
-
 // Value is one scalar with the source it came from. A Value whose Source is
 // empty is absent: the backend could not read it (see Reading.Missing).
 type Value struct {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/telemetry/broker"
 )
@@ -149,7 +150,7 @@ func sampleResult(frame uint64) *Result {
 			{Exit: 1, MS: 9.8, MJ: 41.0, Frozen: 0, GMACs: 41.9},
 			{Exit: 2, MS: 12.1, MJ: 52.3, Frozen: 0.61, GMACs: 52.0},
 		},
-		Halt:    Halt{Exit: 2, Reason: power.ReasonDeadline, DeadlineMS: 25},
+		Halt:    Halt{Exit: 2, Reason: anytime.ReasonDeadline, DeadlineMS: 25},
 		Energy:  Energy{MJ: 93.3, Source: power.SourceJetson},
 		Classes: map[string]float64{"road": 0.41, "car": 0.08},
 	}

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"time"
 
+	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/power"
 )
 
@@ -64,9 +65,9 @@ type Exit struct {
 
 // Halt says where and why a frame stopped.
 type Halt struct {
-	Exit       int          `json:"exit"`
-	Reason     power.Reason `json:"reason"`
-	DeadlineMS float64      `json:"deadline_ms"`
+	Exit       int            `json:"exit"`
+	Reason     anytime.Reason `json:"reason"`
+	DeadlineMS float64        `json:"deadline_ms"`
 }
 
 // Energy is a frame's total energy and where the figure came from.
@@ -86,7 +87,7 @@ type Keypoint struct {
 
 // HaltInProgress is the halt reason of a progressive result: the frame is
 // still running.
-const HaltInProgress power.Reason = "in-progress"
+const HaltInProgress anytime.Reason = "in-progress"
 
 // Result is the per-frame summary, published on result.
 type Result struct {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/power"
 )
 
@@ -252,7 +253,7 @@ func TestPublishedMessagesMatchSchemas(t *testing.T) {
 	pose := sampleResult(2)
 	pose.Classes = nil
 	pose.Keypoints = []Keypoint{{Instance: 0, Name: "nose", X: 100.5, Y: 80, Score: 0.93}}
-	pose.Halt.Reason = power.ReasonAllConfident
+	pose.Halt.Reason = anytime.ReasonAllConfident
 	for _, m := range []Message{
 		sampleResult(1), pose,
 		&Telemetry{PowerW: 14, PowerSource: power.SourceJetson, TempsC: map[string]float64{"gpu": 61}, TempSource: power.SourceJetson, FPS: 30},

@@ -96,7 +96,7 @@ func (f *fleet) event(kind, msg string, data map[string]string) {
 }
 
 // result builds the result message of a frame that stopped after exits.
-func (f *fleet) result(fr *source.Frame, width, height int, exits []anytime.Exit, halt power.Reason, classes map[string]float64) *telemetry.Result {
+func (f *fleet) result(fr *source.Frame, width, height int, exits []anytime.Exit, halt anytime.Reason, classes map[string]float64) *telemetry.Result {
 	m := &telemetry.Result{
 		Frame:  telemetry.Frame{ID: fr.ID, Source: fr.Source, Width: width, Height: height},
 		Bundle: telemetry.Bundle{Name: f.bundle.Name, SHA256: f.bundle.SHA256},

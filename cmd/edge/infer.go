@@ -187,8 +187,8 @@ type exitSummary struct {
 }
 
 type haltSummary struct {
-	Exit   int          `json:"exit"`
-	Reason power.Reason `json:"reason"`
+	Exit   int            `json:"exit"`
+	Reason anytime.Reason `json:"reason"`
 }
 
 func (r *inferRunner) run(ctx context.Context, in inferInput, many bool) error {

@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/internal/npy"
-	"github.com/anytime-edge/edge/power"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -188,7 +188,7 @@ func TestInferHaltsOnLimits(t *testing.T) {
 			}
 			var s summary
 			json.Unmarshal(raw, &s)
-			if s.Halt.Reason != power.Reason(tt.reason) || s.Halt.Exit != tt.exits {
+			if s.Halt.Reason != anytime.Reason(tt.reason) || s.Halt.Exit != tt.exits {
 				t.Errorf("halted at exit %d (%s), want exit %d (%s)", s.Halt.Exit, s.Halt.Reason, tt.exits, tt.reason)
 			}
 		})

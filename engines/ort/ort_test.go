@@ -15,7 +15,6 @@ import (
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/internal/npy"
-	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -119,7 +118,7 @@ func checkAgainstReference(t *testing.T, dir string, b *bundle.Bundle, e *Engine
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Halt != power.ReasonLastExit || len(outs) != len(b.Stages) {
+	if res.Halt != anytime.ReasonLastExit || len(outs) != len(b.Stages) {
 		t.Fatalf("halted %q after %d exits, want all %d", res.Halt, len(outs), len(b.Stages))
 	}
 	for k, o := range outs {

@@ -3,15 +3,9 @@ package sim
 import (
 	"time"
 
+	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/power"
 )
-
-// Policy is what the executor calls; power.Policy implements it.
-type Policy interface {
-	StartFrame(start time.Time)
-	Continue(p power.Progress) power.Decision
-	StageDone(c power.StageCost)
-}
 
 // Frame is what one simulated frame did.
 type Frame struct {
@@ -19,7 +13,7 @@ type Frame struct {
 	Exits    int // exits produced, 1-based depth
 	Duration time.Duration
 	EnergyJ  float64
-	Reason   power.Reason
+	Reason   anytime.Reason
 	TempC    float64 // device temperature at the frame's start
 	// CumTime and CumEnergy are the frame's elapsed time and energy at each
 	// exit it reached.
@@ -37,7 +31,7 @@ type Stream struct {
 }
 
 // Run drives p over the stream on d and returns every frame.
-func (s Stream) Run(d *Device, p Policy) []Frame {
+func (s Stream) Run(d *Device, p anytime.Policy) []Frame {
 	n := len(d.spec.Stages)
 	out := make([]Frame, 0, s.Frames)
 	for i := 0; i < s.Frames; i++ {
@@ -46,7 +40,7 @@ func (s Stream) Run(d *Device, p Policy) []Frame {
 		}
 		d.Idle(Epoch.Add(time.Duration(i) * s.Period))
 		start := d.Now()
-		f := Frame{Start: start, TempC: d.TempC(), Reason: power.ReasonLastExit}
+		f := Frame{Start: start, TempC: d.TempC(), Reason: anytime.ReasonLastExit}
 		p.StartFrame(start)
 		a := 1.0
 		for k := 0; k < n; k++ {
@@ -57,7 +51,7 @@ func (s Stream) Run(d *Device, p Policy) []Frame {
 				} else {
 					a *= 0.5 + 0.3*d.rng.Float64()
 				}
-				dec := p.Continue(power.Progress{
+				dec := p.Continue(anytime.Progress{
 					Next: k, Stages: n, Start: start, Elapsed: f.Duration,
 					ActiveFraction: a, EnergyJ: f.EnergyJ,
 				})
@@ -72,7 +66,7 @@ func (s Stream) Run(d *Device, p Policy) []Frame {
 			f.Exits = k + 1
 			f.CumTime = append(f.CumTime, f.Duration)
 			f.CumEnergy = append(f.CumEnergy, f.EnergyJ)
-			p.StageDone(power.StageCost{
+			p.StageDone(anytime.StageCost{
 				Stage: k, ActiveFraction: a, Duration: dur,
 				EnergyJ: j, EnergySource: power.SourceSim, GMACs: d.GMACs(k, a),
 			})
@@ -85,11 +79,11 @@ func (s Stream) Run(d *Device, p Policy) []Frame {
 // Unlimited is a policy that runs every stage.
 type Unlimited struct{}
 
-// StartFrame implements Policy.
+// StartFrame implements anytime.Policy.
 func (Unlimited) StartFrame(time.Time) {}
 
-// Continue implements Policy: always.
-func (Unlimited) Continue(power.Progress) power.Decision { return power.Decision{Continue: true} }
+// Continue implements anytime.Policy: always.
+func (Unlimited) Continue(anytime.Progress) anytime.Decision { return anytime.Decision{Continue: true} }
 
-// StageDone implements Policy.
-func (Unlimited) StageDone(power.StageCost) {}
+// StageDone implements anytime.Policy.
+func (Unlimited) StageDone(anytime.StageCost) {}
