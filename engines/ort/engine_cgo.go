@@ -18,15 +18,6 @@ import (
 	"github.com/anytime-edge/edge/trt"
 )
 
-// Config is how a bundle's engine is built.
-type Config struct {
-	Providers trt.Options
-	Log       *slog.Logger
-	// OnStage, when set, is called after each stage's session is created
-	// (where TensorRT builds or loads its engine), for progress reports.
-	OnStage func(i int, name string, provider trt.Provider, took time.Duration)
-}
-
 // Engine runs a bundle's stages on ONNX Runtime. It implements engines.Engine.
 type Engine struct {
 	image  *onnx.Tensor[float32]
@@ -381,24 +372,13 @@ func configure(so *onnx.SessionOptions, p trt.Provider, opts trt.Options, key tr
 	return fmt.Errorf("unknown provider %q", p)
 }
 
-// ProviderStatus says whether a provider can be set up here and, if not, the
-// library's reason.
-type ProviderStatus struct {
-	Provider trt.Provider
-	Err      error
-}
-
-// Probe tries to set up each provider on fresh session options.
-func Probe(rt *Runtime, opts trt.Options) []ProviderStatus {
-	var out []ProviderStatus
-	for _, p := range []trt.Provider{trt.TensorRT, trt.CUDA, trt.CPU} {
-		so, err := sessionOptions(p, opts, trt.StageKey{Stage: "probe"}, nil)
-		if err == nil {
-			so.Destroy()
-		}
-		out = append(out, ProviderStatus{Provider: p, Err: err})
+// setUp reports whether provider p can be appended to session options.
+func setUp(p trt.Provider, opts trt.Options) error {
+	so, err := sessionOptions(p, opts, trt.StageKey{Stage: "probe"}, nil)
+	if err == nil {
+		so.Destroy()
 	}
-	return out
+	return err
 }
 
 // watchRuns terminates a run whose context ends before it finishes.

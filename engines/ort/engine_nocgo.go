@@ -5,31 +5,19 @@ package ort
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"time"
 
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/trt"
 )
 
-// Config is how a bundle's engine is built.
-type Config struct {
-	Providers trt.Options
-	Log       *slog.Logger
-	OnStage   func(i int, name string, provider trt.Provider, took time.Duration)
-}
-
 // Engine is unavailable without cgo.
 type Engine struct{}
 
-// ProviderStatus says whether a provider can be set up here.
-type ProviderStatus struct {
-	Provider trt.Provider
-	Err      error
-}
+var errNoCgo = fmt.Errorf("%w: built without cgo; rebuild with CGO_ENABLED=1", engines.ErrUnavailable)
 
-var errNoCgo = fmt.Errorf("%w: built without cgo", engines.ErrUnavailable)
+// Init fails: this build has no cgo, so ONNX Runtime cannot be loaded.
+func Init(explicit string) (*Runtime, error) { return nil, errNoCgo }
 
 // GraphInfo fails without cgo.
 func GraphInfo(path string) (bundle.GraphInfo, error) { return bundle.GraphInfo{}, errNoCgo }
@@ -37,14 +25,8 @@ func GraphInfo(path string) (bundle.GraphInfo, error) { return bundle.GraphInfo{
 // Open fails without cgo.
 func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (*Engine, error) { return nil, errNoCgo }
 
-// Probe reports every provider unavailable.
-func Probe(rt *Runtime, opts trt.Options) []ProviderStatus {
-	var out []ProviderStatus
-	for _, p := range []trt.Provider{trt.TensorRT, trt.CUDA, trt.CPU} {
-		out = append(out, ProviderStatus{Provider: p, Err: errNoCgo})
-	}
-	return out
-}
+// setUp fails without cgo.
+func setUp(trt.Provider, trt.Options) error { return errNoCgo }
 
 // Image implements engines.Engine.
 func (e *Engine) Image() []float32 { return nil }

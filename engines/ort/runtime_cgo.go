@@ -14,14 +14,6 @@ import (
 	"github.com/anytime-edge/edge/engines"
 )
 
-// Runtime is the process-wide ONNX Runtime environment.
-type Runtime struct {
-	// Version is the library's version, e.g. "1.24.1".
-	Version string
-	// Library is the path it was loaded from.
-	Library string
-}
-
 var (
 	initMu  sync.Mutex
 	current *Runtime
