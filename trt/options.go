@@ -12,6 +12,11 @@ import (
 type Options struct {
 	// Order is the provider list, tried in order for every stage.
 	Order []Provider
+	// Explicit is true when the user chose Order (flag, environment or
+	// configuration file) rather than taking DefaultOrder. A listed provider
+	// that is not installed is then worth a warning; in the default order
+	// it is the normal state of a CPU-only host.
+	Explicit bool
 	// DeviceID is the CUDA device.
 	DeviceID int
 	// FP16 enables TensorRT half precision.

@@ -20,6 +20,18 @@ const (
 // DefaultOrder is the provider order used when none is given.
 var DefaultOrder = []Provider{TensorRT, CUDA, CPU}
 
+// Enable says what a host needs before provider p can be set up, for the
+// line that reports it missing.
+func Enable(p Provider) string {
+	switch p {
+	case TensorRT:
+		return "an ONNX Runtime built with the TensorRT provider, and TensorRT's libraries on the loader path (on Jetson: JetPack and the build in deploy/jetson)"
+	case CUDA:
+		return "an ONNX Runtime built with the CUDA provider, and the CUDA and cuDNN libraries on the loader path (on Jetson: JetPack and the build in deploy/jetson)"
+	}
+	return "nothing: it is part of every ONNX Runtime build"
+}
+
 // ParseProviders parses a comma-separated provider list such as
 // "tensorrt,cuda,cpu". Order matters; duplicates and unknown names are
 // errors.

@@ -38,7 +38,7 @@ func providerOptions(c *cli.Context) (trt.Options, error) {
 	if err != nil {
 		return o, fmt.Errorf("--providers: %w", err)
 	}
-	o.Order = order
+	o.Order, o.Explicit = order, c.IsSet("providers")
 	o.IntraOpThreads = c.Int("threads")
 	o.CacheDir = c.String("trt-cache")
 	o.FP16 = c.Bool("trt-fp16")

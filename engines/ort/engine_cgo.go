@@ -307,7 +307,7 @@ func choose(opts trt.Options, key trt.StageKey, profile *trt.Profile, unavailabl
 		so, err := sessionOptions(p, opts, key, profile)
 		if err != nil {
 			unavailable[p] = err
-			log.Warn("execution provider unavailable, trying the next", "provider", p, "reason", err)
+			logUnavailable(log, p, err, opts.Explicit)
 			return err
 		}
 		defer so.Destroy()

@@ -164,6 +164,7 @@ func TestGPUOnlyProvidersFailOnCPUBuild(t *testing.T) {
 	}
 	o := cpuOptions()
 	o.Order = []trt.Provider{trt.TensorRT, trt.CUDA}
+	gpuAbsentOrSkip(t, rt, o)
 	_, err = Open(rt, b, Config{Providers: o})
 	// The npm CPU build lacks the provider libraries; the error must carry
 	// the library's reason for each provider, not fall back to the CPU.
