@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -19,30 +20,19 @@ import (
 )
 
 func benchCommand() *cli.Command {
-	flags := append(engineFlags(),
-		&cli.BoolFlag{Name: "simulate", Usage: "run the halting policy on a simulated device instead (no bundle, no hardware)"},
-		&cli.IntFlag{Name: "frames", Value: 20, Usage: "timed passes over the frames, after one warm-up pass"},
-		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
-		&cli.StringFlag{Name: "images", Value: "testdata/images/street.png", Usage: "frames to run: a file, directory or glob"},
-		&cli.StringFlag{Name: "baseline", Usage: "a second bundle (e.g. the rh model) timed on the same frames in the same run; reports frame_ratio"},
-		&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
-		&cli.StringFlag{Name: "blocks", Usage: "instead of timing, report the pixel- and block-level active fractions per exit over --images, for these block sizes (e.g. 8,16,32)"},
-	)
-	flags = append(flags, simulateFlags()...)
 	return &cli.Command{
-		Name:   "bench",
-		Usage:  "time every exit of a bundle (and a baseline) on the same frames; --simulate checks the halting policy",
-		Flags:  flags,
-		Before: applyConfigFile,
-		Action: func(c *cli.Context) error {
+		Name:  "bench",
+		Usage: "time every exit of a bundle (and a baseline) on the same frames; --simulate checks the halting policy",
+		Flags: flags(engineFlags(), benchFlags(), simulateFlags()),
+		Action: action(benchConfig, func(ctx context.Context, cfg Config, w io.Writer) error {
 			switch {
-			case c.Bool("simulate"):
-				return runSimulation(c)
-			case c.String("blocks") != "":
-				return runBlockFractions(c)
+			case cfg.Bench.Simulate:
+				return runSimulation(ctx, cfg, w)
+			case len(cfg.Bench.BlockSizes) > 0:
+				return runBlockFractions(ctx, cfg, w)
 			}
-			return runBench(c)
-		},
+			return runBench(ctx, cfg, w)
+		}),
 	}
 }
 
@@ -82,12 +72,9 @@ type timed struct {
 	frozen [][]float64
 }
 
-func openTimed(c *cli.Context, dir string) (*timed, string, error) {
-	log, err := newLogger(c, false)
-	if err != nil {
-		return nil, "", err
-	}
-	b, engine, err := openBundleAt(c, dir, log)
+// openTimed opens the bundle in dir with cfg's engine settings.
+func openTimed(ctx context.Context, cfg EngineConfig, dir string, log *slog.Logger) (*timed, string, error) {
+	b, engine, err := openBundle(cfg, dir, log)
 	if err != nil {
 		return nil, "", err
 	}
@@ -96,10 +83,7 @@ func openTimed(c *cli.Context, dir string) (*timed, string, error) {
 		engine.Close()
 		return nil, "", err
 	}
-	if c.IsSet("threshold") {
-		x.SetThreshold(float32(c.Float64("threshold")))
-	}
-	if err := calibrate(c, x, b, log); err != nil {
+	if err := tune(ctx, x, b, cfg, log); err != nil {
 		engine.Close()
 		return nil, "", err
 	}
@@ -123,34 +107,33 @@ func (t *timed) frame(ctx context.Context, img *image.RGBA, record bool) error {
 	return nil
 }
 
-func runBench(c *cli.Context) error {
-	if c.Int("frames") < 1 {
-		return fmt.Errorf("--frames %d: want at least 1", c.Int("frames"))
-	}
-	images, err := loadFrames(c.Context, c.String("images"))
+// runBench is `edge bench` without --simulate or --blocks.
+func runBench(ctx context.Context, cfg Config, w io.Writer) error {
+	log := newLogger(cfg.Log)
+	images, err := loadFrames(ctx, cfg.Bench.Images)
 	if err != nil {
 		return err
 	}
-	main, provider, err := openTimed(c, c.String("bundle"))
+	main, provider, err := openTimed(ctx, cfg.Engine, cfg.Engine.Bundle, log)
 	if err != nil {
 		return err
 	}
 	defer main.close()
 	runs := []*timed{main}
-	if dir := c.String("baseline"); dir != "" {
-		base, _, err := openTimed(c, dir)
+	if dir := cfg.Bench.Baseline; dir != "" {
+		base, _, err := openTimed(ctx, cfg.Engine, dir, log)
 		if err != nil {
 			return err
 		}
 		defer base.close()
 		runs = append(runs, base)
 	}
-	ctx := context.WithoutCancel(c.Context)
+	run := context.WithoutCancel(ctx)
 	// Bundles alternate frame by frame, so load changes hit both alike.
-	for pass := 0; pass <= c.Int("frames") && c.Context.Err() == nil; pass++ {
+	for pass := 0; pass <= cfg.Bench.Frames && ctx.Err() == nil; pass++ {
 		for _, img := range images {
 			for _, r := range runs {
-				if err := r.frame(ctx, img, pass > 0); err != nil {
+				if err := r.frame(run, img, pass > 0); err != nil {
 					return err
 				}
 			}
@@ -166,10 +149,10 @@ func runBench(c *cli.Context) error {
 		rep.BaselineFrameMS = median(runs[1].frames)
 		rep.FrameRatio = rep.FrameMS / rep.BaselineFrameMS
 	}
-	if rep.Stages, err = blocksCurves(ctx, main, c.Int("frames")); err != nil {
+	if rep.Stages, err = blocksCurves(run, main, cfg.Bench.Frames); err != nil {
 		return err
 	}
-	return writeBench(c, rep)
+	return writeBench(w, cfg.Bench.JSON, rep)
 }
 
 // blocksCurves times every blocks stage's sparse graph and dense twin at
@@ -195,9 +178,9 @@ func blocksCurves(ctx context.Context, t *timed, reps int) ([]stageCurve, error)
 	return out, nil
 }
 
-func writeBench(c *cli.Context, rep benchReport) error {
-	w := c.App.Writer
-	if c.Bool("json") {
+// writeBench prints rep as text or, with asJSON, one JSON object.
+func writeBench(w io.Writer, asJSON bool, rep benchReport) error {
+	if asJSON {
 		return json.NewEncoder(w).Encode(rep)
 	}
 	fmt.Fprintf(w, "%s on %s, %d timed frames (medians)\n", rep.Bundle, rep.Provider, rep.Frames)

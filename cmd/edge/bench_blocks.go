@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
+	"io"
 	"text/tabwriter"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/imaging"
@@ -18,20 +15,10 @@ import (
 // stage k+1 computes (a_pix) and the fraction of block×block cells holding
 // at least one of them (a_block): the ceiling of what block-sparse execution
 // can save, averaged over the frames of --images.
-func runBlockFractions(c *cli.Context) error {
-	var sizes []int
-	for _, f := range strings.Split(c.String("blocks"), ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return fmt.Errorf("--blocks %q: want block sizes such as 8,16,32", c.String("blocks"))
-		}
-		sizes = append(sizes, n)
-	}
-	log, err := newLogger(c, false)
-	if err != nil {
-		return err
-	}
-	b, engine, err := openBundle(c, log)
+func runBlockFractions(ctx context.Context, cfg Config, out io.Writer) error {
+	sizes := cfg.Bench.BlockSizes
+	log := newLogger(cfg.Log)
+	b, engine, err := openBundle(cfg.Engine, cfg.Engine.Bundle, log)
 	if err != nil {
 		return err
 	}
@@ -56,10 +43,10 @@ func runBlockFractions(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.IsSet("threshold") {
-		x.SetThreshold(float32(c.Float64("threshold")))
+	if cfg.Engine.Threshold != nil {
+		x.SetThreshold(*cfg.Engine.Threshold)
 	}
-	images, err := loadFrames(c.Context, c.String("images"))
+	images, err := loadFrames(ctx, cfg.Bench.Images)
 	if err != nil {
 		return err
 	}
@@ -68,13 +55,13 @@ func runBlockFractions(c *cli.Context) error {
 		imaging.Preprocess(x.Image(), img, b.Input)
 		// A frame that halts early has frozen everything: the exits it
 		// skipped compute nothing, which the sums say by adding zero.
-		if _, err := x.Run(context.WithoutCancel(c.Context)); err != nil {
+		if _, err := x.Run(context.WithoutCancel(ctx)); err != nil {
 			return err
 		}
 		frames++
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(c.App.Writer, "%s, threshold %g, %d frames, output %dx%d: fraction computed by the next stage\n", b.Name, x.Threshold(), frames, h, w)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(out, "%s, threshold %g, %d frames, output %dx%d: fraction computed by the next stage\n", b.Name, x.Threshold(), frames, h, w)
 	head := "after exit\ta_pix\t"
 	for _, size := range sizes {
 		head += fmt.Sprintf("a_block(%d)\t", size)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -19,8 +20,6 @@ import (
 // enginesCommand manages the TensorRT engine cache: prebuilding at install
 // time (the first build takes minutes on a Jetson), listing, pruning.
 func enginesCommand() *cli.Command {
-	cacheFlag := &cli.StringFlag{Name: "trt-cache", Value: "/var/cache/anytime-edge/trt", Usage: "engine and timing cache directory", EnvVars: []string{"EDGE_TRT_CACHE"}}
-	bundleFlag := &cli.StringFlag{Name: "bundle", Value: defaultBundle, Usage: "model bundle directory", EnvVars: []string{"EDGE_BUNDLE"}}
 	return &cli.Command{
 		Name:  "engines",
 		Usage: "build, list and prune the TensorRT engine cache",
@@ -29,75 +28,80 @@ func enginesCommand() *cli.Command {
 				Name:   "build",
 				Usage:  "build (or load) the TensorRT engine of every stage of a bundle, with progress",
 				Flags:  engineFlags(),
-				Before: applyConfigFile,
-				Action: buildEngines,
+				Action: action(engineOnlyConfig, buildEngines),
 			},
 			{
-				Name:  "ls",
-				Usage: "list the cache with the bundle and stage each engine was built for",
-				Flags: []cli.Flag{cacheFlag, bundleFlag},
-				Action: func(c *cli.Context) error {
-					entries, keys, err := cacheAndKeys(c)
-					if err != nil {
-						return err
-					}
-					stale := map[string]bool{}
-					for _, e := range trt.Stale(entries, keys) {
-						stale[e.Path] = true
-					}
-					w := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(w, "KIND\tSTATE\tSIZE\tBUILT\tPREFIX\tFILE")
-					for _, e := range entries {
-						state := "-"
-						if e.Prefix != "" {
-							state = "current"
-							if stale[e.Path] {
-								state = "stale"
-							}
-						}
-						fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Kind, state, e.Size, e.ModTime.Format(time.DateTime), e.Prefix, e.Path)
-					}
-					if len(entries) == 0 {
-						fmt.Fprintf(w, "(the cache %s is empty)\n", c.String("trt-cache"))
-					}
-					return w.Flush()
-				},
+				Name:   "ls",
+				Usage:  "list the cache with the bundle and stage each engine was built for",
+				Flags:  cacheFlags(),
+				Action: action(cacheConfig, listEngines),
 			},
 			{
-				Name:  "prune",
-				Usage: "delete engines built for other versions of the bundle's stages (stale)",
-				Flags: []cli.Flag{cacheFlag, bundleFlag, &cli.BoolFlag{Name: "dry-run", Usage: "only list what would be deleted"}},
-				Action: func(c *cli.Context) error {
-					entries, keys, err := cacheAndKeys(c)
-					if err != nil {
-						return err
-					}
-					var errs []error
-					for _, e := range trt.Stale(entries, keys) {
-						if c.Bool("dry-run") {
-							fmt.Fprintln(c.App.Writer, "would delete", e.Path)
-							continue
-						}
-						if err := os.Remove(e.Path); err != nil {
-							errs = append(errs, err)
-							continue
-						}
-						fmt.Fprintln(c.App.Writer, "deleted", e.Path)
-					}
-					return errors.Join(errs...)
-				},
+				Name:   "prune",
+				Usage:  "delete engines built for other versions of the bundle's stages (stale)",
+				Flags:  flags(cacheFlags(), []cli.Flag{&cli.BoolFlag{Name: flagDryRun, Usage: "only list what would be deleted", EnvVars: env(flagDryRun)}}),
+				Action: action(cacheConfig, pruneEngines),
 			},
 		},
 	}
 }
 
+// listEngines is `edge engines ls`.
+func listEngines(_ context.Context, cfg Config, out io.Writer) error {
+	entries, keys, err := cacheAndKeys(cfg)
+	if err != nil {
+		return err
+	}
+	stale := map[string]bool{}
+	for _, e := range trt.Stale(entries, keys) {
+		stale[e.Path] = true
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "KIND\tSTATE\tSIZE\tBUILT\tPREFIX\tFILE")
+	for _, e := range entries {
+		state := "-"
+		if e.Prefix != "" {
+			state = "current"
+			if stale[e.Path] {
+				state = "stale"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Kind, state, e.Size, e.ModTime.Format(time.DateTime), e.Prefix, e.Path)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintf(w, "(the cache %s is empty)\n", cfg.Cache.Dir)
+	}
+	return w.Flush()
+}
+
+// pruneEngines is `edge engines prune`.
+func pruneEngines(_ context.Context, cfg Config, w io.Writer) error {
+	entries, keys, err := cacheAndKeys(cfg)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range trt.Stale(entries, keys) {
+		if cfg.Cache.DryRun {
+			fmt.Fprintln(w, "would delete", e.Path)
+			continue
+		}
+		if err := os.Remove(e.Path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(w, "deleted", e.Path)
+	}
+	return errors.Join(errs...)
+}
+
 // cacheAndKeys lists the cache and the stage keys of the bundle in force.
-func cacheAndKeys(c *cli.Context) ([]trt.CacheEntry, []trt.StageKey, error) {
-	b, err := bundle.Load(c.String("bundle"))
+func cacheAndKeys(cfg Config) ([]trt.CacheEntry, []trt.StageKey, error) {
+	b, err := bundle.Load(cfg.Engine.Bundle)
 	if err != nil {
 		return nil, nil, err
 	}
-	entries, err := trt.ListCache(c.String("trt-cache"))
+	entries, err := trt.ListCache(cfg.Cache.Dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,28 +119,21 @@ func stageKeys(b *bundle.Bundle) []trt.StageKey {
 // buildEngines creates every stage's session on TensorRT only (its engine is
 // built or loaded from the cache), then runs one frame so that nothing is
 // left to build at the first real frame.
-func buildEngines(c *cli.Context) error {
-	log, err := newLogger(c, false)
-	if err != nil {
-		return err
-	}
-	opts, err := providerOptions(c)
-	if err != nil {
-		return err
-	}
+func buildEngines(ctx context.Context, cfg Config, w io.Writer) error {
+	log := newLogger(cfg.Log)
+	opts := cfg.Engine.Providers
 	if opts.CacheDir == "" {
 		return errors.New("engines build: --trt-cache DIR is required (the engines must be kept somewhere)")
 	}
 	opts.Order = []trt.Provider{trt.TensorRT}
-	b, err := bundle.Load(c.String("bundle"))
+	b, err := bundle.Load(cfg.Engine.Bundle)
 	if err != nil {
 		return err
 	}
-	rt, err := ort.Init(c.String("ort-lib"))
+	rt, err := ort.Init(cfg.Engine.ORTLib)
 	if err != nil {
 		return err
 	}
-	w := c.App.Writer
 	fmt.Fprintf(w, "building %d TensorRT engines of %s into %s (minutes per stage on a Jetson)\n", len(b.Stages), b.Name, opts.CacheDir)
 	start := time.Now()
 	e, err := ort.Open(rt, b, ort.Config{Providers: opts, Log: log, OnStage: func(i int, name string, _ trt.Provider, took time.Duration) {
@@ -154,7 +151,7 @@ func buildEngines(c *cli.Context) error {
 		return err
 	}
 	x.SetThreshold(2) // run every stage
-	if _, err := x.Run(context.WithoutCancel(c.Context)); err != nil {
+	if _, err := x.Run(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("engines build: warm-up frame: %w", err)
 	}
 	fmt.Fprintf(w, "done in %v\n", time.Since(start).Round(time.Millisecond))

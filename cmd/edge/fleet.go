@@ -7,12 +7,8 @@ import (
 	"fmt"
 	"image/png"
 	"log/slog"
-	"os"
-	"regexp"
 	"strings"
 	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/bundle"
@@ -34,55 +30,24 @@ type fleet struct {
 	labels bool // publish result/labels
 }
 
-// openFleet starts the MQTT publisher (and the embedded broker when no
-// --mqtt URL is given) and announces the bundle and providers in status.
-func openFleet(c *cli.Context, b *bundle.Bundle, providers []string, ctrl *controller, log *slog.Logger) (*fleet, error) {
-	cfg, err := telemetryConfig(c)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Software = "edge " + version
+// openFleet starts the MQTT publisher (and the embedded broker when cfg
+// names no broker URL) and announces the bundle and providers in status.
+func openFleet(ctx context.Context, cfg telemetry.Config, b *bundle.Bundle, providers []string, ctrl *controller, log *slog.Logger) (*fleet, error) {
 	var tc telemetry.Controller
 	if ctrl != nil {
 		tc = ctrl
 	}
-	pub, err := telemetry.New(c.Context, cfg, tc, log)
+	pub, err := telemetry.New(ctx, cfg, tc, log)
 	if err != nil {
 		return nil, err
 	}
 	ref := &telemetry.Bundle{Name: b.Name, SHA256: b.SHA256}
-	if err := pub.SetStatus(c.Context, ref, providers); err != nil && !errors.Is(err, telemetry.ErrQueueFull) {
+	if err := pub.SetStatus(ctx, ref, providers); err != nil && !errors.Is(err, telemetry.ErrQueueFull) {
 		log.Warn("status", "err", err)
 	}
 	f := &fleet{pub: pub, bundle: b, ctrl: ctrl, log: log, labels: b.Task == bundle.TaskSegmentation}
 	f.event("bundle-loaded", fmt.Sprintf("bundle %s loaded", b.Name), map[string]string{"sha256": b.SHA256, "providers": strings.Join(providers, ",")})
 	return f, nil
-}
-
-// defaultDeviceIDs fills --site and --device for `edge run` when neither is
-// given, so the embedded broker works out of the box: site "local", device
-// the host name reduced to [a-z0-9-].
-func defaultDeviceIDs(c *cli.Context) error {
-	if c.String("site") == "" {
-		if err := c.Set("site", "local"); err != nil {
-			return err
-		}
-	}
-	if c.String("device") == "" {
-		host, _ := os.Hostname()
-		id := regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(strings.ToLower(host), "-")
-		id = strings.Trim(id, "-")
-		if len(id) > 64 {
-			id = id[:64]
-		}
-		if id == "" {
-			id = "edge"
-		}
-		if err := c.Set("device", id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (f *fleet) publish(m telemetry.Message) {

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -24,23 +24,12 @@ import (
 )
 
 func inferCommand() *cli.Command {
-	flags := append(engineFlags(),
-		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
-		&cli.IntFlag{Name: "max-exit", Usage: "last exit to run (0: all)"},
-		&cli.DurationFlag{Name: "deadline", Usage: "per-frame deadline, e.g. 25ms (0: none); a stage after the first still running then is stopped"},
-		&cli.StringFlag{Name: "out", Value: "out", Usage: "directory for label PNGs, overlays and JSON summaries"},
-		&cli.StringFlag{Name: "dump", Usage: "directory for exit{k}_logits.npy and exit{k}_mask.npy"},
-		&cli.StringFlag{Name: "tensor", Usage: "a float32 [1,3,H,W] .npy fed as the already preprocessed input"},
-	)
-	flags = append(flags, powerLimitFlags()...)
-	flags = append(flags, telemetryFlags()...)
 	return &cli.Command{
 		Name:      "infer",
 		Usage:     "run a bundle on images (or a tensor) and write every exit's result",
 		ArgsUsage: "[IMAGE...]",
-		Flags:     flags,
-		Before:    applyConfigFile,
-		Action:    runInfer,
+		Flags:     flags(engineFlags(), limitFlags(), powerFlags(), []cli.Flag{powerIntervalFlag()}, inferFlags(), telemetryFlags()),
+		Action:    action(inferConfig, runInfer),
 	}
 }
 
@@ -51,61 +40,43 @@ type inferInput struct {
 	tensor bool
 }
 
-func runInfer(c *cli.Context) error {
-	log, err := newLogger(c, false)
-	if err != nil {
-		return err
-	}
-	var inputs []inferInput
-	if t := c.String("tensor"); t != "" {
-		inputs = append(inputs, inferInput{name: t, path: t, tensor: true})
-	}
-	for _, p := range c.Args().Slice() {
-		inputs = append(inputs, inferInput{name: p, path: p})
-	}
-	if len(inputs) == 0 {
-		return errors.New("infer: give at least one IMAGE or --tensor FILE.npy")
-	}
-	if _, err := powerLimitsFromFlags(c); err != nil {
-		return err
-	}
-	if telemetryEnabled(c) {
-		if _, err := telemetryConfig(c); err != nil {
-			return err
-		}
-	}
-	b, engine, err := openBundle(c, log)
+// runInfer is `edge infer`: every input once, each failure reported and
+// the rest still written.
+func runInfer(ctx context.Context, cfg Config, _ io.Writer) error {
+	log := newLogger(cfg.Log)
+	inputs := cfg.Infer.Inputs
+	b, engine, err := openBundle(cfg.Engine, cfg.Engine.Bundle, log)
 	if err != nil {
 		return err
 	}
 	defer engine.Close()
-	pw, err := startPower(c.Context, c, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
+	if err := cfg.checkBundle(b); err != nil {
+		return err
+	}
+	pw, err := startPower(ctx, cfg.Power, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
 	if err != nil {
 		return err
 	}
 	defer pw.Stop()
-	r := &inferRunner{bundle: b, log: log, out: c.String("out"), dump: c.String("dump")}
+	r := &inferRunner{bundle: b, log: log, out: cfg.Infer.Out, dump: cfg.Infer.Dump}
 	if b.Task == bundle.TaskKeypoints {
 		r.pose = newPose(b)
 	}
 	x, err := anytime.New(b, engine, anytime.Config{
 		Policy:       pw.Policy,
 		Meter:        pw.Recorder,
-		HardDeadline: c.Duration("deadline"),
+		HardDeadline: cfg.Power.Limits.Deadline,
 		OnExit:       r.onExit,
 	})
 	if err != nil {
 		return err
 	}
-	if c.IsSet("threshold") {
-		x.SetThreshold(float32(c.Float64("threshold")))
-	}
-	if err := calibrate(c, x, b, log); err != nil {
+	if err := tune(ctx, x, b, cfg.Engine, log); err != nil {
 		return err
 	}
 	r.exec = x
-	if telemetryEnabled(c) {
-		if r.fleet, err = openFleet(c, b, providers(engine, len(b.Stages)), nil, log); err != nil {
+	if cfg.Telemetry != nil {
+		if r.fleet, err = openFleet(ctx, *cfg.Telemetry, b, providers(engine, len(b.Stages)), nil, log); err != nil {
 			return err
 		}
 		defer r.fleet.close()
@@ -119,11 +90,11 @@ func runInfer(c *cli.Context) error {
 	}
 	var failed []string
 	for i, in := range inputs {
-		if err := c.Context.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		r.frameID = uint64(i + 1)
-		if err := r.run(c.Context, in, len(inputs) > 1); err != nil {
+		if err := r.run(ctx, in, len(inputs) > 1); err != nil {
 			log.Error("frame failed", "input", in.name, "err", err)
 			msg := err.Error()
 			if !strings.Contains(msg, in.name) {

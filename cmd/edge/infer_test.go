@@ -119,8 +119,8 @@ func TestInferRefusesBadSettings(t *testing.T) {
 		{[]string{"infer", "--providers", "tensorrt,gpu", "x.png"}, `unknown provider "gpu"`},
 		{[]string{"infer", "--bundle", "/nonexistent", "--providers", "cpu", "x.png"}, "bundle.json"},
 		{[]string{"infer", "--providers", "cpu"}, "at least one IMAGE"},
-		{[]string{"infer", "--max-exit", "-1", "x.png"}, "max exit -1"},
-		{[]string{"infer", "--energy-budget", "-2", "x.png"}, "energy budget"},
+		{[]string{"infer", "--max-exit", "-1", "x.png"}, "--max-exit -1"},
+		{[]string{"infer", "--energy-budget", "-2", "x.png"}, "--energy-budget -2"},
 	}
 	for _, tt := range tests {
 		err := runEdge(t, tt.args...)

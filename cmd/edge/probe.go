@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -18,34 +20,31 @@ func probeCommand() *cli.Command {
 		Name:   "probe",
 		Usage:  "report ONNX Runtime, execution providers, host and power sensors",
 		Flags:  engineFlags(),
-		Before: applyConfigFile,
-		Action: func(c *cli.Context) error {
-			w := c.App.Writer
-			opts, err := providerOptions(c)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "edge %s (%s/%s, %s)\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
-			fmt.Fprintf(w, "masking vector path: %s\n", masking.Accelerated)
-			rt, err := ort.Init(c.String("ort-lib"))
-			if err != nil {
-				fmt.Fprintf(w, "onnx runtime: unavailable: %v\n", err)
-			} else {
-				fmt.Fprintf(w, "onnx runtime: %s at %s\n", rt.Version, rt.Library)
-				for _, s := range ort.Probe(rt, opts) {
-					if s.Err != nil {
-						fmt.Fprintf(w, "  provider %-8s unavailable: %s\n", s.Provider, oneLine(s.Err.Error()))
-					} else {
-						fmt.Fprintf(w, "  provider %-8s available\n", s.Provider)
-					}
-				}
-			}
-			fmt.Fprintf(w, "host cpu: %s, %d cores\n", cpuModel(), runtime.NumCPU())
-			fmt.Fprintf(w, "host gpu: %s\n", gpuSummary())
-			fmt.Fprint(w, probePower(c.Context))
-			return nil
-		},
+		Action: action(engineOnlyConfig, runProbe),
 	}
+}
+
+// runProbe is `edge probe`.
+func runProbe(ctx context.Context, cfg Config, w io.Writer) error {
+	fmt.Fprintf(w, "edge %s (%s/%s, %s)\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(w, "masking vector path: %s\n", masking.Accelerated)
+	rt, err := ort.Init(cfg.Engine.ORTLib)
+	if err != nil {
+		fmt.Fprintf(w, "onnx runtime: unavailable: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "onnx runtime: %s at %s\n", rt.Version, rt.Library)
+		for _, s := range ort.Probe(rt, cfg.Engine.Providers) {
+			if s.Err != nil {
+				fmt.Fprintf(w, "  provider %-8s unavailable: %s\n", s.Provider, oneLine(s.Err.Error()))
+			} else {
+				fmt.Fprintf(w, "  provider %-8s available\n", s.Provider)
+			}
+		}
+	}
+	fmt.Fprintf(w, "host cpu: %s, %d cores\n", cpuModel(), runtime.NumCPU())
+	fmt.Fprintf(w, "host gpu: %s\n", gpuSummary())
+	fmt.Fprint(w, probePower(ctx))
+	return nil
 }
 
 func oneLine(s string) string {

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-
 	"fmt"
 	"image"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -26,100 +26,62 @@ import (
 	"github.com/anytime-edge/edge/telemetry"
 )
 
-// defaultInput is what `edge run` reads when given no URI.
-const defaultInput = "models/zoo/samples/scene-*.png"
-
 func runCommand() *cli.Command {
-	flags := append(engineFlags(),
-		&cli.Float64Flag{Name: "threshold", Usage: "confidence threshold (default: the bundle's)"},
-		&cli.IntFlag{Name: "max-exit", Usage: "last exit to run (0: all)", EnvVars: []string{"EDGE_MAX_EXIT"}},
-		&cli.DurationFlag{Name: "deadline", Usage: "per-frame deadline, e.g. 40ms (0: none)", EnvVars: []string{"EDGE_DEADLINE"}},
-		&cli.BoolFlag{Name: "loop", Usage: "restart a finite source at its end"},
-		&cli.Float64Flag{Name: "fps", Usage: "read the source at most this fast (0: as fast as it comes)"},
-		&cli.BoolFlag{Name: "once", Usage: "process every frame of a finite source once, then exit (never drops)"},
-		&cli.StringFlag{Name: "out", Usage: "also write each frame's overlay and label map here"},
-		&cli.BoolFlag{Name: "progressive", Usage: "also publish each exit's result the moment it exists"},
-		&cli.StringFlag{Name: "http", Usage: "serve the live view on this loopback address, e.g. 127.0.0.1:8080", EnvVars: []string{"EDGE_HTTP"}},
-		&cli.IntFlag{Name: "input-width", Usage: "camera capture width (csi://)"},
-		&cli.IntFlag{Name: "input-height", Usage: "camera capture height (csi://)"},
-	)
-	flags = append(flags, powerLimitFlags()...)
-	flags = append(flags, telemetryFlags()...)
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "the daemon: frames from a source through the anytime pipeline to MQTT, files and the live view",
 		ArgsUsage: "[SOURCE-URI]",
-		Flags:     flags,
-		Before:    applyConfigFile,
-		Action:    runDaemon,
+		Flags:     flags(engineFlags(), limitFlags(), powerFlags(), []cli.Flag{powerIntervalFlag()}, runFlags(), telemetryFlags()),
+		Action:    action(runConfig, runDaemon),
 	}
 }
 
-func runDaemon(c *cli.Context) error {
-	log, err := newLogger(c, true)
+// runDaemon is `edge run`: it runs until the source ends (finite sources
+// without --loop) or ctx is cancelled.
+func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
+	log := newLogger(cfg.Log)
+	rc := cfg.Run
+	src, err := source.Open(ctx, rc.Source, source.Options{Loop: rc.Loop, FPS: rc.FPS, Width: rc.Width, Height: rc.Height})
 	if err != nil {
 		return err
 	}
-	if c.NArg() > 1 {
-		return fmt.Errorf("run: one SOURCE-URI at most (a directory or glob covers many files), got %d", c.NArg())
-	}
-	uri := c.Args().First()
-	if uri == "" {
-		uri = defaultInput
-	}
-	if _, err := powerLimitsFromFlags(c); err != nil {
-		return err
-	}
-	if err := defaultDeviceIDs(c); err != nil {
-		return err
-	}
-	if _, err := telemetryConfig(c); err != nil {
-		return err
-	}
-	ctx := c.Context
-	src, err := source.Open(ctx, uri, source.Options{
-		Loop: c.Bool("loop") && !c.Bool("once"), FPS: c.Float64("fps"),
-		Width: c.Int("input-width"), Height: c.Int("input-height"),
-	})
-	if err != nil {
-		return err
-	}
-	b, engine, err := openBundle(c, log)
+	b, engine, err := openBundle(cfg.Engine, cfg.Engine.Bundle, log)
 	if err != nil {
 		src.Close()
 		return err
 	}
 	defer engine.Close()
-	pw, err := startPower(ctx, c, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
+	if err := cfg.checkBundle(b); err != nil {
+		src.Close()
+		return err
+	}
+	pw, err := startPower(ctx, cfg.Power, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
 	if err != nil {
 		src.Close()
 		return err
 	}
 	defer pw.Stop()
 
-	sink := &runSink{bundle: b, power: pw, log: log, out: c.String("out"), progressive: c.Bool("progressive")}
+	sink := &runSink{bundle: b, power: pw, log: log, out: rc.Out, progressive: rc.Progressive}
 	if b.Task == bundle.TaskKeypoints {
 		sink.pose = newPose(b)
 	}
-	p := pipeline.New(src, []pipeline.Sink{sink}, pipeline.Options{DropWhenBusy: !c.Bool("once")}, log.With("component", "pipeline"))
+	p := pipeline.New(src, []pipeline.Sink{sink}, pipeline.Options{DropWhenBusy: !rc.Once}, log.With("component", "pipeline"))
 	sink.stats = p.Stats
 	x, err := anytime.New(b, engine, anytime.Config{
-		Policy: pw.Policy, Meter: pw.Recorder, HardDeadline: c.Duration("deadline"), OnExit: p.OnExit,
+		Policy: pw.Policy, Meter: pw.Recorder, HardDeadline: cfg.Power.Limits.Deadline, OnExit: p.OnExit,
 	})
 	if err != nil {
 		src.Close()
 		return err
 	}
-	if c.IsSet("threshold") {
-		x.SetThreshold(float32(c.Float64("threshold")))
-	}
-	if err := calibrate(c, x, b, log); err != nil {
+	if err := tune(ctx, x, b, cfg.Engine, log); err != nil {
 		src.Close()
 		return err
 	}
 	ctrl := &controller{policy: pw.Policy, exec: x, stages: len(b.Stages)}
 	sink.ctrl = ctrl
-	fl, err := openFleet(c, b, providers(engine, len(b.Stages)), ctrl, log)
+	fl, err := openFleet(ctx, *cfg.Telemetry, b, providers(engine, len(b.Stages)), ctrl, log)
 	if err != nil {
 		src.Close()
 		return err
@@ -146,9 +108,9 @@ func runDaemon(c *cli.Context) error {
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	if addr := c.String("http"); addr != "" {
+	if rc.HTTP != "" {
 		live, err := liveview.Listen(liveview.Options{
-			Addr: addr, Commands: webCommands{ctrl}, Limits: func() any { return ctrl.Limits() },
+			Addr: rc.HTTP, Commands: webCommands{ctrl}, Limits: func() any { return ctrl.Limits() },
 			Log: log.With("component", "liveview"),
 		})
 		if err != nil {
@@ -159,7 +121,7 @@ func runDaemon(c *cli.Context) error {
 		sink.live = live
 		log.Info("live view", "url", "http://"+live.Addr()+"/")
 	}
-	log.Info("running", "source", uri, "bundle", b.Name, "provider", engine.Provider(0), "power", pw.Choice.Kind)
+	log.Info("running", "source", rc.Source, "bundle", b.Name, "provider", engine.Provider(0), "power", pw.Choice.Kind)
 	if _, err := sdnotify.Notify("READY=1"); err != nil {
 		log.Warn("systemd notify", "err", err)
 	}
@@ -174,7 +136,7 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("once") && st.Failed > 0 {
+	if rc.Once && st.Failed > 0 {
 		return fmt.Errorf("run: %d of %d frames failed (see the log)", st.Failed, st.Failed+st.Processed)
 	}
 	return nil

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// settings reads one command's flag values with the precedence flag >
+// EDGE_* environment variable > --config file > the flag's default, and
+// collects what is wrong with them. It is the only reader of the command
+// line: the builders in config.go turn it into a Config, and no other code
+// sees flags.
+type settings struct {
+	c      *cli.Context
+	path   string            // the --config file, if any
+	file   map[string]string // its values as flag text, by flag name
+	args   []string          // the positional arguments
+	errors []error
+}
+
+// action is a command's cli entry point: it builds the command's Config
+// from its flags with build, then hands it to run with the context and the
+// writer for the command's output.
+func action(build func(*settings) (Config, error), run func(context.Context, Config, io.Writer) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		s, err := newSettings(c)
+		if err != nil {
+			return err
+		}
+		cfg, err := build(s)
+		if err != nil {
+			return err
+		}
+		return run(c.Context, cfg, c.App.Writer)
+	}
+}
+
+// newSettings reads the --config file, a JSON object whose keys are flag
+// names of the command. An unknown key is an error, so typos do not pass.
+func newSettings(c *cli.Context) (*settings, error) {
+	s := &settings{c: c, path: c.String(flagConfig), file: map[string]string{}, args: c.Args().Slice()}
+	if s.path == "" {
+		return s, nil
+	}
+	raw, err := os.ReadFile(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // keep numbers as written: 1000000, not 1e+06
+	var values map[string]any
+	if err := dec.Decode(&values); err != nil {
+		return nil, fmt.Errorf("--config %s: want a JSON object of flag values: %w", s.path, err)
+	}
+	known := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			known[n] = true
+		}
+	}
+	for name, v := range values {
+		if !known[name] {
+			return nil, fmt.Errorf("--config %s: %q is not a flag of %q", s.path, name, c.Command.Name)
+		}
+		switch v := v.(type) {
+		case string:
+			s.file[name] = v
+		case []any:
+			parts := make([]string, len(v))
+			for i, x := range v {
+				parts[i] = fmt.Sprint(x)
+			}
+			s.file[name] = strings.Join(parts, ",")
+		default:
+			s.file[name] = fmt.Sprint(v)
+		}
+	}
+	return s, nil
+}
+
+// fromFile returns the --config file's text for a flag that neither the
+// command line nor the environment set.
+func (s *settings) fromFile(name string) (string, bool) {
+	if s.c.IsSet(name) {
+		return "", false
+	}
+	v, ok := s.file[name]
+	return v, ok
+}
+
+// isSet reports whether the flag, its variable or the file gave a value.
+func (s *settings) isSet(name string) bool {
+	_, inFile := s.file[name]
+	return s.c.IsSet(name) || inFile
+}
+
+// fileErr records a --config value that does not parse as its flag's type.
+func (s *settings) fileErr(name, v, want string) {
+	s.errors = append(s.errors, fmt.Errorf("--config %s: %s %q: want %s", s.path, name, v, want))
+}
+
+func (s *settings) string(name string) string {
+	if v, ok := s.fromFile(name); ok {
+		return v
+	}
+	return s.c.String(name)
+}
+
+func (s *settings) bool(name string) bool {
+	if v, ok := s.fromFile(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.fileErr(name, v, "true or false")
+		}
+		return b
+	}
+	return s.c.Bool(name)
+}
+
+func (s *settings) int(name string) int {
+	if v, ok := s.fromFile(name); ok {
+		n, err := strconv.ParseInt(v, 0, strconv.IntSize)
+		if err != nil {
+			s.fileErr(name, v, "an integer")
+		}
+		return int(n)
+	}
+	return s.c.Int(name)
+}
+
+func (s *settings) uint64(name string) uint64 {
+	if v, ok := s.fromFile(name); ok {
+		n, err := strconv.ParseUint(v, 0, 64)
+		if err != nil {
+			s.fileErr(name, v, "an integer ≥ 0")
+		}
+		return n
+	}
+	return s.c.Uint64(name)
+}
+
+func (s *settings) float(name string) float64 {
+	if v, ok := s.fromFile(name); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.fileErr(name, v, "a number")
+		}
+		return f
+	}
+	return s.c.Float64(name)
+}
+
+func (s *settings) duration(name string) time.Duration {
+	if v, ok := s.fromFile(name); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.fileErr(name, v, "a duration such as 40ms")
+		}
+		return d
+	}
+	return s.c.Duration(name)
+}
+
+// refuse records that a flag's value is not what was expected. The message
+// names the flag, the value and what is wanted.
+func (s *settings) refuse(name string, value any, want string) {
+	s.errors = append(s.errors, fmt.Errorf("--%s %v: want %s", name, value, want))
+}
+
+// fail records an error about the settings as a whole.
+func (s *settings) fail(err error) { s.errors = append(s.errors, err) }
+
+// err is every problem recorded, or nil.
+func (s *settings) err() error { return errors.Join(s.errors...) }
+
+// finite reports whether f is a number (not NaN, not ±Inf).
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// nonNegative reads a float flag that must be finite and ≥ 0.
+func (s *settings) nonNegative(name, want string) float64 {
+	f := s.float(name)
+	if !finite(f) || f < 0 {
+		s.refuse(name, f, want)
+	}
+	return f
+}
+
+// nonNegativeDuration reads a duration flag that must be ≥ 0.
+func (s *settings) nonNegativeDuration(name, want string) time.Duration {
+	d := s.duration(name)
+	if d < 0 {
+		s.refuse(name, d, want)
+	}
+	return d
+}
+
+// positiveDuration reads a duration flag that must be > 0.
+func (s *settings) positiveDuration(name string) time.Duration {
+	d := s.duration(name)
+	if d <= 0 {
+		s.refuse(name, d, "a positive duration")
+	}
+	return d
+}
