@@ -524,11 +524,16 @@ type flight struct {
 // dropEventEvery limits spool-dropped events.
 const dropEventEvery = 10 * time.Second
 
-// reportDrops publishes event/spool-dropped with the drop counter.
-func (p *Publisher) reportDrops(total, since uint64) {
-	p.log.Warn("spool bound reached; oldest messages dropped", "dropped_total", total, "new", since)
-	ev := &Event{Kind: "spool-dropped", Message: "spool bound reached; the oldest messages were dropped",
-		Data: map[string]string{"dropped_total": fmt.Sprint(total), "new": fmt.Sprint(since)}}
+// reportDrops publishes event/spool-dropped with the drop counters: the
+// total, the new ones since the last event, and why (a failed disk write,
+// damage found on reading, or else the size or age bound).
+func (p *Publisher) reportDrops(st spool.Stats, since uint64) {
+	bound := st.Dropped - st.WriteLost - st.Damaged
+	msg := fmt.Sprintf("the spool dropped messages (since start: %d by its size or age bound, %d lost to failed disk writes, %d found damaged)", bound, st.WriteLost, st.Damaged)
+	p.log.Warn("spool dropped messages", "dropped_total", st.Dropped, "new", since, "bound_total", bound, "write_lost_total", st.WriteLost, "damaged_total", st.Damaged)
+	ev := &Event{Kind: "spool-dropped", Message: msg, Data: map[string]string{
+		"dropped_total": fmt.Sprint(st.Dropped), "new": fmt.Sprint(since),
+		"write_lost_total": fmt.Sprint(st.WriteLost), "damaged_total": fmt.Sprint(st.Damaged)}}
 	if err := p.Publish(context.Background(), ev); err != nil && !errors.Is(err, ErrClosed) {
 		p.log.Warn("publish spool-dropped event", "err", err)
 	}
@@ -579,9 +584,9 @@ func (p *Publisher) sender() {
 				p.log.Warn("dropped spooled messages older than the age bound", "count", n)
 			}
 			lastExpire = time.Now()
-			if d := p.spool.Stats().Dropped; d > reportedDrops && time.Since(lastDropEvent) >= dropEventEvery {
-				p.reportDrops(d, d-reportedDrops)
-				reportedDrops, lastDropEvent = d, time.Now()
+			if st := p.spool.Stats(); st.Dropped > reportedDrops && time.Since(lastDropEvent) >= dropEventEvery {
+				p.reportDrops(st, st.Dropped-reportedDrops)
+				reportedDrops, lastDropEvent = st.Dropped, time.Now()
 			}
 		}
 		e, up := p.client.Epoch()

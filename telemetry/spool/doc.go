@@ -10,6 +10,11 @@
 // dropped. The spool is bounded by bytes (the oldest segment is dropped) and
 // by age (expired records are dropped); every dropped record is counted.
 //
+// Faults lose only what they must, and say so: a write that fails (disk
+// full, short write, I/O error) drops and counts exactly the records it did
+// not write in full and keeps the offsets of later appends right; a record
+// that fails its checks when read is dropped and counted, never returned.
+//
 // A Spool is safe for concurrent use. Only one process may open a directory
 // at a time.
 package spool

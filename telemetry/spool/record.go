@@ -99,54 +99,59 @@ type scanned struct {
 	size int64
 }
 
+// parseRecord checks and parses the record at the start of data and
+// returns it with its size on disk, or the reason it is not a valid record.
+// The payload aliases data.
+func parseRecord(data []byte) (Record, int, string) {
+	if len(data) < headerSize {
+		return Record{}, 0, "torn record header at end of segment"
+	}
+	if binary.LittleEndian.Uint32(data) != recordMagic {
+		return Record{}, 0, "bad record marker"
+	}
+	n := int(binary.LittleEndian.Uint32(data[4:]))
+	switch {
+	case n < fixedBody || n > maxRecordLen:
+		return Record{}, 0, fmt.Sprintf("impossible record length %d", n)
+	case headerSize+n > len(data):
+		return Record{}, 0, "torn record at end of segment"
+	}
+	body := data[headerSize : headerSize+n]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[8:]) {
+		return Record{}, 0, "CRC mismatch"
+	}
+	r, err := decodeBody(body)
+	if err != nil {
+		return Record{}, 0, err.Error()
+	}
+	return r, headerSize + n, ""
+}
+
 // scan parses every valid record in a segment's bytes. Damage (bad magic,
 // impossible length, CRC mismatch, torn tail) is reported through bad with
 // the offset where it starts; scanning resumes at the next offset holding a
 // record that checks out.
 func scan(data []byte, bad func(off int64, why string)) []scanned {
 	var out []scanned
-	off := 0
-	badFrom := -1
-	flush := func(why string) {
-		if badFrom >= 0 {
-			bad(int64(badFrom), why)
-			badFrom = -1
-		}
-	}
-	lastWhy := ""
-	for off < len(data) {
-		why := ""
-		if len(data)-off < headerSize {
-			why = "torn record header at end of segment"
-		} else if binary.LittleEndian.Uint32(data[off:]) != recordMagic {
-			why = "bad record marker"
-		} else {
-			n := int(binary.LittleEndian.Uint32(data[off+4:]))
-			switch {
-			case n < fixedBody || n > maxRecordLen:
-				why = fmt.Sprintf("impossible record length %d", n)
-			case off+headerSize+n > len(data):
-				why = "torn record at end of segment"
-			default:
-				body := data[off+headerSize : off+headerSize+n]
-				if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[off+8:]) {
-					why = "CRC mismatch"
-				} else if r, err := decodeBody(body); err != nil {
-					why = err.Error()
-				} else {
-					flush(lastWhy)
-					out = append(out, scanned{rec: r, off: int64(off), size: int64(headerSize + n)})
-					off += headerSize + n
-					continue
-				}
+	badFrom, badWhy := -1, ""
+	for off := 0; off < len(data); {
+		r, n, why := parseRecord(data[off:])
+		if why == "" {
+			if badFrom >= 0 {
+				bad(int64(badFrom), badWhy)
+				badFrom = -1
 			}
+			out = append(out, scanned{rec: r, off: int64(off), size: int64(n)})
+			off += n
+			continue
 		}
 		if badFrom < 0 {
-			badFrom = off
-			lastWhy = why
+			badFrom, badWhy = off, why
 		}
 		off++
 	}
-	flush(lastWhy)
+	if badFrom >= 0 {
+		bad(int64(badFrom), badWhy)
+	}
 	return out
 }

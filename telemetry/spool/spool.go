@@ -46,6 +46,24 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// openFile opens segment files; tests substitute files whose writes
+	// fail. Default os.OpenFile.
+	openFile func(path string, flag int, perm os.FileMode) (segmentFile, error)
+}
+
+// segmentFile is what the spool needs of an open segment file.
+type segmentFile interface {
+	io.ReaderAt
+	io.Writer
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Close() error
+}
+
+func openOSFile(path string, flag int, perm os.FileMode) (segmentFile, error) {
+	return os.OpenFile(path, flag, perm)
 }
 
 // Stats describes a spool's content.
@@ -54,10 +72,18 @@ type Stats struct {
 	Records int
 	// Bytes is the size of the segment files, buffered appends included.
 	Bytes int64
-	// Dropped counts records removed unacknowledged (size or age bound)
-	// since Open.
+	// Dropped counts records removed unacknowledged since Open, whatever
+	// the reason: the size or age bound, a failed write (WriteLost) or
+	// damage found when reading (Damaged).
 	Dropped uint64
-	// Corrupt counts damaged regions skipped since Open.
+	// WriteLost counts the records of Dropped that never reached the disk
+	// because a write to it failed (disk full, short write, I/O error).
+	WriteLost uint64
+	// Damaged counts the records of Dropped that Read found damaged
+	// (CRC mismatch, torn or unreadable) and never handed out.
+	Damaged uint64
+	// Corrupt counts damaged regions skipped since Open: those found when
+	// the spool was opened and the records counted in Damaged.
 	Corrupt uint64
 	// Oldest is the append time of the oldest pending record (zero when
 	// there is none).
@@ -67,7 +93,7 @@ type Stats struct {
 type segment struct {
 	first uint64
 	path  string
-	f     *os.File
+	f     segmentFile
 	size  int64
 	live  int
 }
@@ -98,13 +124,16 @@ type Spool struct {
 	ents    []entry
 	head    int
 	nextID  uint64
-	durable uint64 // highest id made durable by Sync (or recovered)
+	written uint64 // highest id written to its segment (visible to Read)
+	sealed  bool   // the active segment's tail is unknown: start a new one
 	ackF    *os.File
 	ackSize int64
 	ackBuf  []byte
 	bytes   int64
 	pending int
 	dropped uint64
+	lost    uint64
+	damaged uint64
 	corrupt uint64
 	closed  bool
 }
@@ -127,6 +156,9 @@ func Open(dir string, opts Options) (*Spool, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.openFile == nil {
+		opts.openFile = openOSFile
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
@@ -207,7 +239,7 @@ func (s *Spool) load() error {
 			}
 			continue
 		}
-		f, err := os.Open(sf.path)
+		f, err := s.opts.openFile(sf.path, os.O_RDONLY, 0)
 		if err != nil {
 			return fmt.Errorf("open spool segment: %w", err)
 		}
@@ -217,7 +249,7 @@ func (s *Spool) load() error {
 	}
 	s.nextID = max(next, 1)
 	if n := len(s.ents); n > 0 {
-		s.durable = s.ents[n-1].id
+		s.written = s.ents[n-1].id
 	}
 	// Compact the ack log: only acks at or above the oldest pending id
 	// still matter.
@@ -331,7 +363,7 @@ func syncDir(dir string) error {
 // (or during Open).
 func (s *Spool) newActive() error {
 	path := filepath.Join(s.dir, segName(s.nextID))
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+	f, err := s.opts.openFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("create spool segment: %w", err)
 	}
@@ -348,11 +380,14 @@ func (s *Spool) newActive() error {
 	s.segs = append(s.segs, seg)
 	s.bytes += seg.size
 	s.active = seg
+	s.sealed = false
 	return nil
 }
 
 // Append adds a record at the tail and returns its id. The record becomes
-// durable, and visible to Read, at the next Sync. Append and Sync may be
+// durable, and visible to Read, at the next Sync. An error means the record
+// was not stored; one lost to a failed write while starting a new segment
+// is counted in Stats.WriteLost. Append and Sync may be
 // called from any goroutine; they are serialised.
 func (s *Spool) Append(topic string, qos byte, payload []byte) (uint64, error) {
 	s.writeMu.Lock()
@@ -371,16 +406,22 @@ func (s *Spool) Append(topic string, qos byte, payload []byte) (uint64, error) {
 		return 0, fmt.Errorf("spool append: %w", err)
 	}
 	size := int64(len(s.buf) - before)
-	if s.active.size > 0 && s.active.size+size > s.opts.SegmentBytes {
+	if s.sealed || (s.active.size > 0 && s.active.size+size > s.opts.SegmentBytes) {
 		// Rotate: make the old active durable first, then move this
-		// record's bytes to the new segment.
+		// record's bytes to the new segment. On failure the record is
+		// not stored (its id is not used); it is counted as lost.
 		rec := append([]byte(nil), s.buf[before:]...)
 		s.buf = s.buf[:before]
-		if err := s.flushLocked(); err != nil {
-			return 0, err
+		err := s.flushLocked()
+		if err == nil {
+			if err = s.newActive(); err != nil {
+				s.sealed = true
+			}
 		}
-		if err := s.newActive(); err != nil {
-			return 0, err
+		if err != nil {
+			s.dropped++
+			s.lost++
+			return 0, fmt.Errorf("spool append (record lost): %w", err)
 		}
 		s.buf = append(s.buf, rec...)
 	}
@@ -394,20 +435,83 @@ func (s *Spool) Append(topic string, qos byte, payload []byte) (uint64, error) {
 	return r.ID, nil
 }
 
-// flushLocked writes and fsyncs the buffer to the active segment. Called
-// with writeMu and mu held.
+// flushLocked writes and fsyncs the buffer to the active segment (see
+// settleWriteLocked for failures). Called with writeMu and mu held.
 func (s *Spool) flushLocked() error {
-	if len(s.buf) > 0 {
-		if _, err := s.active.f.Write(s.buf); err != nil {
-			return fmt.Errorf("write spool segment: %w", err)
+	buf, seg := s.buf, s.active
+	s.buf = nil
+	n, werr, serr := writeSync(seg.f, buf)
+	return s.settleWriteLocked(seg, buf, n, werr, serr)
+}
+
+// writeSync writes buf to f and fsyncs it. n is how much of buf was
+// written; werr is set when that is not all of it, serr when the fsync
+// failed.
+func writeSync(f segmentFile, buf []byte) (n int, werr, serr error) {
+	if len(buf) > 0 {
+		n, werr = f.Write(buf)
+		if werr == nil && n < len(buf) {
+			werr = io.ErrShortWrite
 		}
-		s.buf = s.buf[:0]
+		if werr != nil {
+			return n, werr, nil
+		}
 	}
-	if err := s.active.f.Sync(); err != nil {
-		return fmt.Errorf("fsync spool segment: %w", err)
+	return n, nil, f.Sync()
+}
+
+// settleWriteLocked accounts for writing buf, the buffered records of seg,
+// of which n bytes were written. Called with writeMu and mu held.
+//
+// After a failed write the records written in full stay (and become
+// visible); the records not written in full are dropped and counted in
+// Dropped and WriteLost, and the segment is cut back to the end of the
+// last complete record so that the offsets of later appends stay right.
+// When it cannot be cut back, it is sealed: the next append starts a new
+// segment. A failed fsync drops nothing (every record was written and is
+// readable) but is reported: those records may not survive a crash.
+func (s *Spool) settleWriteLocked(seg *segment, buf []byte, n int, werr, serr error) error {
+	s.buf = buf[:0]
+	if werr == nil {
+		s.written = s.nextID - 1
+		if serr != nil {
+			return fmt.Errorf("fsync spool segment %s: %w (its newest records may not survive a crash)", filepath.Base(seg.path), serr)
+		}
+		return nil
 	}
-	s.durable = s.nextID - 1
-	return nil
+	base := seg.size - int64(len(buf)) // file size before the write
+	end := base + int64(n)
+	good := base
+	lost := 0
+	for i := s.find(s.written + 1); i < len(s.ents); i++ {
+		e := &s.ents[i]
+		if e.off+e.size <= end {
+			good = e.off + e.size
+			s.written = e.id
+			continue
+		}
+		if !e.done {
+			s.settleLocked(e, true)
+			s.lost++
+			lost++
+		}
+	}
+	// Every id up to nextID-1 is now written or settled.
+	s.written = s.nextID - 1
+	err := fmt.Errorf("write spool segment %s: %w (wrote %d of %d bytes; %d records lost)", filepath.Base(seg.path), werr, n, len(buf), lost)
+	newSize := good
+	if terr := seg.f.Truncate(good); terr != nil {
+		s.sealed = true
+		newSize = end
+		err = errors.Join(err, fmt.Errorf("cut back spool segment %s: %w", filepath.Base(seg.path), terr))
+	} else if good > base {
+		if serr := seg.f.Sync(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("fsync spool segment %s: %w", filepath.Base(seg.path), serr))
+		}
+	}
+	s.bytes += newSize - seg.size
+	seg.size = newSize
+	return err
 }
 
 // enforceBytesLocked drops the oldest segments while over MaxBytes.
@@ -437,7 +541,10 @@ func (s *Spool) dropSegmentLocked(seg *segment) {
 }
 
 // Sync makes every appended record durable (one write and one fsync) and
-// visible to Read.
+// visible to Read. When the write fails (disk full, I/O error) the records
+// that did not reach the disk are dropped and counted (Stats.WriteLost),
+// the error says how many, and later appends are unaffected; see
+// settleWriteLocked.
 func (s *Spool) Sync() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -446,56 +553,51 @@ func (s *Spool) Sync() error {
 		s.mu.Unlock()
 		return errors.New("spool: sync after close")
 	}
-	buf := s.buf
+	buf, seg := s.buf, s.active
 	s.buf = nil
-	f := s.active.f
-	last := s.nextID - 1
 	s.mu.Unlock()
-	// The active segment only changes under writeMu, so it is safe to
-	// write it without mu.
-	var err error
-	if len(buf) > 0 {
-		_, err = f.Write(buf)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
+	// The active segment and the buffer only change under writeMu, so it
+	// is safe to write without mu (Read and Ack go on meanwhile).
+	n, werr, serr := writeSync(seg.f, buf)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.buf == nil {
-		s.buf = buf[:0]
-	}
-	if err != nil {
-		return fmt.Errorf("sync spool segment: %w", err)
-	}
-	s.durable = max(s.durable, last)
-	return nil
+	return s.settleWriteLocked(seg, buf, n, werr, serr)
 }
 
-// Read returns up to n pending durable records with ids ≥ from, oldest
-// first.
+// Read returns up to n pending written records with ids ≥ from, oldest
+// first. Each record is read back from its segment and checked (marker,
+// length, CRC, id); a record that fails is never returned: it is dropped,
+// counted (Stats.Damaged, Dropped and Corrupt) and logged.
 func (s *Spool) Read(from uint64, n int) ([]Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("spool: read after close")
+	}
 	i := s.find(from)
 	var out []Record
 	for ; i < len(s.ents) && len(out) < n; i++ {
 		e := &s.ents[i]
-		if e.id > s.durable {
+		if e.id > s.written {
 			break
 		}
 		if e.done {
 			continue
 		}
 		b := make([]byte, e.size)
-		if _, err := e.seg.f.ReadAt(b, e.off); err != nil && !(errors.Is(err, io.EOF) && e.seg == s.active) {
-			return out, fmt.Errorf("read spool record %d: %w", e.id, err)
+		got, err := e.seg.f.ReadAt(b, e.off)
+		r, size, why := parseRecord(b[:got])
+		switch {
+		case err != nil && got < len(b):
+			why = fmt.Sprintf("read: %v", err)
+		case why != "":
+		case size != len(b) || r.ID != e.id:
+			why = fmt.Sprintf("found record %d of %d bytes where record %d of %d bytes was written", r.ID, size, e.id, len(b))
 		}
-		r, err := decodeBody(b[headerSize:])
-		if err != nil || r.ID != e.id {
-			// The file changed under us; treat as damage.
-			s.log.Warn("spool record unreadable; dropping it", "id", e.id, "err", err)
-			s.settleLocked(e, false)
+		if why != "" {
+			s.log.Warn("spool record damaged; dropping it", "id", e.id, "segment", filepath.Base(e.seg.path), "offset", e.off, "reason", why)
+			s.settleLocked(e, true)
+			s.damaged++
 			s.corrupt++
 			continue
 		}
@@ -632,7 +734,7 @@ func (s *Spool) settleLocked(e *entry, dropped bool) {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Records: s.pending, Bytes: s.bytes, Dropped: s.dropped, Corrupt: s.corrupt}
+	st := Stats{Records: s.pending, Bytes: s.bytes, Dropped: s.dropped, WriteLost: s.lost, Damaged: s.damaged, Corrupt: s.corrupt}
 	for i := s.head; i < len(s.ents); i++ {
 		if !s.ents[i].done {
 			st.Oldest = time.Unix(0, s.ents[i].t)
