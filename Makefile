@@ -11,7 +11,7 @@ ifeq ($(shell $(GO) env GOARCH),amd64)
 export GOEXPERIMENT := simd
 endif
 
-.PHONY: setup build jetson test test-go test-python test-e2e crosscheck run bench lint clean
+.PHONY: setup build jetson test test-go test-metrics test-python test-e2e crosscheck run bench lint clean
 
 setup:
 	scripts/setup-deps.sh
@@ -26,12 +26,17 @@ jetson:
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc CGO_CFLAGS="-O2 -Wno-deprecated-declarations" \
 		$(GO) build -trimpath -o bin/edge-linux-arm64 ./cmd/edge
 
-test: setup build test-go test-python crosscheck jetson
+test: setup build test-go test-metrics test-python crosscheck jetson
 
 test-go:
 	$(GO) vet ./...
 	$(GO) test ./...
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/edge
+
+# promtool (Debian's prometheus, from make setup) lints a live /metrics page;
+# here a missing promtool fails instead of skipping.
+test-metrics:
+	EDGE_REQUIRE_PROMTOOL=1 $(GO) test -count=1 -run TestMetricsFollowPrometheusConventions ./telemetry
 
 test-python:
 	$(PYTHON) -m unittest discover -s models/adpc/tests -t .

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the model toolchain, the broker and video
-# tests and the Jetson cross-build need, only those missing
+# tests, the metrics lint (promtool, from prometheus) and the Jetson
+# cross-build need, only those missing
 # (non-interactive apt-get; needs root). Chromium, for the live view's
 # end-to-end test, is optional: if it cannot be installed that test skips.
 set -euo pipefail
-packages=(python3-torch python3-onnx python3-numpy python3-pil mosquitto mosquitto-clients dataset-fashion-mnist ffmpeg gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+packages=(python3-torch python3-onnx python3-numpy python3-pil mosquitto mosquitto-clients dataset-fashion-mnist ffmpeg prometheus gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

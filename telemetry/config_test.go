@@ -137,8 +137,8 @@ func TestEmbeddedBrokerAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		"edge_frames_total 3",
 		`edge_frame_halts_total{exit="2",reason="deadline"} 3`,
-		`edge_exit_latency_ms_count{exit="2"} 3`,
-		`edge_energy_mj_total{source="jetson-ina3221"} 279.9`,
+		`edge_exit_latency_seconds_count{exit="2"} 3`,
+		`edge_energy_joules_total{source="jetson-ina3221"} 0.2799`,
 		"edge_spool_records 0",
 		"edge_spool_dropped_total 0",
 		"edge_mqtt_connected 1",

@@ -15,15 +15,17 @@ import (
 )
 
 // metrics are the Publisher's Prometheus collectors, in a registry of its
-// own (no global state).
+// own (no global state). Names and values follow Prometheus's conventions:
+// base units (seconds, joules, watts, bytes) named in full, whatever unit
+// the MQTT messages they are taken from carry.
 type metrics struct {
 	reg          *prometheus.Registry
 	frames       prometheus.Counter
 	halts        *prometheus.CounterVec
-	exitMS       *prometheus.HistogramVec
-	frameMS      prometheus.Histogram
-	frameMJ      prometheus.Histogram
-	energyMJ     *prometheus.CounterVec
+	exitSeconds  *prometheus.HistogramVec
+	frameSeconds prometheus.Histogram
+	frameJoules  prometheus.Histogram
+	energyJoules *prometheus.CounterVec
 	powerW       *prometheus.GaugeVec
 	tempC        *prometheus.GaugeVec
 	throttled    prometheus.Gauge
@@ -39,27 +41,27 @@ type metrics struct {
 func newMetrics(p *Publisher) *metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	msBuckets := []float64{1, 2, 5, 10, 15, 20, 25, 33, 50, 75, 100, 200, 500}
+	latencyBuckets := []float64{.001, .002, .005, .010, .015, .020, .025, .033, .050, .075, .100, .200, .500}
 	m := &metrics{
 		reg:    reg,
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_frames_total", Help: "Frames whose result was published."}),
 		halts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_frame_halts_total", Help: "Frames by halt exit and reason."},
 			[]string{"exit", "reason"}),
-		exitMS: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edge_exit_latency_ms", Help: "Stage time up to each exit, milliseconds.", Buckets: msBuckets},
+		exitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edge_exit_latency_seconds", Help: "Stage time of a frame up to each exit.", Buckets: latencyBuckets},
 			[]string{"exit"}),
-		frameMS:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edge_frame_latency_ms", Help: "Frame time over all exits run, milliseconds.", Buckets: msBuckets}),
-		frameMJ:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edge_frame_energy_mj", Help: "Frame energy, millijoules.", Buckets: prometheus.ExponentialBuckets(5, 2, 12)}),
-		energyMJ:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_energy_mj_total", Help: "Energy of all frames, millijoules, by source."}, []string{"source"}),
-		powerW:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_power_watts", Help: "Last reported power, by source."}, []string{"source"}),
-		tempC:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_temperature_celsius", Help: "Last reported temperatures, by zone and source."}, []string{"zone", "source"}),
-		throttled: prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_throttled", Help: "1 while the device reports thermal throttling."}),
-		fps:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_fps", Help: "Last reported frames per second."}),
+		frameSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edge_frame_latency_seconds", Help: "Frame time over all exits run.", Buckets: latencyBuckets}),
+		frameJoules:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edge_frame_energy_joules", Help: "Energy of a frame.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+		energyJoules: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_energy_joules_total", Help: "Energy of all frames, by source."}, []string{"source"}),
+		powerW:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_power_watts", Help: "Last reported power, by source."}, []string{"source"}),
+		tempC:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_temperature_celsius", Help: "Last reported temperatures, by zone and source."}, []string{"zone", "source"}),
+		throttled:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_throttled", Help: "1 while the device reports thermal throttling."}),
+		fps:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "edge_frames_per_second", Help: "Last reported frame rate."}),
 		queueDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_publish_queue_dropped_total",
 			Help: "Messages dropped because the spool writer fell behind."}),
 		labelDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_labels_dropped_total",
 			Help: "QoS 0 label maps not sent because the broker was not connected."}),
 		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_spool_errors_total", Help: "Spool write or sync errors."}),
-		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_mqtt_acked_total", Help: "Messages acknowledged by the broker, by topic kind and replay."},
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_mqtt_acked_total", Help: "Messages acknowledged by the broker, by whether they were replayed from the spool."},
 			[]string{"replay"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_commands_total", Help: "Commands received, by name and outcome."},
 			[]string{"name", "status"}),
@@ -67,7 +69,7 @@ func newMetrics(p *Publisher) *metrics {
 			Help:    "Time from Publish to PUBACK for live (not replayed) messages.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
-	for _, c := range []prometheus.Collector{m.frames, m.halts, m.exitMS, m.frameMS, m.frameMJ, m.energyMJ, m.powerW, m.tempC,
+	for _, c := range []prometheus.Collector{m.frames, m.halts, m.exitSeconds, m.frameSeconds, m.frameJoules, m.energyJoules, m.powerW, m.tempC,
 		m.throttled, m.fps, m.queueDrops, m.labelDrops, m.spoolErrors, m.published, m.commands, m.publishDelay} {
 		f(c)
 	}
@@ -97,14 +99,14 @@ func (m *metrics) observe(msg Message) {
 	case *Result:
 		m.frames.Inc()
 		m.halts.WithLabelValues(strconv.Itoa(v.Halt.Exit), string(v.Halt.Reason)).Inc()
-		var total float64
+		var ms float64
 		for _, e := range v.Exits {
-			total += e.MS
-			m.exitMS.WithLabelValues(strconv.Itoa(e.Exit)).Observe(total)
+			ms += e.MS
+			m.exitSeconds.WithLabelValues(strconv.Itoa(e.Exit)).Observe(ms / 1e3)
 		}
-		m.frameMS.Observe(total)
-		m.frameMJ.Observe(v.Energy.MJ)
-		m.energyMJ.WithLabelValues(string(v.Energy.Source)).Add(v.Energy.MJ)
+		m.frameSeconds.Observe(ms / 1e3)
+		m.frameJoules.Observe(v.Energy.MJ / 1e3)
+		m.energyJoules.WithLabelValues(string(v.Energy.Source)).Add(v.Energy.MJ / 1e3)
 	case *Telemetry:
 		m.powerW.WithLabelValues(string(v.PowerSource)).Set(v.PowerW)
 		for zone, c := range v.TempsC {
