@@ -200,7 +200,7 @@ func limits(s *settings) power.Limits {
 		MaxExit:       s.int(flagMaxExit),
 		EnergyBudgetJ: s.nonNegative(flagEnergyBudget, "joules, a finite number ≥ 0 (0: none)"),
 		PowerCapW:     s.nonNegative(flagPowerCap, "watts, a finite number ≥ 0 (0: none)"),
-		PowerWindow:   s.nonNegativeDuration(flagPowerWindow, "a duration > 0"),
+		PowerWindow:   s.positiveDuration(flagPowerWindow),
 		ThermalSoftC:  thermal(s, flagThermalSoft),
 		ThermalHardC:  thermal(s, flagThermalHard),
 	}
@@ -263,10 +263,13 @@ func telemetryConfig(s *settings, defaultIDs bool) *telemetry.Config {
 		CertFile:     s.string(flagMQTTCert),
 		KeyFile:      s.string(flagMQTTKey),
 		SpoolDir:     s.string(flagSpool),
-		SpoolMaxAge:  s.duration(flagSpoolMaxAge),
+		SpoolMaxAge:  s.positiveDuration(flagSpoolMaxAge),
 		LabelsQoS:    s.int(flagMQTTLabelsQoS),
 		MetricsAddr:  s.string(flagMetrics),
 		Software:     "edge " + version,
+	}
+	if cfg.LabelsQoS != 0 && cfg.LabelsQoS != 1 {
+		s.refuse(flagMQTTLabelsQoS, cfg.LabelsQoS, "0 (live only) or 1 (spooled)")
 	}
 	if defaultIDs {
 		if cfg.Site == "" {
