@@ -24,11 +24,13 @@ var (
 	rootPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$`)
 )
 
-// Config is everything the Publisher needs. Build it once from flags,
-// environment and config file; New validates it.
+// Config is everything the fleet link needs. Build it once from flags,
+// environment and config file; New validates it. The Publisher neither
+// starts the embedded broker nor serves metrics: BrokerListen is read by
+// StartBroker and MetricsAddr by whoever serves Publisher.Metrics.
 type Config struct {
 	// BrokerURL is the broker (tcp://, mqtt://, ssl://, tls://, mqtts://).
-	// Empty starts the embedded broker on BrokerListen and connects to it.
+	// Empty means the embedded broker on BrokerListen (see StartBroker).
 	BrokerURL string
 	// BrokerListen is the embedded broker's address (default
 	// 127.0.0.1:1883). Beyond loopback it needs Username and Password,
@@ -59,8 +61,8 @@ type Config struct {
 	// LabelsQoS is the QoS of result/labels: 0 (default, live only) or 1
 	// (spooled like results).
 	LabelsQoS int
-	// MetricsAddr, when set, serves Prometheus metrics on /metrics there.
-	// It must be a loopback address.
+	// MetricsAddr, when set, is where the owner serves Prometheus metrics
+	// (Publisher.Metrics) on /metrics. It must be a loopback address.
 	MetricsAddr string
 	// Software is the version reported in status.
 	Software string
@@ -74,6 +76,8 @@ type Config struct {
 
 	// onSynced is a test hook; see Publisher.onSynced.
 	onSynced func(seq uint64)
+	// onSenderPass is a test hook; see sender.onPass.
+	onSenderPass func()
 	// newTransport, when set (tests), replaces mqtt.New.
 	newTransport func(mqtt.Config) (transport, error)
 }

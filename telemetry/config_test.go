@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,26 +102,31 @@ func TestNewRejectsUnreadableCertificates(t *testing.T) {
 	}
 }
 
-// TestEmbeddedBrokerAndMetrics runs with no broker URL: the embedded broker
-// serves the device's messages and metrics are scraped over HTTP.
+// TestEmbeddedBrokerAndMetrics starts the embedded broker the way its owner
+// does (StartBroker), publishes through it, and scrapes the Publisher's
+// metrics handler over HTTP.
 func TestEmbeddedBrokerAndMetrics(t *testing.T) {
 	log, _ := testLogger()
-	cfg := Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}
+	b, cfg, err := StartBroker(Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !strings.HasPrefix(b.Addr(), "127.0.0.1:") || cfg.BrokerURL != b.URL() {
+		t.Fatalf("embedded broker on %q, config url %q, want loopback and the broker's url", b.Addr(), cfg.BrokerURL)
+	}
 	p, err := New(context.Background(), cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closePublisher(t, p)
-	if !strings.HasPrefix(p.BrokerAddr(), "127.0.0.1:") {
-		t.Fatalf("embedded broker on %q, want loopback", p.BrokerAddr())
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var col collector
-	col.attach(t, p.broker, "anytime/#")
+	col.attach(t, b, "anytime/#")
 	for i := 1; i <= 3; i++ {
 		if err := p.Publish(ctx, sampleResult(uint64(i))); err != nil {
 			t.Fatal(err)
@@ -128,12 +134,17 @@ func TestEmbeddedBrokerAndMetrics(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "results through the embedded broker", func() bool { return len(col.results(t, "/result")) == 3 })
 	waitFor(t, 5*time.Second, "spool emptied", func() bool { return p.spool.Stats().Records == 0 })
-	resp, err := http.Get("http://" + p.MetricsAddr() + "/metrics")
+	srv := httptest.NewServer(p.Metrics())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
 		"edge_frames_total 3",
 		`edge_frame_halts_total{exit="2",reason="deadline"} 3`,

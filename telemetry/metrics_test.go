@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"testing"
@@ -24,12 +25,18 @@ import (
 // check metrics` accepts the page.
 func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	log, _ := testLogger()
-	cfg := Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}
+	b, cfg, err := StartBroker(Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	p, err := New(context.Background(), cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closePublisher(t, p)
+	srv := httptest.NewServer(p.Metrics())
+	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.WaitConnected(ctx); err != nil {
@@ -44,7 +51,7 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "spool emptied", func() bool { return p.spool.Stats().Records == 0 })
 
-	resp, err := http.Get("http://" + p.MetricsAddr() + "/metrics")
+	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -363,13 +363,30 @@ func TestEmbeddedBrokerWithMosquittoSub(t *testing.T) {
 		t.Skip("mosquitto_sub not installed (apt-get install mosquitto-clients); skipping")
 	}
 	log, _ := testLogger()
-	cfg := Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}
+	b, cfg, err := StartBroker(Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
 	p, err := New(context.Background(), cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closePublisher(t, p)
-	_, port, _ := net.SplitHostPort(p.BrokerAddr())
+	_, port, err := net.SplitHostPort(b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The online status is retained before mosquitto_sub subscribes, so
+	// it sees it once (as the retained copy), then the 5 results.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var col collector
+	col.attach(t, b, "anytime/v1/lab/drone-7/status")
+	waitFor(t, 5*time.Second, "the retained status", func() bool { return len(col.snapshot()) > 0 })
 	args := []string{"-h", "127.0.0.1", "-p", port, "-t", "anytime/#", "-v", "-C", "6", "-W", "10"} // the status and 5 results
 	cmd := exec.Command("mosquitto_sub", args...)
 	var out strings.Builder
@@ -378,14 +395,7 @@ func TestEmbeddedBrokerWithMosquittoSub(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	// The retained status and config arrive at once; wait until the
-	// subscriber is counted by the broker before publishing results.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "mosquitto_sub to subscribe", func() bool { return p.broker.Subscribers("anytime/v1/lab/drone-7/result") > 0 })
+	waitFor(t, 5*time.Second, "mosquitto_sub to subscribe", func() bool { return b.Subscribers("anytime/v1/lab/drone-7/result") > 0 })
 	for i := 1; i <= 5; i++ {
 		if err := p.Publish(ctx, sampleResult(uint64(i))); err != nil {
 			t.Fatal(err)

@@ -4,20 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/anytime-edge/edge/telemetry/broker"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/telemetry/mqtt"
 	"github.com/anytime-edge/edge/telemetry/spool"
 )
@@ -66,27 +66,20 @@ type Publisher struct {
 
 	spool  *spool.Spool
 	client transport
-	broker *broker.Broker
 	m      *metrics
-
-	stopMetrics func(context.Context) error
-	metricsAddr string
+	send   *sender
+	cmd    *commandPath
 
 	pubMu  sync.Mutex // orders seq assignment with queueing
 	seq    uint64
 	closed bool
 	in     chan queued
 
-	direct    chan queued   // retained messages and QoS 0 labels
-	wake      chan struct{} // spool has new durable records
+	direct    chan queued // retained messages and QoS 0 labels
 	cmds      chan inbound
-	stop      chan struct{} // stops sender and command loop
+	stop      chan struct{} // stops the direct and command loops
 	writerEnd chan struct{} // closed when the writer has drained
 	wg        sync.WaitGroup
-	drained   chan struct{} // sender signals an empty spool (Close)
-	drainReq  atomic.Bool
-
-	seen *seenCommands // command loop only
 
 	statusMu  sync.Mutex
 	bundle    *Bundle
@@ -102,10 +95,12 @@ type inbound struct {
 	payload []byte
 }
 
-// New validates cfg, opens the spool, starts the embedded broker when no
-// broker URL is set, serves metrics when configured, and starts connecting
-// in the background. ctrl receives validated commands; it may be nil, in
-// which case every command is rejected. log may be nil.
+// New validates cfg, opens the spool and starts connecting to
+// cfg.BrokerURL in the background. It starts no broker and serves nothing:
+// the caller owns those (StartBroker for the embedded broker, Metrics for
+// its HTTP handler). ctrl receives validated commands, from MQTT and from
+// Command; it may be nil, in which case every command is rejected. log may
+// be nil.
 func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*Publisher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -114,17 +109,17 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 	if err != nil {
 		return nil, err
 	}
+	if cfg.BrokerURL == "" {
+		return nil, errors.New("telemetry: no broker url (start the embedded broker with StartBroker first)")
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("component", "telemetry", "device", cfg.Device)
 	var tlsCfg *tls.Config
-	if cfg.BrokerURL != "" {
-		u, _ := mqtt.ValidateURL(cfg.BrokerURL) // checked by withDefaults
-		if mqtt.IsTLS(u) {
-			if tlsCfg, err = cfg.tlsConfig(); err != nil {
-				return nil, err
-			}
+	if u, _ := mqtt.ValidateURL(cfg.BrokerURL); mqtt.IsTLS(u) { // checked by withDefaults
+		if tlsCfg, err = cfg.tlsConfig(); err != nil {
+			return nil, err
 		}
 	}
 	p := &Publisher{
@@ -135,39 +130,17 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 		boot:      newBootID(),
 		start:     time.Now().UTC(),
 		in:        make(chan queued, cfg.QueueLen),
-		wake:      make(chan struct{}, 1),
 		direct:    make(chan queued, 64),
 		cmds:      make(chan inbound, 64),
 		stop:      make(chan struct{}),
 		writerEnd: make(chan struct{}),
-		drained:   make(chan struct{}, 1),
-		seen:      newSeenCommands(1024),
 		onSynced:  cfg.onSynced,
 	}
 	p.spool, err = spool.Open(cfg.SpoolDir, spool.Options{MaxBytes: cfg.SpoolMaxBytes, MaxAge: cfg.SpoolMaxAge, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	cleanup := func() {
-		p.spool.Close()
-		if p.broker != nil {
-			p.broker.Close()
-		}
-	}
-	url := cfg.BrokerURL
-	if url == "" {
-		users := map[string]string(nil)
-		if cfg.Username != "" {
-			users = map[string]string{cfg.Username: cfg.Password}
-		}
-		p.broker, err = broker.Start(broker.Config{Listen: cfg.BrokerListen, Users: users, Log: log})
-		if err != nil {
-			cleanup()
-			return nil, err
-		}
-		url = p.broker.URL()
-		log.Info("embedded broker listening", "addr", p.broker.Addr())
-	}
+	cleanup := func() { p.spool.Close() }
 	will, err := json.Marshal(&Status{
 		Envelope: Envelope{V: SchemaVersion, Device: cfg.Device, Boot: p.boot, TS: p.start},
 		Online:   false, Reason: "lwt", Since: p.start, Software: cfg.Software,
@@ -177,7 +150,7 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 		return nil, fmt.Errorf("encode last will: %w", err)
 	}
 	mc := mqtt.Config{
-		URL:       url,
+		URL:       cfg.BrokerURL,
 		ClientID:  cfg.Device,
 		Username:  cfg.Username,
 		Password:  cfg.Password,
@@ -203,13 +176,12 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 		return nil, err
 	}
 	p.m = newMetrics(p)
-	if cfg.MetricsAddr != "" {
-		p.stopMetrics, p.metricsAddr, err = serveMetrics(cfg.MetricsAddr, p.m.reg, log)
-		if err != nil {
-			cleanup()
-			return nil, err
-		}
-		log.Info("serving metrics", "addr", p.metricsAddr)
+	p.send = newSender(p.spool, p.client, p.m, cfg.InFlight, p.stop, log)
+	p.send.reportDrops = p.reportDrops
+	p.send.onPass = cfg.onSenderPass
+	p.cmd = &commandPath{
+		ctrl: ctrl, seen: newSeenCommands(1024), log: log, m: p.m, now: time.Now,
+		ack: p.publishAck, report: p.publishConfig,
 	}
 	if st := p.spool.Stats(); st.Records > 0 {
 		log.Info("spool holds messages from an earlier run; they will be replayed", "records", st.Records)
@@ -217,7 +189,10 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 	p.wg.Add(4)
 	go p.directLoop()
 	go p.writer()
-	go p.sender()
+	go func() {
+		defer p.wg.Done()
+		p.send.run()
+	}()
 	go p.commandLoop()
 	p.client.Start()
 	return p, nil
@@ -237,17 +212,11 @@ func (p *Publisher) Boot() string { return p.boot }
 // Topics returns the device's topics.
 func (p *Publisher) Topics() Topics { return p.topics }
 
-// BrokerAddr is the embedded broker's address, or "" when an external
-// broker is used.
-func (p *Publisher) BrokerAddr() string {
-	if p.broker == nil {
-		return ""
-	}
-	return p.broker.Addr()
+// Metrics is the HTTP handler of the Publisher's Prometheus metrics (the
+// exposition format, for /metrics); the caller serves it.
+func (p *Publisher) Metrics() http.Handler {
+	return promhttp.HandlerFor(p.m.reg, promhttp.HandlerOpts{})
 }
-
-// MetricsAddr is the address metrics are served on, or "".
-func (p *Publisher) MetricsAddr() string { return p.metricsAddr }
 
 // WaitConnected waits for the broker connection; see mqtt.Client.
 func (p *Publisher) WaitConnected(ctx context.Context) error { return p.client.WaitConnected(ctx) }
@@ -334,7 +303,7 @@ func (p *Publisher) PublishLabels(ctx context.Context, frame uint64, ts time.Tim
 	if err != nil {
 		return fmt.Errorf("encode labels envelope: %w", err)
 	}
-	payload, err := addPNGText(png, "anytime", meta)
+	payload, err := imaging.AddPNGText(png, "anytime", meta)
 	if err != nil {
 		return fmt.Errorf("labels of frame %d: %w", frame, err)
 	}
@@ -352,26 +321,6 @@ func (p *Publisher) PublishLabels(ctx context.Context, frame uint64, ts time.Tim
 type labelsMeta struct {
 	Envelope
 	Frame uint64 `json:"frame"`
-}
-
-var pngSignature = []byte("\x89PNG\r\n\x1a\n")
-
-// addPNGText returns png with a tEXt chunk inserted before its IEND chunk.
-func addPNGText(png []byte, keyword string, text []byte) ([]byte, error) {
-	const iendLen = 12
-	if len(png) < len(pngSignature)+iendLen || string(png[:len(pngSignature)]) != string(pngSignature) ||
-		string(png[len(png)-iendLen+4:len(png)-iendLen+8]) != "IEND" {
-		return nil, errors.New("not a PNG ending in IEND")
-	}
-	data := append(append([]byte(keyword), 0), text...)
-	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-	chunk = append(chunk, "tEXt"...)
-	chunk = append(chunk, data...)
-	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
-	out := make([]byte, 0, len(png)+len(chunk))
-	out = append(out, png[:len(png)-iendLen]...)
-	out = append(out, chunk...)
-	return append(out, png[len(png)-iendLen:]...), nil
 }
 
 // sendDirect hands a non-spooled message to the direct sender when
@@ -448,10 +397,14 @@ func (p *Publisher) ReportConfig(ctx context.Context) error {
 }
 
 func (p *Publisher) reportConfig() {
-	if p.ctrl == nil {
-		return
+	if p.ctrl != nil {
+		p.publishConfig(p.ctrl.Limits())
 	}
-	if err := p.Publish(context.Background(), &ConfigReported{Limits: p.ctrl.Limits()}); err != nil && !errors.Is(err, ErrClosed) {
+}
+
+// publishConfig publishes l on config/reported (retained).
+func (p *Publisher) publishConfig(l Limits) {
+	if err := p.Publish(context.Background(), &ConfigReported{Limits: l}); err != nil && !errors.Is(err, ErrClosed) {
 		p.log.Warn("publish config/reported", "err", err)
 	}
 }
@@ -504,25 +457,9 @@ func (p *Publisher) writer() {
 		} else if p.onSynced != nil {
 			p.onSynced(hi)
 		}
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+		p.send.notify()
 	}
 }
-
-// flight is a message awaiting its PUBACK.
-type flight struct {
-	id     uint64
-	epoch  uint64
-	tok    mqtt.Token
-	sent   time.Time
-	replay bool
-	live   time.Time // append time, for the delay histogram
-}
-
-// dropEventEvery limits spool-dropped events.
-const dropEventEvery = 10 * time.Second
 
 // reportDrops publishes event/spool-dropped with the drop counters: the
 // total, the new ones since the last event, and why (a failed disk write,
@@ -539,179 +476,6 @@ func (p *Publisher) reportDrops(st spool.Stats, since uint64) {
 	}
 }
 
-// failurePause is how long the sender waits after a failed publish on a
-// connection that stays up before it resends from the oldest record.
-const failurePause = 2 * time.Second
-
-// ackTimeout is how long a message may await its PUBACK before the sender
-// gives up on the connection's window and resends from the oldest record.
-const ackTimeout = 30 * time.Second
-
-// sender publishes spooled records in order with a window of in-flight
-// messages. A record is acknowledged in the spool only when its token
-// completed without error and the connection epoch is the one it was sent
-// on; anything else makes the sender start again from the oldest record on
-// the next connection (duplicates are possible, loss is not).
-func (p *Publisher) sender() {
-	defer p.wg.Done()
-	var (
-		window     []flight
-		next       uint64 // next id to read
-		sentMax    uint64 // highest id ever sent by this process
-		epoch      uint64
-		epochStart time.Time
-		acks       []uint64
-		// After a failure the sender stops publishing on that connection
-		// (until the epoch changes, or for failurePause when the
-		// connection stays up): once paho has failed one publish, anything
-		// published after it could be stored and resumed ahead of the
-		// failed one's resend, out of order.
-		brokenEpoch uint64
-		pauseUntil  time.Time
-	)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	lastExpire := time.Now()
-	var reportedDrops uint64
-	var lastDropEvent time.Time
-	reset := func() {
-		window = window[:0]
-		next = 0
-	}
-	for {
-		if time.Since(lastExpire) > time.Second {
-			if n := p.spool.Expire(); n > 0 {
-				p.log.Warn("dropped spooled messages older than the age bound", "count", n)
-			}
-			lastExpire = time.Now()
-			if st := p.spool.Stats(); st.Dropped > reportedDrops && time.Since(lastDropEvent) >= dropEventEvery {
-				p.reportDrops(st, st.Dropped-reportedDrops)
-				reportedDrops, lastDropEvent = st.Dropped, time.Now()
-			}
-		}
-		e, up := p.client.Epoch()
-		if e != epoch {
-			// A new connection, or the old one lost: no token of the old
-			// window can prove delivery any more (paho completes them
-			// early when it resumes the session and resends its stored
-			// copies itself). Start again from the oldest record;
-			// duplicates are fine. Order holds: a record missing from
-			// paho's store was PUBACKed or never stored (see brokenEpoch).
-			reset()
-			epoch, epochStart = e, time.Now()
-		}
-		// Settle completed flights, in order.
-		acks = acks[:0]
-		failed := false
-		for len(window) > 0 {
-			f := window[0]
-			select {
-			case <-f.tok.Done():
-			default:
-				if time.Since(f.sent) > ackTimeout {
-					p.log.Warn("no PUBACK in time; resending from the oldest spooled message", "id", f.id)
-					failed = true
-				}
-			}
-			if failed {
-				break
-			}
-			if !isDone(f.tok) {
-				break
-			}
-			cur, _ := p.client.Epoch()
-			if err := f.tok.Error(); err != nil || cur != f.epoch {
-				p.log.Debug("publish not acknowledged on its connection; will resend", "id", f.id, "err", err)
-				failed = true
-				break
-			}
-			acks = append(acks, f.id)
-			p.m.published.WithLabelValues(fmt.Sprint(f.replay)).Inc()
-			if !f.replay {
-				p.m.publishDelay.Observe(time.Since(f.live).Seconds())
-			}
-			window = window[1:]
-		}
-		if len(acks) > 0 {
-			if err := p.spool.Ack(acks...); err != nil {
-				p.log.Error("spool ack failed", "err", err)
-			}
-		}
-		if failed {
-			reset()
-			brokenEpoch, pauseUntil = epoch, time.Now().Add(failurePause)
-		}
-		paused := epoch == brokenEpoch && time.Now().Before(pauseUntil)
-		// Fill the window.
-		if up && !paused && len(window) < p.cfg.InFlight {
-			if next == 0 {
-				next = p.spool.Oldest()
-			}
-			recs, err := p.spool.Read(next, p.cfg.InFlight-len(window))
-			if err != nil {
-				p.log.Error("spool read failed", "err", err)
-			}
-			for _, r := range recs {
-				replay := r.Recovered || r.ID <= sentMax || r.Time.Before(epochStart)
-				payload := r.Payload
-				if replay && r.QoS > 0 && len(payload) > 1 && payload[0] == '{' && payload[len(payload)-1] == '}' {
-					payload = markReplay(payload)
-				}
-				tok := p.client.Publish(mqtt.Message{Topic: r.Topic, QoS: r.QoS, Payload: payload})
-				window = append(window, flight{id: r.ID, epoch: epoch, tok: tok, sent: time.Now(), replay: replay, live: r.Time})
-				next = r.ID + 1
-				sentMax = max(sentMax, r.ID)
-				if isDone(tok) && tok.Error() != nil {
-					break // failed at once (not connected): publish nothing after it
-				}
-			}
-		}
-		if p.drainReq.Load() && len(window) == 0 && p.spool.Stats().Records == 0 {
-			select {
-			case p.drained <- struct{}{}:
-			default:
-			}
-		}
-		// Wait for something to do.
-		var front <-chan struct{}
-		if len(window) > 0 {
-			front = window[0].tok.Done()
-		}
-		var upCh <-chan struct{}
-		if !up {
-			upCh = p.client.Up()
-		}
-		select {
-		case <-p.stop:
-			return
-		case <-front:
-		case <-upCh:
-		case <-p.wake:
-		case <-tick.C:
-		}
-	}
-}
-
-func isDone(t mqtt.Token) bool {
-	select {
-	case <-t.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-// markReplay adds "replay":true at the end of a JSON object.
-func markReplay(obj []byte) []byte {
-	out := make([]byte, 0, len(obj)+15)
-	out = append(out, obj[:len(obj)-1]...)
-	if strings.TrimSpace(string(obj[1:len(obj)-1])) != "" {
-		out = append(out, ',')
-	}
-	out = append(out, `"replay":true}`...)
-	return out
-}
-
 // commandLoop handles inbound commands one at a time.
 func (p *Publisher) commandLoop() {
 	defer p.wg.Done()
@@ -720,58 +484,18 @@ func (p *Publisher) commandLoop() {
 		case <-p.stop:
 			return
 		case in := <-p.cmds:
-			p.handleCommand(in)
+			p.cmd.handle(context.Background(), strings.TrimPrefix(in.topic, p.topics.Base()+"cmd/"), in.payload)
 		}
 	}
 }
 
-func (p *Publisher) handleCommand(in inbound) {
-	name := strings.TrimPrefix(in.topic, p.topics.Base()+"cmd/")
-	now := time.Now()
-	cmd, err := ParseCommand(name, in.payload, now)
-	ack := CmdAck{CmdID: cmd.CmdID, Name: name}
-	if cmd.CmdID != "" {
-		if prev, ok := p.seen.get(cmd.CmdID); ok {
-			prev.Envelope, prev.Duplicate = Envelope{}, true
-			p.m.commands.WithLabelValues(name, "duplicate").Inc()
-			p.publishAck(&prev)
-			return
-		}
-	}
-	changed := false
-	switch {
-	case errors.Is(err, ErrExpired):
-		ack.Status, ack.Error = AckExpired, err.Error()
-	case err != nil:
-		ack.Status, ack.Error = AckRejected, err.Error()
-	case p.ctrl == nil:
-		ack.Status, ack.Error = AckRejected, "this runtime accepts no commands"
-	default:
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		var lim Limits
-		if cmd.Change.Snapshot {
-			err = p.ctrl.Snapshot(ctx)
-			lim = p.ctrl.Limits()
-		} else {
-			lim, err = p.ctrl.Apply(ctx, cmd.Change)
-			changed = err == nil
-		}
-		cancel()
-		if err != nil {
-			ack.Status, ack.Error = AckRejected, err.Error()
-		} else {
-			ack.Status, ack.Limits = AckAccepted, &lim
-		}
-	}
-	p.log.Info("command", "name", name, "cmd_id", cmd.CmdID, "status", ack.Status, "error", ack.Error)
-	p.m.commands.WithLabelValues(name, ack.Status).Inc()
-	if cmd.CmdID != "" {
-		p.seen.put(cmd.CmdID, ack)
-	}
-	p.publishAck(&ack)
-	if changed {
-		p.reportConfig()
-	}
+// Command handles a command that did not come over MQTT (the live view's
+// controls) exactly as one received on cmd/{name}: parsed, validated,
+// deduplicated by cmd_id, applied, logged, acknowledged on cmd-ack and
+// followed by config/reported when limits changed. It returns the
+// acknowledgement.
+func (p *Publisher) Command(ctx context.Context, name string, payload []byte) CmdAck {
+	return p.cmd.handle(ctx, name, payload)
 }
 
 func (p *Publisher) publishAck(a *CmdAck) {
@@ -782,9 +506,8 @@ func (p *Publisher) publishAck(a *CmdAck) {
 
 // Close stops accepting messages, writes what is queued to the spool, gives
 // the sender until ctx ends to deliver the spool, publishes a retained
-// offline status (reason "shutdown"), disconnects, and stops the embedded
-// broker and the metrics server. Undelivered messages stay in the spool for
-// the next run.
+// offline status (reason "shutdown") and disconnects. Undelivered messages
+// stay in the spool for the next run.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.pubMu.Lock()
 	if p.closed {
@@ -797,14 +520,11 @@ func (p *Publisher) Close(ctx context.Context) error {
 	<-p.writerEnd
 
 	var errs []error
-	p.drainReq.Store(true)
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.send.drainReq.Store(true)
+	p.send.notify()
 	if _, up := p.client.Epoch(); up {
 		select {
-		case <-p.drained:
+		case <-p.send.drained:
 		case <-ctx.Done():
 			p.log.Warn("closing with undelivered messages; they stay in the spool", "records", p.spool.Stats().Records)
 		}
@@ -838,16 +558,6 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 	if err := p.spool.Close(); err != nil {
 		errs = append(errs, err)
-	}
-	if p.broker != nil {
-		if err := p.broker.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if p.stopMetrics != nil {
-		if err := p.stopMetrics(cctx); err != nil {
-			errs = append(errs, fmt.Errorf("metrics server: %w", err))
-		}
 	}
 	return errors.Join(errs...)
 }

@@ -102,6 +102,13 @@ func TestEarlyTokenCompletionKeepsRecords(t *testing.T) {
 	ft := newFakeTransport()
 	cfg := testConfig(t, "tcp://127.0.0.1:1")
 	cfg.newTransport = func(mqtt.Config) (transport, error) { return ft, nil }
+	passes := make(chan struct{}, 1024)
+	cfg.onSenderPass = func() {
+		select {
+		case passes <- struct{}{}:
+		default:
+		}
+	}
 	log, _ := testLogger()
 	p, err := New(context.Background(), cfg, nil, log)
 	if err != nil {
@@ -128,7 +135,10 @@ func TestEarlyTokenCompletionKeepsRecords(t *testing.T) {
 	for _, s := range first[2:] {
 		close(s.tok.done)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The pass under way may have begun before the completions; the one
+	// after it has seen them.
+	drain(passes)
+	waitPasses(t, passes, 2)
 	if n := p.spool.Stats().Records; n != 3 {
 		t.Fatalf("spool holds %d records after early token completions, want 3", n)
 	}
@@ -143,4 +153,27 @@ func TestEarlyTokenCompletionKeepsRecords(t *testing.T) {
 		close(s.tok.done)
 	}
 	waitFor(t, 5*time.Second, "spool empty", func() bool { return p.spool.Stats().Records == 0 })
+}
+
+// drain empties a pass channel.
+func drain(ch chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+// waitPasses waits for n passes of the sender's loop.
+func waitPasses(t *testing.T, ch chan struct{}, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the sender made %d passes in 5 s, want %d", i, n)
+		}
+	}
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/power"
+	"github.com/anytime-edge/edge/sink"
 	"github.com/anytime-edge/edge/source"
 	"github.com/anytime-edge/edge/telemetry"
+	"github.com/anytime-edge/edge/telemetry/broker"
 )
 
 // fleet publishes what the runtime does over MQTT: one result per frame
@@ -23,11 +25,13 @@ import (
 // events. Publishing never blocks the frame loop: telemetry.Publisher
 // spools and sends in the background.
 type fleet struct {
-	pub    *telemetry.Publisher
-	bundle *bundle.Bundle
-	ctrl   *controller
-	log    *slog.Logger
-	labels bool // publish result/labels
+	pub     *telemetry.Publisher
+	broker  *broker.Broker      // the embedded broker; nil with --mqtt
+	metrics *sink.MetricsServer // nil without --metrics
+	bundle  *bundle.Bundle
+	ctrl    *controller
+	log     *slog.Logger
+	labels  bool // publish result/labels
 }
 
 // openFleet starts the MQTT publisher (and the embedded broker when cfg
@@ -37,15 +41,27 @@ func openFleet(ctx context.Context, cfg telemetry.Config, b *bundle.Bundle, prov
 	if ctrl != nil {
 		tc = ctrl
 	}
-	pub, err := telemetry.New(ctx, cfg, tc, log)
+	f := &fleet{bundle: b, ctrl: ctrl, log: log, labels: b.Task == bundle.TaskSegmentation}
+	var err error
+	f.broker, cfg, err = telemetry.StartBroker(cfg, log.With("component", "broker"))
 	if err != nil {
 		return nil, err
 	}
+	if f.pub, err = telemetry.New(ctx, cfg, tc, log); err != nil {
+		f.close()
+		return nil, err
+	}
+	if cfg.MetricsAddr != "" {
+		if f.metrics, err = sink.ServeMetrics(cfg.MetricsAddr, f.pub.Metrics(), log.With("component", "metrics")); err != nil {
+			f.close()
+			return nil, err
+		}
+	}
+	pub := f.pub
 	ref := &telemetry.Bundle{Name: b.Name, SHA256: b.SHA256}
 	if err := pub.SetStatus(ctx, ref, providers); err != nil && !errors.Is(err, telemetry.ErrQueueFull) {
 		log.Warn("status", "err", err)
 	}
-	f := &fleet{pub: pub, bundle: b, ctrl: ctrl, log: log, labels: b.Task == bundle.TaskSegmentation}
 	f.event("bundle-loaded", fmt.Sprintf("bundle %s loaded", b.Name), map[string]string{"sha256": b.SHA256, "providers": strings.Join(providers, ",")})
 	return f, nil
 }
@@ -141,11 +157,24 @@ func (f *fleet) health(ctx context.Context, period time.Duration, rec *power.Rec
 	}
 }
 
-// close publishes the offline status and flushes the spool.
+// close publishes the offline status, flushes the spool, and stops the
+// metrics server and the embedded broker.
 func (f *fleet) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := f.pub.Close(ctx); err != nil {
-		f.log.Warn("telemetry close", "err", err)
+	if f.pub != nil {
+		if err := f.pub.Close(ctx); err != nil {
+			f.log.Warn("telemetry close", "err", err)
+		}
+	}
+	if f.metrics != nil {
+		if err := f.metrics.Close(ctx); err != nil {
+			f.log.Warn("metrics close", "err", err)
+		}
+	}
+	if f.broker != nil {
+		if err := f.broker.Close(); err != nil {
+			f.log.Warn("broker close", "err", err)
+		}
 	}
 }

@@ -88,12 +88,12 @@ func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 	}
 	defer fl.close()
 	sink.fleet = fl
-	if addr := fl.pub.BrokerAddr(); addr != "" {
-		host, port, _ := net.SplitHostPort(addr)
-		log.Info("embedded broker", "addr", addr, "watch", fmt.Sprintf("mosquitto_sub -h %s -p %s -t '%s#' -v", host, port, fl.pub.Topics().Base()))
+	if fl.broker != nil {
+		host, port, _ := net.SplitHostPort(fl.broker.Addr())
+		log.Info("embedded broker", "addr", fl.broker.Addr(), "watch", fmt.Sprintf("mosquitto_sub -h %s -p %s -t '%s#' -v", host, port, fl.pub.Topics().Base()))
 	}
-	if addr := fl.pub.MetricsAddr(); addr != "" {
-		log.Info("metrics", "url", "http://"+addr+"/metrics")
+	if fl.metrics != nil {
+		log.Info("metrics", "url", "http://"+fl.metrics.Addr()+"/metrics")
 	}
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	defer stopHealth()

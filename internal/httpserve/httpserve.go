@@ -1,0 +1,43 @@
+// Package httpserve starts the runtime's small HTTP servers (the live view,
+// metrics) with the timeouts every one of them needs: a client that sends
+// its headers or body slowly, or never reads the answer, is cut off instead
+// of holding a connection and a goroutine for ever.
+package httpserve
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Timeouts of every request. A body (the live view's commands are at most
+// a few kilobytes) must arrive within ReadTimeout of the request's start.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 10 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 60 * time.Second
+	MaxHeaderBytes    = 16 << 10
+)
+
+// Serve serves h on ln in the background and returns the server; stop it
+// with Shutdown or Close. An error other than a clean shutdown is logged.
+func Serve(ln net.Listener, h http.Handler, log *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return srv
+}
