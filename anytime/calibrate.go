@@ -2,30 +2,57 @@ package anytime
 
 import (
 	"context"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/masking"
 )
 
-// Calibration is what Calibrate measured for one blocks stage: the median
-// time of its dense twin and of its sparse graph at each bucket, and the
-// largest bucket for which the sparse graph was faster.
+// Calibration is what Calibrate measured for one stage (medians).
+//
+// A sparse stage: its sparse graph at computed fractions 1 and
+// calibrationLow (Sparse), its masked graph (Masked) and plain dense graph
+// (Dense; zero when it has none); BreakEven, the largest fraction at which
+// the sparse graph is expected faster than the masked one (the line through
+// the two sparse points); Ones, the fastest path for an all-ones mask.
+//
+// A blocks stage: its dense twin (Dense) and its sparse graph at each
+// bucket (Blocks), and the largest bucket for which the sparse graph was
+// faster (MaxBucket).
 type Calibration struct {
 	Stage     int
 	Dense     time.Duration
+	Masked    time.Duration
+	Sparse    map[float64]time.Duration
+	BreakEven float64
+	Ones      string
 	Blocks    map[int]time.Duration
 	MaxBucket int
 }
 
-// Calibrate measures, for every blocks stage, the dense twin against the
-// sparse graph at each bucket (reps runs each, the first cells active), and
-// sets the dispatcher's break-even from it: a frame runs the sparse graph
-// only when its bucket was measured faster than the twin. Run it once after
-// New, before frames; it overwrites the engine's buffers.
+// calibrationLow is the lower computed fraction a sparse stage is timed at.
+const calibrationLow = 0.25
+
+// Calibrate measures the exact paths of every sparse and blocks stage
+// (reps runs each, with Config.Now) and sets the dispatcher from it: a sparse
+// stage runs its sparse graph up to the measured break-even fraction and the
+// masked graph above it, an all-ones mask the fastest of the three; a blocks
+// stage runs its sparse graph only at buckets measured faster than its
+// twin. Run it once after New, before frames; it overwrites the engine's
+// buffers and the executor's mask.
 func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, error) {
 	var out []Calibration
 	for i, s := range x.bundle.Stages {
+		if s.Mode == bundle.ModeSparse {
+			c, err := x.calibrateSparse(ctx, i, reps)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, c)
+			continue
+		}
 		if s.Mode != bundle.ModeBlocks {
 			continue
 		}
@@ -35,14 +62,14 @@ func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, erro
 			x.activateCells(i, min(bucket, t.Cells()))
 			ids, neighbours := x.engine.BlockInputs(i, bucket)
 			t.Write(ids, neighbours, bucket)
-			d, err := medianRun(reps, func() error { return x.engine.RunBlocks(ctx, i, bucket) })
+			d, err := x.medianRun(reps, func() error { return x.engine.RunBlocks(ctx, i, bucket) })
 			if err != nil {
 				return out, err
 			}
 			c.Blocks[bucket] = d
 		}
 		t.Widen(x.engine.Mask())
-		d, err := medianRun(reps, func() error { return x.engine.Run(ctx, i) })
+		d, err := x.medianRun(reps, func() error { return x.engine.Run(ctx, i) })
 		if err != nil {
 			return out, err
 		}
@@ -67,12 +94,12 @@ func (x *Executor) TimeBlocks(ctx context.Context, i int, fraction float64, reps
 	if bucket, ok := t.Bucket(); ok {
 		ids, neighbours := x.engine.BlockInputs(i, bucket)
 		t.Write(ids, neighbours, bucket)
-		if blocks, err = medianRun(reps, func() error { return x.engine.RunBlocks(ctx, i, bucket) }); err != nil {
+		if blocks, err = x.medianRun(reps, func() error { return x.engine.RunBlocks(ctx, i, bucket) }); err != nil {
 			return 0, 0, err
 		}
 	}
 	t.Widen(x.engine.Mask())
-	dense, err = medianRun(reps, func() error { return x.engine.Run(ctx, i) })
+	dense, err = x.medianRun(reps, func() error { return x.engine.Run(ctx, i) })
 	return blocks, dense, err
 }
 
@@ -89,15 +116,73 @@ func (x *Executor) activateCells(i, n int) {
 	t.Build(x.mask)
 }
 
-func medianRun(reps int, run func() error) (time.Duration, error) {
+// calibrateSparse times sparse stage i's paths and sets its dispatcher.
+func (x *Executor) calibrateSparse(ctx context.Context, i, reps int) (Calibration, error) {
+	ss := x.sparse[i]
+	c := Calibration{Stage: i, Sparse: map[float64]time.Duration{}}
+	fractions := []float64{1, calibrationLow}
+	masks, err := masking.Synthetic(x.h, x.w, fractions, 1)
+	if err != nil {
+		return c, err
+	}
+	for k, a := range fractions {
+		copy(x.mask, masks[k])
+		ss.tables.Build(x.mask, ss.bufs, ss.lens)
+		if c.Sparse[a], err = x.medianRun(reps, func() error { return x.engine.RunSparse(ctx, i, ss.lens) }); err != nil {
+			return c, err
+		}
+	}
+	masking.ToFloat(x.engine.Mask(), x.mask)
+	if c.Masked, err = x.medianRun(reps, func() error { return x.engine.Run(ctx, i) }); err != nil {
+		return c, err
+	}
+	if ss.dense {
+		if c.Dense, err = x.medianRun(reps, func() error { return x.engine.RunDense(ctx, i) }); err != nil {
+			return c, err
+		}
+	}
+	c.BreakEven = breakEven(c.Sparse[calibrationLow], c.Sparse[1], c.Masked)
+	c.Ones = RanSparse
+	if best := c.Sparse[1]; c.Masked < best || (ss.dense && c.Dense < best) {
+		c.Ones = RanMasked
+		if ss.dense && c.Dense <= c.Masked {
+			c.Ones = RanDense
+		}
+	}
+	ss.breakEven.Store(math.Float64bits(c.BreakEven))
+	ones := c.Ones
+	ss.ones.Store(&ones)
+	return c, nil
+}
+
+// breakEven is the computed fraction in [0, 1] at which a sparse graph that
+// takes low at calibrationLow and full at 1 (linear in between and beyond)
+// takes as long as the masked graph.
+func breakEven(low, full, masked time.Duration) float64 {
+	slope := float64(full-low) / (1 - calibrationLow)
+	at0 := float64(full) - slope
+	switch {
+	case float64(masked) <= at0:
+		return 0
+	case slope <= 0 || float64(masked) >= float64(full):
+		return 1
+	}
+	return (float64(masked) - at0) / slope
+}
+
+func (x *Executor) medianRun(reps int, run func() error) (time.Duration, error) {
+	now := x.cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	reps = max(reps, 1)
 	ds := make([]time.Duration, 0, reps)
 	for range reps {
-		t0 := time.Now()
+		t0 := now()
 		if err := run(); err != nil {
 			return 0, err
 		}
-		ds = append(ds, time.Since(t0))
+		ds = append(ds, now().Sub(t0))
 	}
 	slices.Sort(ds)
 	return ds[len(ds)/2], nil

@@ -32,6 +32,12 @@ type Config struct {
 	// result as soon as it exists. The slices are the executor's own and
 	// valid only during the call.
 	OnExit func(e Exit, merged []float32, mask []uint8)
+	// Masks, when Masks[i] is non-nil, replaces the mask computed before
+	// masked or sparse stage i (h×w, 1 = compute): benchmarks time a
+	// bundle at a chosen operating point with it (masking.Synthetic).
+	Masks [][]uint8
+	// Now is the clock Calibrate measures with; nil is time.Now.
+	Now func() time.Time
 }
 
 // Exit is what one exit of one frame produced and cost.
@@ -52,9 +58,9 @@ type Exit struct {
 	EnergySource Source
 	// Provider is the execution provider that ran the stage.
 	Provider string
-	// Ran is how the stage ran: "dense", "masked", "blocks" (its sparse
-	// graph) or "blocks-dense" (a blocks stage's dense twin, chosen by the
-	// dispatcher).
+	// Ran is how the stage ran: RanDense, RanMasked or RanSparse (a
+	// sparse stage runs any of them, as the dispatcher chose), "blocks"
+	// (a blocks stage's sparse graph) or "blocks-dense" (its dense twin).
 	Ran string
 }
 
@@ -79,6 +85,7 @@ type Executor struct {
 	adaptive  bool // some stage is masked
 	threshold atomic.Uint32
 	hardStop  atomic.Int64 // HardDeadline in nanoseconds
+	dispatch  atomic.Int32 // Dispatch of sparse stages
 
 	h, w      int
 	merged    []float32
@@ -92,14 +99,13 @@ type Executor struct {
 	// sparse graph beats the dense twin (0: always the twin).
 	tables    []*masking.BlockTable
 	maxBucket []atomic.Int64
+	// Sparse stages: index tables and dispatcher (nil for other stages).
+	sparse []*sparseStage
 }
 
 // New makes an executor for bundle b running on engine e.
 func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 	for i, s := range b.Stages {
-		if s.Mode == bundle.ModeSparse {
-			return nil, fmt.Errorf("bundle %s: stage %q: the executor does not run sparse stages yet", b.Dir, s.Name)
-		}
 		if s.Mode == bundle.ModeBlocks && (s.Blocks == nil || s.Blocks.Size <= 0 || len(s.Blocks.Buckets) == 0) {
 			return nil, fmt.Errorf("bundle %s: blocks stage %q has no valid blocks object", b.Dir, s.Name)
 		}
@@ -122,6 +128,15 @@ func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 		exits:     make([]Exit, 0, len(b.Stages)),
 		tables:    make([]*masking.BlockTable, len(b.Stages)),
 		maxBucket: make([]atomic.Int64, len(b.Stages)),
+		sparse:    make([]*sparseStage, len(b.Stages)),
+	}
+	if cfg.Masks != nil && len(cfg.Masks) != len(b.Stages) {
+		return nil, fmt.Errorf("bundle %s: %d replacement masks for %d stages", b.Dir, len(cfg.Masks), len(b.Stages))
+	}
+	for i, m := range cfg.Masks {
+		if m != nil && len(m) != h*w {
+			return nil, fmt.Errorf("bundle %s: replacement mask of stage %d has %d pixels, want %dx%d", b.Dir, i, len(m), h, w)
+		}
 	}
 	if b.Confidence.Criterion == bundle.CriterionHeatmapPeak {
 		x.crit = masking.HeatmapPeak
@@ -129,9 +144,15 @@ func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 	x.SetThreshold(b.Confidence.Threshold)
 	x.SetHardDeadline(cfg.HardDeadline)
 	for i, s := range b.Stages {
-		if s.Mode == bundle.ModeBlocks {
+		switch s.Mode {
+		case bundle.ModeBlocks:
 			x.tables[i] = masking.NewBlockTable(h, w, s.Blocks.Size, s.Blocks.Buckets)
 			x.maxBucket[i].Store(int64(s.Blocks.Buckets[len(s.Blocks.Buckets)-1]))
+		case bundle.ModeSparse:
+			var err error
+			if x.sparse[i], err = newSparseStage(b, i, e); err != nil {
+				return nil, fmt.Errorf("bundle %s: %w", b.Dir, err)
+			}
 		}
 		x.adaptive = x.adaptive || s.Mode != bundle.ModeDense
 		var convs []masking.MaskedConvs
@@ -156,6 +177,10 @@ func (x *Executor) SetThreshold(t float32) { x.threshold.Store(math.Float32bits(
 
 // Threshold is the confidence threshold in force.
 func (x *Executor) Threshold() float32 { return math.Float32frombits(x.threshold.Load()) }
+
+// SetDispatch changes how sparse stages choose their path from the next
+// stage on (DispatchAuto by default). It is safe to call from any goroutine.
+func (x *Executor) SetDispatch(d Dispatch) { x.dispatch.Store(int32(d)) }
 
 // SetHardDeadline changes Config.HardDeadline from the next frame on; it is
 // safe to call from any goroutine. Zero or negative disables it.
@@ -190,6 +215,8 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 			}
 			if s.Mode == bundle.ModeDense {
 				masking.Fill(x.mask) // a dense stage computes every pixel
+			} else if i < len(x.cfg.Masks) && x.cfg.Masks[i] != nil {
+				copy(x.mask, x.cfg.Masks[i])
 			}
 			active := masking.Fraction(x.mask)
 			if active == 0 {
@@ -284,6 +311,10 @@ func (x *Executor) runStage(ctx context.Context, i int) (ran string, active floa
 		masking.ToFloat(x.maskFloat, x.mask)
 		copy(x.engine.Mask(), x.maskFloat)
 		return bundle.ModeMasked, masking.Fraction(x.mask), x.engine.Run(ctx, i)
+	case bundle.ModeSparse:
+		active := masking.Fraction(x.mask)
+		ran, err := x.runSparse(ctx, i, active)
+		return ran, active, err
 	}
 	t := x.tables[i]
 	t.Build(x.mask)
@@ -304,16 +335,19 @@ func (x *Executor) SetMaxBlocks(i, bucket int) { x.maxBucket[i].Store(int64(buck
 
 // stageMACs is stage i's effective MACs when it computed a fraction active
 // of the pixels (masked stages: of the mask it was fed, resized to each
-// layer; blocks stages: of the cells, with no interpolation term).
+// layer, with the RBF fill; sparse stages: the same fractions, without
+// the fill; blocks stages: of the cells, with no interpolation term).
 func (x *Executor) stageMACs(i int, active float64) float64 {
 	macs := float64(x.bundle.Stages[i].MACs.Fixed)
 	for _, m := range x.masked[i] {
-		if x.bundle.Stages[i].Mode == bundle.ModeBlocks {
+		switch x.bundle.Stages[i].Mode {
+		case bundle.ModeBlocks:
 			macs += float64(m.MACs) * active
-			continue
+		case bundle.ModeSparse:
+			macs += float64(m.MACs) * masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width)
+		default:
+			macs += m.Effective(masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width))
 		}
-		p := masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width)
-		macs += m.Effective(p)
 	}
 	return macs
 }

@@ -18,11 +18,23 @@ type Engine interface {
 	// Mask is the mask tensor read by masked stages ([1, 1, h, w] float32,
 	// 1 = compute); nil when no stage takes a mask.
 	Mask() []float32
-	// Run runs stage i (a blocks stage's dense twin, which reads Mask as
-	// the block mask). Stages run in order within a frame: stage i reads
-	// the state stages before it wrote. A cancelled ctx stops a run in
-	// flight where the backend supports it.
+	// Run runs stage i: its graph, a sparse stage's reference masked graph
+	// or a blocks stage's dense twin (the last two read Mask). Stages run
+	// in order within a frame: stage i reads the state stages before it
+	// wrote. A cancelled ctx stops a run in flight where the backend
+	// supports it.
 	Run(ctx context.Context, i int) error
+	// Tables returns sparse stage i's index-table buffers, one per entry
+	// of bundle.Stage.Tables in that order, each as long as its map
+	// (every pixel could be listed): the caller fills a prefix of each.
+	Tables(i int) [][]int64
+	// RunSparse runs sparse stage i's sparse graph with table k holding
+	// its first lens[k] values (the engine may pad them with −1, which
+	// changes no output); it writes the same outputs as Run.
+	RunSparse(ctx context.Context, i int, lens []int) error
+	// RunDense runs sparse stage i's plain dense graph, which equals Run
+	// when the mask is all ones; an error when the stage has none.
+	RunDense(ctx context.Context, i int) error
 	// BlockInputs returns blocks stage i's buffers for one of its buckets:
 	// the cell ids ([bucket]) and the neighbour table ([bucket·8]), to be
 	// filled before RunBlocks.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/power/backend"
@@ -49,21 +50,10 @@ type EngineConfig struct {
 	// ORTLib is the path of libonnxruntime.so; empty lets ort.Init search.
 	ORTLib    string
 	Providers trt.Options
-	Dispatch  Dispatch
+	Dispatch  anytime.Dispatch
 	// Threshold replaces the bundle's confidence threshold when set.
 	Threshold *float32
 }
-
-// Dispatch is how blocks stages choose between their sparse graph and
-// their dense twin.
-type Dispatch string
-
-// Dispatch modes.
-const (
-	DispatchAuto   Dispatch = "auto"   // measure each bucket against the twin at start
-	DispatchSparse Dispatch = "sparse" // the sparse graph whenever a bucket fits
-	DispatchDense  Dispatch = "dense"  // always the twin
-)
 
 // PowerConfig is the power backend and the limits the halting policy
 // holds each frame to.
@@ -149,7 +139,6 @@ func engineConfig(s *settings) EngineConfig {
 		Bundle:    s.string(flagBundle),
 		ORTLib:    s.string(flagORTLib),
 		Providers: trt.DefaultOptions(),
-		Dispatch:  Dispatch(s.string(flagBlocksDispatch)),
 	}
 	order, err := trt.ParseProviders(s.string(flagProviders))
 	if err != nil {
@@ -167,10 +156,8 @@ func engineConfig(s *settings) EngineConfig {
 	if e.Providers.DeviceID = s.int(flagDeviceID); e.Providers.DeviceID < 0 {
 		s.refuse(flagDeviceID, e.Providers.DeviceID, "a CUDA device ≥ 0")
 	}
-	switch e.Dispatch {
-	case DispatchAuto, DispatchSparse, DispatchDense:
-	default:
-		s.refuse(flagBlocksDispatch, strconv.Quote(string(e.Dispatch)), "auto, sparse or dense")
+	if e.Dispatch, err = anytime.ParseDispatch(s.string(flagDispatch)); err != nil {
+		s.refuse(flagDispatch, strconv.Quote(s.string(flagDispatch)), "auto, sparse or dense")
 	}
 	e.Threshold = threshold(s)
 	return e

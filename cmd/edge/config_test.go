@@ -44,7 +44,7 @@ func TestBadSettingsAreRefusedUpFront(t *testing.T) {
 		{"infer", []string{"--threads", "-1"}, "--threads -1"},
 		{"infer", []string{"--dla-core", "-2"}, "--dla-core -2"},
 		{"infer", []string{"--device-id", "-1"}, "--device-id -1"},
-		{"infer", []string{"--blocks-dispatch", "fast"}, `--blocks-dispatch "fast"`},
+		{"infer", []string{"--dispatch", "fast"}, `--dispatch "fast"`},
 		{"infer", append([]string{"--mqtt-labels-qos", "2"}, mqtt...), "--mqtt-labels-qos 2"},
 		{"infer", append([]string{"--spool-max-age", "-1h"}, mqtt...), "--spool-max-age -1h0m0s"},
 		{"run", []string{"--threshold", "NaN"}, "--threshold NaN"},

@@ -21,16 +21,16 @@ const (
 	flagConfig    = "config"
 
 	// Engine: opening and running a bundle.
-	flagBundle         = "bundle"
-	flagProviders      = "providers"
-	flagThreads        = "threads"
-	flagORTLib         = "ort-lib"
-	flagTRTCache       = "trt-cache"
-	flagTRTFP16        = "trt-fp16"
-	flagDLACore        = "dla-core"
-	flagDeviceID       = "device-id"
-	flagBlocksDispatch = "blocks-dispatch"
-	flagThreshold      = "threshold"
+	flagBundle    = "bundle"
+	flagProviders = "providers"
+	flagThreads   = "threads"
+	flagORTLib    = "ort-lib"
+	flagTRTCache  = "trt-cache"
+	flagTRTFP16   = "trt-fp16"
+	flagDLACore   = "dla-core"
+	flagDeviceID  = "device-id"
+	flagDispatch  = "dispatch"
+	flagThreshold = "threshold"
 
 	// Limits the halting policy holds each frame to.
 	flagDeadline     = "deadline"
@@ -146,7 +146,7 @@ func engineFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagTRTFP16, Value: true, Usage: "let TensorRT use half precision", EnvVars: env(flagTRTFP16)},
 		&cli.IntFlag{Name: flagDLACore, Value: -1, Usage: "DLA core for TensorRT (-1: none)", EnvVars: env(flagDLACore)},
 		&cli.IntFlag{Name: flagDeviceID, Usage: "CUDA device", EnvVars: env(flagDeviceID)},
-		&cli.StringFlag{Name: flagBlocksDispatch, Value: "auto", Usage: "blocks stages: auto (measure each bucket against the dense twin at start), sparse (always the sparse graph when a bucket fits) or dense (always the twin)", EnvVars: env(flagBlocksDispatch)},
+		&cli.StringFlag{Name: flagDispatch, Value: "auto", Usage: "sparse (and blocks) stages: auto (measure each path at start, run the fastest for each frame's mask), sparse (always the sparse graph) or dense (the reference masked graph; the plain dense one when nothing is frozen)", EnvVars: env(flagDispatch)},
 	}
 }
 

@@ -23,6 +23,57 @@ type Fake struct {
 	// neighbour table; nil leaves the logits as they are.
 	ComputeBlocks func(i int, ids, neighbours []int64, logits []float32) error
 	blockBufs     map[[2]int][2][]int64
+	// SparseRuns and DenseRuns list the stages run by RunSparse and
+	// RunDense.
+	SparseRuns, DenseRuns []int
+	// ComputeSparse fills logits for a RunSparse from the tables (table
+	// k holds tables[k][:lens[k]]); nil leaves the logits as they are.
+	ComputeSparse func(i int, tables [][]int64, lens []int, logits []float32) error
+	// ComputeDense fills logits for a RunDense; nil leaves them.
+	ComputeDense func(i int, logits []float32) error
+	tables       map[int][][]int64
+}
+
+// SetTables gives stage i index tables of the given capacities, as a
+// sparse stage has.
+func (f *Fake) SetTables(i int, sizes ...int) {
+	if f.tables == nil {
+		f.tables = map[int][][]int64{}
+	}
+	f.tables[i] = nil
+	for _, n := range sizes {
+		f.tables[i] = append(f.tables[i], make([]int64, n))
+	}
+}
+
+// Tables implements engines.Engine.
+func (f *Fake) Tables(i int) [][]int64 { return f.tables[i] }
+
+// RunSparse implements engines.Engine.
+func (f *Fake) RunSparse(ctx context.Context, i int, lens []int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(lens) != len(f.tables[i]) {
+		return fmt.Errorf("stage %d: %d lengths for %d tables", i, len(lens), len(f.tables[i]))
+	}
+	f.SparseRuns = append(f.SparseRuns, i)
+	if f.ComputeSparse != nil {
+		return f.ComputeSparse(i, f.tables[i], lens, f.logits[i])
+	}
+	return nil
+}
+
+// RunDense implements engines.Engine.
+func (f *Fake) RunDense(ctx context.Context, i int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.DenseRuns = append(f.DenseRuns, i)
+	if f.ComputeDense != nil {
+		return f.ComputeDense(i, f.logits[i])
+	}
+	return nil
 }
 
 var _ engines.Engine = (*Fake)(nil)

@@ -32,10 +32,18 @@ type Engine struct {
 
 type stage struct {
 	name     string
-	session  *onnx.AdvancedSession // the stage, or a blocks stage's dense twin
+	session  *onnx.AdvancedSession // the stage, a sparse stage's masked graph or a blocks stage's dense twin
 	run      *onnx.RunOptions
 	provider trt.Provider
 	blocks   *blocksGraph // blocks stages only
+	sparse   *sparseGraph // sparse stages only
+	dense    *onnx.AdvancedSession // a sparse stage's plain dense graph, if it has one
+}
+
+// runner is a session bound to its inputs and outputs.
+type runner interface {
+	Run() error
+	RunWithOptions(*onnx.RunOptions) error
 }
 
 // blocksGraph is a blocks stage's sparse graph: one session, and per bucket
@@ -113,14 +121,18 @@ func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 	}
 	twins := map[int]bundle.GraphInfo{}
 	for i, s := range b.Stages {
-		if s.Mode != bundle.ModeBlocks {
-			continue
-		}
-		if twins[i], err = GraphInfo(b.DensePath(i)); err != nil {
-			return nil, err
-		}
-		if err := b.CheckDenseTwin(i, graphs[i], twins[i]); err != nil {
-			return nil, err
+		switch s.Mode {
+		case bundle.ModeBlocks:
+			if twins[i], err = GraphInfo(b.DensePath(i)); err != nil {
+				return nil, err
+			}
+			if err := b.CheckDenseTwin(i, graphs[i], twins[i]); err != nil {
+				return nil, err
+			}
+		case bundle.ModeSparse:
+			if twins[i], err = checkSparse(b, i, graphs[i]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	e := &Engine{state: map[string]*onnx.Tensor[float32]{}}
@@ -185,14 +197,20 @@ func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, op
 		outVals = append(outVals, e.state[name])
 	}
 	path, graph := b.StagePath(i), g
-	if s.Mode == bundle.ModeBlocks {
+	switch s.Mode {
+	case bundle.ModeBlocks:
 		path, graph = b.DensePath(i), twin
+	case bundle.ModeSparse:
+		path, graph = b.MaskedPath(i), twin
 	}
 	inNames, inVals, err := e.bind(s, graph, nil)
 	if err != nil {
 		return nil, err
 	}
 	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name}
+	if s.Mode == bundle.ModeSparse {
+		key.Stage += "-masked"
+	}
 	st := &stage{name: s.Name}
 	st.provider, err = choose(opts, key, nil, unavailable, log, s.Name, path, func(so *onnx.SessionOptions) (err error) {
 		st.session, err = onnx.NewAdvancedSession(path, inNames, outNames, inVals, outVals, so)
@@ -205,8 +223,16 @@ func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, op
 	if st.run, err = onnx.NewRunOptions(); err != nil {
 		return st, fmt.Errorf("stage %q: run options: %w", s.Name, err)
 	}
-	if s.Mode == bundle.ModeBlocks {
+	switch s.Mode {
+	case bundle.ModeBlocks:
 		if st.blocks, err = e.openBlocks(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
+			return st, err
+		}
+	case bundle.ModeSparse:
+		if st.sparse, err = e.openSparse(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
+			return st, err
+		}
+		if st.dense, err = e.openPlainDense(b, i, outNames, outVals, opts, unavailable, log); err != nil {
 			return st, err
 		}
 	}
@@ -214,7 +240,8 @@ func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, op
 }
 
 // bind lists a graph's input names and the engine's tensors feeding them;
-// extra supplies the tensors of the blocks and neighbours inputs.
+// extra supplies the tensors of the blocks and neighbours inputs (by
+// source) and of index tables (by input name).
 func (e *Engine) bind(s bundle.Stage, g bundle.GraphInfo, extra map[string]onnx.Value) ([]string, []onnx.Value, error) {
 	var names []string
 	var vals []onnx.Value
@@ -224,12 +251,15 @@ func (e *Engine) bind(s bundle.Stage, g bundle.GraphInfo, extra map[string]onnx.
 		switch {
 		case src == bundle.SourceInput:
 			v = e.image
-		case src == bundle.SourceMask, s.Blocks != nil && in.Name == s.Blocks.Dense.Mask:
+		case src == bundle.SourceMask, s.Blocks != nil && in.Name == s.Blocks.Dense.Mask,
+			s.Sparse != nil && in.Name == s.Sparse.Masked.Mask:
 			v = e.mask
 		case strings.HasPrefix(src, "state:"):
 			v = e.state[strings.TrimPrefix(src, "state:")]
 		case src == bundle.SourceBlocks || src == bundle.SourceNeighbour:
 			v = extra[src]
+		case strings.HasPrefix(src, bundle.SourceIndexPrefix), strings.HasPrefix(src, bundle.SourceBandPrefix):
+			v = extra[in.Name]
 		}
 		if v == nil {
 			return nil, nil, fmt.Errorf("stage %q: input %q: source %q is not supported", s.Name, in.Name, src)
@@ -414,26 +444,29 @@ func (e *Engine) Provider(i int) string { return string(e.stages[i].provider) }
 // termination, so a deadline also stops a stage in flight.
 func (e *Engine) Run(ctx context.Context, i int) error {
 	s := e.stages[i]
+	if err := e.runGraph(ctx, s, s.session); err != nil {
+		return fmt.Errorf("run stage %q: %w", s.name, err)
+	}
+	return nil
+}
+
+// runGraph runs r with stage s's run options, terminating it if ctx ends
+// first.
+func (e *Engine) runGraph(ctx context.Context, s *stage, r runner) error {
 	if ctx.Done() == nil {
-		if err := s.session.Run(); err != nil {
-			return fmt.Errorf("run stage %q: %w", s.name, err)
-		}
-		return nil
+		return r.Run()
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	e.watch <- watchRequest{ctx: ctx, opts: s.run}
-	err := s.session.RunWithOptions(s.run)
+	err := r.RunWithOptions(s.run)
 	e.finished <- struct{}{}
 	if ctx.Err() != nil {
 		s.run.UnsetTerminate()
-		return fmt.Errorf("run stage %q: %w", s.name, ctx.Err())
+		return ctx.Err()
 	}
-	if err != nil {
-		return fmt.Errorf("run stage %q: %w", s.name, err)
-	}
-	return nil
+	return err
 }
 
 // BlockInputs implements engines.Engine.
@@ -485,6 +518,12 @@ func (e *Engine) Close() error {
 		}
 		if s.session != nil {
 			errs = append(errs, s.session.Destroy())
+		}
+		if s.dense != nil {
+			errs = append(errs, s.dense.Destroy())
+		}
+		if s.sparse != nil {
+			errs = append(errs, s.sparse.destroy())
 		}
 		if bg := s.blocks; bg != nil {
 			if bg.session != nil {

@@ -37,6 +37,15 @@ func (e *Engine) Mask() []float32 { return nil }
 // Run implements engines.Engine.
 func (e *Engine) Run(ctx context.Context, i int) error { return errNoCgo }
 
+// Tables implements engines.Engine.
+func (e *Engine) Tables(i int) [][]int64 { return nil }
+
+// RunSparse implements engines.Engine.
+func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error { return errNoCgo }
+
+// RunDense implements engines.Engine.
+func (e *Engine) RunDense(ctx context.Context, i int) error { return errNoCgo }
+
 // BlockInputs implements engines.Engine.
 func (e *Engine) BlockInputs(i, bucket int) (ids, neighbours []int64) { return nil, nil }
 

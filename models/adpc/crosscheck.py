@@ -64,7 +64,7 @@ def edge_runner(binary: str) -> Runner:
         # Blocks stages run their sparse graphs (not the dense twins the
         # dispatcher may prefer), so that the check covers them.
         cmd = [binary, "infer", "--bundle", str(bundle), "--providers", "cpu", "--threshold", repr(threshold),
-               "--blocks-dispatch", "sparse", "--tensor", str(xp), "--dump", str(dump)]
+               "--dispatch", "sparse", "--tensor", str(xp), "--dump", str(dump)]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise Failure(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stderr[-2000:]}")

@@ -1,0 +1,204 @@
+//go:build cgo
+
+package ort
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"slices"
+
+	onnx "github.com/yalue/onnxruntime_go"
+
+	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/trt"
+)
+
+// sparseGraph is a sparse stage's sparse graph: one session with a dynamic
+// length per index table. Each table has one buffer as long as its map and
+// pre-made tensors viewing its first 1, 2, … entries (the buckets), so a
+// frame picks the smallest bucket that holds its list, pads it with −1 and
+// runs without creating a tensor: no allocation in our code, and lengths
+// that TensorRT's optimisation profile (1 … the map) covers.
+type sparseGraph struct {
+	session  *onnx.DynamicAdvancedSession
+	provider trt.Provider
+	tables   []*table // in bundle.Stage.Tables order
+	buffers  [][]int64 // each table's data, for Tables
+	// inputs are the graph's inputs in session order, the table entries
+	// swapped for the bucket of each run; outputs the shared state and
+	// logits.
+	inputs, outputs []onnx.Value
+}
+
+// table is one index table's buffer and its bucket tensors.
+type table struct {
+	input   string
+	pos     int // position in sparseGraph.inputs
+	data    []int64
+	sizes   []int // bucket lengths, ascending, the last len(data)
+	tensors []*onnx.Tensor[int64]
+}
+
+// bucketSizes are the lengths a table of capacity n is padded to: every
+// length up to 31, then 16 per octave, so padding adds at most 1/16.
+func bucketSizes(n int) []int {
+	var out []int
+	for b := 1; b < n; b += max(1, 1<<(bits.Len(uint(b))-5)) {
+		out = append(out, b)
+	}
+	return append(out, max(n, 1))
+}
+
+// Run runs the graph on the inputs of the last RunSparse.
+func (g *sparseGraph) Run() error { return g.session.Run(g.inputs, g.outputs) }
+
+// RunWithOptions is Run with run options.
+func (g *sparseGraph) RunWithOptions(o *onnx.RunOptions) error {
+	return g.session.RunWithOptions(g.inputs, g.outputs, o)
+}
+
+func (g *sparseGraph) destroy() error {
+	var errs []error
+	if g.session != nil {
+		errs = append(errs, g.session.Destroy())
+	}
+	for _, t := range g.tables {
+		for _, v := range t.tensors {
+			errs = append(errs, v.Destroy())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkSparse reads sparse stage i's masked and dense graphs and checks them
+// with its sparse graph g; it returns the masked graph's information.
+func checkSparse(b *bundle.Bundle, i int, g bundle.GraphInfo) (bundle.GraphInfo, error) {
+	masked, err := GraphInfo(b.MaskedPath(i))
+	if err != nil {
+		return masked, err
+	}
+	var dense bundle.GraphInfo
+	if path := b.PlainDensePath(i); path != "" {
+		if dense, err = GraphInfo(path); err != nil {
+			return masked, err
+		}
+	}
+	return masked, b.CheckSparseGraphs(i, g, masked, dense)
+}
+
+// openSparse creates sparse stage i's sparse session and its table tensors.
+func (e *Engine) openSparse(b *bundle.Bundle, i int, g bundle.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*sparseGraph, error) {
+	s := b.Stages[i]
+	sg := &sparseGraph{outputs: outVals}
+	extra := map[string]onnx.Value{}
+	profile := &trt.Profile{}
+	for _, tb := range s.Tables() {
+		n := (b.Input.Height() / tb.Stride) * (b.Input.Width() / tb.Stride)
+		t := &table{input: tb.Input, data: make([]int64, n), sizes: bucketSizes(n)}
+		sg.tables = append(sg.tables, t)
+		sg.buffers = append(sg.buffers, t.data)
+		for _, size := range t.sizes {
+			v, err := onnx.NewTensor(onnx.NewShape(int64(size)), t.data)
+			if err != nil {
+				return sg, fmt.Errorf("stage %q: table %q: %w", s.Name, tb.Input, err)
+			}
+			t.tensors = append(t.tensors, v)
+		}
+		extra[tb.Input] = t.tensors[len(t.tensors)-1]
+		profile.Min = append(profile.Min, trt.Shape{Name: tb.Input, Dims: []int64{1}})
+		profile.Opt = append(profile.Opt, trt.Shape{Name: tb.Input, Dims: []int64{int64(max(1, n/2))}})
+		profile.Max = append(profile.Max, trt.Shape{Name: tb.Input, Dims: []int64{int64(max(1, n))}})
+	}
+	inNames, inVals, err := e.bind(s, g, extra)
+	if err != nil {
+		return sg, err
+	}
+	sg.inputs = inVals
+	for _, t := range sg.tables {
+		t.pos = slices.Index(inNames, t.input)
+	}
+	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name + "-sparse"}
+	path := b.StagePath(i)
+	sg.provider, err = choose(opts, key, profile, unavailable, log, s.Name+" (sparse)", path, func(so *onnx.SessionOptions) (err error) {
+		sg.session, err = onnx.NewDynamicAdvancedSession(path, inNames, outNames, so)
+		return err
+	})
+	return sg, err
+}
+
+// openPlainDense creates sparse stage i's plain dense session; nil when the
+// stage has no dense graph.
+func (e *Engine) openPlainDense(b *bundle.Bundle, i int, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*onnx.AdvancedSession, error) {
+	path := b.PlainDensePath(i)
+	if path == "" {
+		return nil, nil
+	}
+	s := b.Stages[i]
+	g, err := GraphInfo(path)
+	if err != nil {
+		return nil, err
+	}
+	inNames, inVals, err := e.bind(s, g, nil)
+	if err != nil {
+		return nil, err
+	}
+	var session *onnx.AdvancedSession
+	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name + "-dense"}
+	_, err = choose(opts, key, nil, unavailable, log, s.Name+" (dense)", path, func(so *onnx.SessionOptions) (err error) {
+		session, err = onnx.NewAdvancedSession(path, inNames, outNames, inVals, outVals, so)
+		return err
+	})
+	return session, err
+}
+
+// Tables implements engines.Engine.
+func (e *Engine) Tables(i int) [][]int64 {
+	if sg := e.stages[i].sparse; sg != nil {
+		return sg.buffers
+	}
+	return nil
+}
+
+// RunSparse implements engines.Engine: each table is padded with −1 to the
+// smallest bucket that holds it.
+func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error {
+	s := e.stages[i]
+	sg := s.sparse
+	if sg == nil {
+		return fmt.Errorf("run stage %q: not a sparse stage", s.name)
+	}
+	if len(lens) != len(sg.tables) {
+		return fmt.Errorf("run stage %q: %d table lengths for %d tables", s.name, len(lens), len(sg.tables))
+	}
+	for k, t := range sg.tables {
+		n := lens[k]
+		if n < 0 || n > len(t.data) {
+			return fmt.Errorf("run stage %q: table %q holds %d entries, want 0..%d", s.name, t.input, n, len(t.data))
+		}
+		j, _ := slices.BinarySearch(t.sizes, max(n, 1))
+		pad := t.data[n:t.sizes[j]]
+		for p := range pad {
+			pad[p] = -1
+		}
+		sg.inputs[t.pos] = t.tensors[j]
+	}
+	if err := e.runGraph(ctx, s, sg); err != nil {
+		return fmt.Errorf("run stage %q (sparse): %w", s.name, err)
+	}
+	return nil
+}
+
+// RunDense implements engines.Engine.
+func (e *Engine) RunDense(ctx context.Context, i int) error {
+	s := e.stages[i]
+	if s.dense == nil {
+		return fmt.Errorf("run stage %q: no plain dense graph", s.name)
+	}
+	if err := e.runGraph(ctx, s, s.dense); err != nil {
+		return fmt.Errorf("run stage %q (dense): %w", s.name, err)
+	}
+	return nil
+}
