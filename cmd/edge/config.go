@@ -12,6 +12,7 @@ import (
 
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/internal/regfile"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/power/backend"
 	"github.com/anytime-edge/edge/power/sim"
@@ -147,14 +148,10 @@ func engineConfig(s *settings) EngineConfig {
 	e.Providers.Order, e.Providers.Explicit = order, s.isSet(flagProviders)
 	e.Providers.CacheDir = s.string(flagTRTCache)
 	e.Providers.FP16 = s.bool(flagTRTFP16)
-	if e.Providers.IntraOpThreads = s.int(flagThreads); e.Providers.IntraOpThreads < 0 {
-		s.refuse(flagThreads, e.Providers.IntraOpThreads, "0 (ONNX Runtime's choice) or more threads")
-	}
+	e.Providers.IntraOpThreads = s.nonNegativeInt(flagThreads, "0 (ONNX Runtime's choice) or more threads")
+	e.Providers.DeviceID = s.nonNegativeInt(flagDeviceID, "a CUDA device ≥ 0")
 	if e.Providers.DLACore = s.int(flagDLACore); e.Providers.DLACore < -1 {
 		s.refuse(flagDLACore, e.Providers.DLACore, "-1 (none) or a DLA core ≥ 0")
-	}
-	if e.Providers.DeviceID = s.int(flagDeviceID); e.Providers.DeviceID < 0 {
-		s.refuse(flagDeviceID, e.Providers.DeviceID, "a CUDA device ≥ 0")
 	}
 	if e.Dispatch, err = anytime.ParseDispatch(s.string(flagDispatch)); err != nil {
 		s.refuse(flagDispatch, strconv.Quote(s.string(flagDispatch)), "auto, sparse or dense")
@@ -184,15 +181,12 @@ func threshold(s *settings) *float32 {
 func limits(s *settings) power.Limits {
 	l := power.Limits{
 		Deadline:      s.nonNegativeDuration(flagDeadline, "a duration ≥ 0 (0: none)"),
-		MaxExit:       s.int(flagMaxExit),
+		MaxExit:       s.nonNegativeInt(flagMaxExit, "0 (all exits) or the number of the last exit to run"),
 		EnergyBudgetJ: s.nonNegative(flagEnergyBudget, "joules, a finite number ≥ 0 (0: none)"),
 		PowerCapW:     s.nonNegative(flagPowerCap, "watts, a finite number ≥ 0 (0: none)"),
 		PowerWindow:   s.positiveDuration(flagPowerWindow),
 		ThermalSoftC:  thermal(s, flagThermalSoft),
 		ThermalHardC:  thermal(s, flagThermalHard),
-	}
-	if l.MaxExit < 0 {
-		s.refuse(flagMaxExit, l.MaxExit, "0 (all exits) or the number of the last exit to run")
 	}
 	if l.ThermalSoftC > 0 && l.ThermalHardC > 0 && l.ThermalSoftC > l.ThermalHardC {
 		s.fail(fmt.Errorf("--%s %v is above --%s %v: want the soft limit at or below the hard one", flagThermalSoft, l.ThermalSoftC, flagThermalHard, l.ThermalHardC))
@@ -275,7 +269,7 @@ func telemetryConfig(s *settings, defaultIDs bool) *telemetry.Config {
 			s.fail(fmt.Errorf("--mqtt-password-file and --mqtt-password are both set; use one"))
 			return cfg
 		}
-		b, err := os.ReadFile(pf)
+		b, err := regfile.Read(pf, 64<<10)
 		if err != nil {
 			s.fail(fmt.Errorf("--mqtt-password-file: %w", err))
 			return cfg
@@ -363,8 +357,8 @@ func runConfig(s *settings) (Config, error) {
 			Loop:        s.bool(flagLoop),
 			Once:        s.bool(flagOnce),
 			FPS:         s.nonNegative(flagFPS, "frames per second, a finite number ≥ 0 (0: as fast as frames come)"),
-			Width:       s.int(flagInputWidth),
-			Height:      s.int(flagInputHeight),
+			Width:       s.nonNegativeInt(flagInputWidth, "pixels > 0 (0: the camera's default)"),
+			Height:      s.nonNegativeInt(flagInputHeight, "pixels > 0 (0: the camera's default)"),
 			Out:         s.string(flagOut),
 			Progressive: s.bool(flagProgressive),
 			HTTP:        s.string(flagHTTP),
@@ -378,14 +372,6 @@ func runConfig(s *settings) (Config, error) {
 		s.fail(fmt.Errorf("run: one SOURCE-URI at most (a directory or glob covers many files), got %d", len(s.args)))
 	}
 	cfg.Run.Loop = cfg.Run.Loop && !cfg.Run.Once
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{flagInputWidth, cfg.Run.Width}, {flagInputHeight, cfg.Run.Height}} {
-		if f.v < 0 {
-			s.refuse(f.name, f.v, "pixels > 0 (0: the camera's default)")
-		}
-	}
 	cfg.Power.Limits = limits(s)
 	cfg.Telemetry = telemetryConfig(s, true)
 	return cfg, s.err()

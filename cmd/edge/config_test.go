@@ -231,3 +231,31 @@ func TestPowerBackendHasOneName(t *testing.T) {
 		}
 	}
 }
+
+// TestSettingFilesAreBounded: the --config file and the password file must
+// be regular files of bounded size, refused before they are read.
+func TestSettingFilesAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", dir, "infer", "x.png"}, "not a regular file"},
+		{[]string{"--config", big, "infer", "x.png"}, "file too large"},
+		{[]string{"infer", "--site", "s", "--device", "d", "--mqtt-password-file", dir, "x.png"}, "not a regular file"},
+		{[]string{"infer", "--site", "s", "--device", "d", "--mqtt-password-file", big, "x.png"}, "file too large"},
+	}
+	for _, tt := range tests {
+		err := runEdge(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tt.args, err, tt.want)
+		}
+	}
+}

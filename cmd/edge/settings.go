@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/anytime-edge/edge/internal/regfile"
 )
 
 // settings reads one command's flag values with the precedence flag >
@@ -46,6 +47,9 @@ func action(build func(*settings) (Config, error), run func(context.Context, Con
 	}
 }
 
+// maxConfigBytes bounds the --config file.
+const maxConfigBytes = 1 << 20
+
 // newSettings reads the --config file, a JSON object whose keys are flag
 // names of the command. An unknown key is an error, so typos do not pass.
 func newSettings(c *cli.Context) (*settings, error) {
@@ -53,7 +57,7 @@ func newSettings(c *cli.Context) (*settings, error) {
 	if s.path == "" {
 		return s, nil
 	}
-	raw, err := os.ReadFile(s.path)
+	raw, err := regfile.Read(s.path, maxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--config: %w", err)
 	}
@@ -89,87 +93,51 @@ func newSettings(c *cli.Context) (*settings, error) {
 	return s, nil
 }
 
-// fromFile returns the --config file's text for a flag that neither the
-// command line nor the environment set.
-func (s *settings) fromFile(name string) (string, bool) {
-	if s.c.IsSet(name) {
-		return "", false
-	}
-	v, ok := s.file[name]
-	return v, ok
-}
-
 // isSet reports whether the flag, its variable or the file gave a value.
 func (s *settings) isSet(name string) bool {
 	_, inFile := s.file[name]
 	return s.c.IsSet(name) || inFile
 }
 
-// fileErr records a --config value that does not parse as its flag's type.
-func (s *settings) fileErr(name, v, want string) {
-	s.errors = append(s.errors, fmt.Errorf("--config %s: %s %q: want %s", s.path, name, v, want))
+// value reads a flag of type T: from the command line or the environment
+// (flagValue, which also gives the default), else from the --config file's
+// text (parse; a value that does not parse is recorded, wanting want).
+func value[T any](s *settings, name string, flagValue func(string) T, parse func(string) (T, error), want string) T {
+	v, ok := s.file[name]
+	if !ok || s.c.IsSet(name) {
+		return flagValue(name)
+	}
+	x, err := parse(v)
+	if err != nil {
+		s.errors = append(s.errors, fmt.Errorf("--config %s: %s %q: want %s", s.path, name, v, want))
+	}
+	return x
 }
 
 func (s *settings) string(name string) string {
-	if v, ok := s.fromFile(name); ok {
-		return v
-	}
-	return s.c.String(name)
+	return value(s, name, s.c.String, func(v string) (string, error) { return v, nil }, "")
 }
 
 func (s *settings) bool(name string) bool {
-	if v, ok := s.fromFile(name); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			s.fileErr(name, v, "true or false")
-		}
-		return b
-	}
-	return s.c.Bool(name)
+	return value(s, name, s.c.Bool, strconv.ParseBool, "true or false")
 }
 
 func (s *settings) int(name string) int {
-	if v, ok := s.fromFile(name); ok {
-		n, err := strconv.ParseInt(v, 0, strconv.IntSize)
-		if err != nil {
-			s.fileErr(name, v, "an integer")
-		}
-		return int(n)
-	}
-	return s.c.Int(name)
+	return value(s, name, s.c.Int, strconv.Atoi, "an integer")
 }
 
 func (s *settings) uint64(name string) uint64 {
-	if v, ok := s.fromFile(name); ok {
-		n, err := strconv.ParseUint(v, 0, 64)
-		if err != nil {
-			s.fileErr(name, v, "an integer ≥ 0")
-		}
-		return n
-	}
-	return s.c.Uint64(name)
+	parse := func(v string) (uint64, error) { return strconv.ParseUint(v, 10, 64) }
+	return value(s, name, s.c.Uint64, parse, "an integer ≥ 0")
 }
 
 func (s *settings) float(name string) float64 {
-	if v, ok := s.fromFile(name); ok {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			s.fileErr(name, v, "a number")
-		}
-		return f
-	}
-	return s.c.Float64(name)
+	parse := func(v string) (float64, error) { return strconv.ParseFloat(v, 64) }
+	return value(s, name, s.c.Float64, parse, "a number")
 }
 
 func (s *settings) duration(name string) time.Duration {
-	if v, ok := s.fromFile(name); ok {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			s.fileErr(name, v, "a duration such as 40ms")
-		}
-		return d
-	}
-	return s.c.Duration(name)
+	return value(s, name, s.c.Duration, time.ParseDuration, "a duration such as 40ms")
 }
 
 // refuse records that a flag's value is not what was expected. The message
@@ -194,6 +162,15 @@ func (s *settings) nonNegative(name, want string) float64 {
 		s.refuse(name, f, want)
 	}
 	return f
+}
+
+// nonNegativeInt reads an integer flag that must be ≥ 0.
+func (s *settings) nonNegativeInt(name, want string) int {
+	n := s.int(name)
+	if n < 0 {
+		s.refuse(name, n, want)
+	}
+	return n
 }
 
 // nonNegativeDuration reads a duration flag that must be ≥ 0.
