@@ -32,17 +32,21 @@ type commandPath struct {
 func (c *commandPath) handle(ctx context.Context, name string, payload []byte) CmdAck {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cmd, err := ParseCommand(name, payload, c.now())
+	now := c.now()
+	cmd, err := ParseCommand(name, payload, now)
 	ack := CmdAck{CmdID: cmd.CmdID, Name: name}
-	if cmd.CmdID != "" {
-		if prev, ok := c.seen.get(cmd.CmdID); ok {
-			prev.Envelope, prev.Duplicate = Envelope{}, true
-			c.m.commands.WithLabelValues(name, "duplicate").Inc()
-			c.log.Info("command", "name", name, "cmd_id", cmd.CmdID, "status", prev.Status, "duplicate", true)
-			c.ack(&prev)
-			return prev
-		}
+	if prev, ok := c.seen.duplicate(cmd, err); ok {
+		prev.Envelope, prev.Duplicate = Envelope{}, true
+		c.m.commands.WithLabelValues(name, "duplicate").Inc()
+		c.log.Info("command", "name", name, "cmd_id", cmd.CmdID, "status", prev.Status, "duplicate", true)
+		c.ack(&prev)
+		return prev
 	}
+	if err == nil {
+		err = c.seen.admit(now)
+	}
+	// Only a valid command uses up its cmd_id.
+	valid := err == nil
 	var changed *Limits
 	switch {
 	case errors.Is(err, ErrExpired):
@@ -69,8 +73,8 @@ func (c *commandPath) handle(ctx context.Context, name string, payload []byte) C
 	}
 	c.log.Info("command", "name", name, "cmd_id", cmd.CmdID, "status", ack.Status, "error", ack.Error)
 	c.m.commands.WithLabelValues(name, ack.Status).Inc()
-	if cmd.CmdID != "" {
-		c.seen.put(cmd.CmdID, ack)
+	if valid {
+		c.seen.put(cmd, ack)
 	}
 	c.ack(&ack)
 	if changed != nil {

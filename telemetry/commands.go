@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -251,29 +252,87 @@ func parseArgs(name string, args json.RawMessage) (Change, error) {
 	return ch, nil
 }
 
-// seenCommands remembers the outcome of the last n cmd_ids.
+// maxRememberedCommands bounds the commands remembered for
+// de-duplication. Each costs a few hundred bytes (its cmd_id, ack and
+// expiry), so the table stays under a few MB; a fleet would need to send
+// more than this many commands to one device within one command lifetime
+// (at most maxCommandLife) to fill it.
+const maxRememberedCommands = 8192
+
+// seenCommands remembers the outcome of every valid command until its
+// expires_at (plus maxClockSkew, for a clock stepped back) has passed, so
+// that a redelivered command is never applied twice during its lifetime. A
+// payload that failed validation is not remembered: its cmd_id stays
+// usable by the valid command that follows. The table holds at most limit
+// commands; when it is full of unexpired ones, a new valid command is
+// rejected (admit) rather than forgetting one that could still be
+// redelivered. Not safe for concurrent use (the command loop owns it).
 type seenCommands struct {
-	n     int
-	order []string
-	acks  map[string]CmdAck
+	limit int
+	acks  map[string]*seenCommand
+	exp   expiryHeap
 }
 
-func newSeenCommands(n int) *seenCommands {
-	return &seenCommands{n: n, acks: make(map[string]CmdAck, n)}
+type seenCommand struct {
+	id       string
+	ack      CmdAck
+	forgetAt time.Time
 }
 
-func (s *seenCommands) get(id string) (CmdAck, bool) {
-	a, ok := s.acks[id]
-	return a, ok
+func newSeenCommands(limit int) *seenCommands {
+	return &seenCommands{limit: limit, acks: map[string]*seenCommand{}}
 }
 
-func (s *seenCommands) put(id string, a CmdAck) {
-	if _, ok := s.acks[id]; !ok {
-		s.order = append(s.order, id)
-		if len(s.order) > s.n {
-			delete(s.acks, s.order[0])
-			s.order = s.order[1:]
-		}
+// duplicate returns the first outcome of an earlier command with c's
+// cmd_id when c, as parsed with parseErr, may be a redelivery of it: c is
+// valid or only expired (a late redelivery of an applied command is
+// answered as a duplicate, not as expired).
+func (s *seenCommands) duplicate(c Command, parseErr error) (CmdAck, bool) {
+	if c.CmdID == "" || (parseErr != nil && !errors.Is(parseErr, ErrExpired)) {
+		return CmdAck{}, false
 	}
-	s.acks[id] = a
+	e, ok := s.acks[c.CmdID]
+	if !ok {
+		return CmdAck{}, false
+	}
+	return e.ack, true
+}
+
+// admit makes room for a valid command received at now, forgetting those
+// that can no longer be valid; an error (the command must be rejected, not
+// applied) when there is none.
+func (s *seenCommands) admit(now time.Time) error {
+	for len(s.exp) > 0 && now.After(s.exp[0].forgetAt) {
+		delete(s.acks, heap.Pop(&s.exp).(*seenCommand).id)
+	}
+	if len(s.acks) >= s.limit {
+		return fmt.Errorf("command: the device already remembers %d unexpired commands, its limit; retry when some have expired", s.limit)
+	}
+	return nil
+}
+
+// put remembers the outcome of the valid command c (admitted first).
+func (s *seenCommands) put(c Command, a CmdAck) {
+	if e, ok := s.acks[c.CmdID]; ok {
+		e.ack = a
+		return
+	}
+	e := &seenCommand{id: c.CmdID, ack: a, forgetAt: c.ExpiresAt.Add(maxClockSkew)}
+	s.acks[c.CmdID] = e
+	heap.Push(&s.exp, e)
+}
+
+// expiryHeap orders remembered commands by forgetAt, soonest first.
+type expiryHeap []*seenCommand
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].forgetAt.Before(h[j].forgetAt) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(*seenCommand)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }

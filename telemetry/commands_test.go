@@ -172,6 +172,9 @@ func TestCommandsEndToEnd(t *testing.T) {
 		{"expired", CmdSetThreshold, "c4", `{"threshold":0.5}`, now.Add(-time.Hour), now.Add(-time.Minute), AckExpired, "expired", false},
 		{"max exit accepted", CmdSetMaxExit, "c5", `{"exit":3}`, now, now.Add(time.Minute), AckAccepted, "", false},
 		{"snapshot", CmdSnapshot, "c6", ``, now, now.Add(time.Minute), AckAccepted, "", false},
+		{"malformed", CmdSetDeadline, "c7", `{"ms":"soon"}`, now, now.Add(time.Minute), AckRejected, "args", false},
+		{"valid after malformed with its id", CmdSetDeadline, "c7", `{"ms":30}`, now, now.Add(time.Minute), AckAccepted, "", false},
+		{"late repeat of an applied command", CmdSetDeadline, "c1", `{"ms":25}`, now.Add(-time.Hour), now.Add(-time.Minute), AckAccepted, "", true},
 	}
 	type ack struct {
 		CmdID     string  `json:"cmd_id"`
@@ -207,10 +210,10 @@ func TestCommandsEndToEnd(t *testing.T) {
 	ctrl.mu.Lock()
 	applied, snaps, lim := ctrl.applied, ctrl.snapshots, ctrl.lim
 	ctrl.mu.Unlock()
-	if applied != 2 || snaps != 1 {
-		t.Errorf("controller applied %d changes and %d snapshots, want 2 and 1", applied, snaps)
+	if applied != 3 || snaps != 1 {
+		t.Errorf("controller applied %d changes and %d snapshots, want 3 and 1", applied, snaps)
 	}
-	want := Limits{Threshold: 0.8, DeadlineMS: 25, MaxExit: 3}
+	want := Limits{Threshold: 0.8, DeadlineMS: 30, MaxExit: 3}
 	if lim != want {
 		t.Errorf("limits = %+v, want %+v", lim, want)
 	}
@@ -234,5 +237,72 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	if len(retained) != 1 || !retained[0].retained {
 		t.Fatalf("a new subscriber got %d config/reported messages (retained: %v), want the retained one", len(retained), retained)
+	}
+}
+
+// validCmd is a parsed command with the given id and expiry.
+func validCmd(id string, expires time.Time) Command {
+	return Command{CmdID: id, Name: CmdSetDeadline, IssuedAt: expires.Add(-time.Hour), ExpiresAt: expires}
+}
+
+func TestSeenCommandsHoldForTheLifetime(t *testing.T) {
+	s := newSeenCommands(maxRememberedCommands)
+	now := cmdNow
+	// Many more commands than the old window of 1,024 ids, all within the
+	// first one's lifetime.
+	for i := 0; i < 5000; i++ {
+		c := validCmd(fmt.Sprintf("c%d", i), now.Add(time.Hour))
+		if _, dup := s.duplicate(c, nil); dup {
+			t.Fatalf("command %d reported as a duplicate", i)
+		}
+		if err := s.admit(now); err != nil {
+			t.Fatalf("admit command %d: %v", i, err)
+		}
+		s.put(c, CmdAck{CmdID: c.CmdID, Status: AckAccepted})
+		now = now.Add(100 * time.Millisecond)
+	}
+	first := validCmd("c0", cmdNow.Add(time.Hour))
+	if a, dup := s.duplicate(first, nil); !dup || a.CmdID != "c0" || a.Status != AckAccepted {
+		t.Fatalf("c0 after 5000 commands: duplicate = %v, ack %+v; want its first outcome", dup, a)
+	}
+	// A late redelivery (now expired) is still a duplicate.
+	if _, dup := s.duplicate(first, fmt.Errorf("%w at …", ErrExpired)); !dup {
+		t.Fatal("expired redelivery of c0 not reported as a duplicate")
+	}
+	// A malformed payload neither matches nor would be remembered.
+	if _, dup := s.duplicate(first, errors.New("command: field v must be 1")); dup {
+		t.Fatal("a malformed payload was answered as a duplicate")
+	}
+}
+
+func TestSeenCommandsBoundAndExpiry(t *testing.T) {
+	s := newSeenCommands(3)
+	now := cmdNow
+	for i, life := range []time.Duration{time.Minute, time.Hour, 2 * time.Hour} {
+		if err := s.admit(now); err != nil {
+			t.Fatalf("admit %d: %v", i, err)
+		}
+		s.put(validCmd(fmt.Sprintf("c%d", i), now.Add(life)), CmdAck{Status: AckAccepted})
+	}
+	// Full of unexpired commands: a new one is refused, nothing forgotten.
+	err := s.admit(now.Add(time.Minute))
+	if err == nil || !strings.Contains(err.Error(), "3 unexpired commands") {
+		t.Fatalf("admit when full = %v, want a refusal naming the limit", err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, dup := s.duplicate(validCmd(fmt.Sprintf("c%d", i), now), nil); !dup {
+			t.Fatalf("c%d forgotten while full", i)
+		}
+	}
+	// Once c0 is past expires_at plus the clock-skew margin, it makes room.
+	later := now.Add(time.Minute + maxClockSkew + time.Second)
+	if err := s.admit(later); err != nil {
+		t.Fatalf("admit after c0 expired: %v", err)
+	}
+	if _, dup := s.duplicate(validCmd("c0", now), nil); dup {
+		t.Fatal("c0 still remembered after it expired and room was needed")
+	}
+	if _, dup := s.duplicate(validCmd("c1", now), nil); !dup {
+		t.Fatal("c1 forgotten before its expiry")
 	}
 }

@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config, ctrl Controller, log *slog.Logger) (*P
 	p.send.reportDrops = p.reportDrops
 	p.send.onPass = cfg.onSenderPass
 	p.cmd = &commandPath{
-		ctrl: ctrl, seen: newSeenCommands(1024), log: log, m: p.m, now: time.Now,
+		ctrl: ctrl, seen: newSeenCommands(maxRememberedCommands), log: log, m: p.m, now: time.Now,
 		ack: p.publishAck, report: p.publishConfig,
 	}
 	if st := p.spool.Stats(); st.Records > 0 {
