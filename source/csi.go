@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -8,7 +9,7 @@ import (
 
 // openCSI reads a Jetson CSI camera through GStreamer's nvarguscamerasrc,
 // converted to RGBA by nvvidconv and then to RGB by videoconvert.
-func openCSI(uri, sensor string, o Options) (*pipeSource, error) {
+func openCSI(ctx context.Context, uri, sensor string, o Options) (*pipeSource, error) {
 	id, err := strconv.Atoi(sensor)
 	if err != nil || id < 0 {
 		return nil, fmt.Errorf("source %s: want csi://N with a sensor number N ≥ 0", uri)
@@ -27,5 +28,12 @@ func openCSI(uri, sensor string, o Options) (*pipeSource, error) {
 		"videoconvert", "!", "video/x-raw,format=RGB", "!",
 		"fdsink", "fd=1",
 	}
-	return startPipe(uri, exec.Command("gst-launch-1.0", pipeline...), w, h, true)
+	start := func(context.Context) (*decoder, error) {
+		d, err := startDecoder("gst-launch-1.0", pipeline, w, h)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: start gst-launch-1.0: %w", uri, err)
+		}
+		return d, nil
+	}
+	return newPipeSource(ctx, uri, nil, start, true, false, o)
 }

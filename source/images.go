@@ -15,6 +15,7 @@ import (
 
 // images yields image files in name order.
 type images struct {
+	name  string // what was opened
 	paths []string
 	loop  bool
 	next  int
@@ -52,7 +53,7 @@ func openImages(pattern string, loop bool) (*images, error) {
 		return nil, fmt.Errorf("source %s: no PNG or JPEG files in the directory", pattern)
 	}
 	slices.Sort(paths)
-	return &images{paths: paths, loop: loop}, nil
+	return &images{name: pattern, paths: paths, loop: loop}, nil
 }
 
 // Next implements Source. An image that cannot be decoded is returned as an
@@ -79,6 +80,9 @@ func (s *images) Next(ctx context.Context) (Frame, error) {
 
 // Close implements Source.
 func (s *images) Close() error { return nil }
+
+// String is the file, directory or glob the source reads.
+func (s *images) String() string { return s.name }
 
 // FrameError is one frame that could not be read; the source goes on.
 type FrameError struct {

@@ -3,11 +3,14 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -117,4 +120,53 @@ func TestVideoFile(t *testing.T) {
 		t.Errorf("missing clip: got %v", err)
 	}
 	os.Remove(clip)
+}
+
+// TestLocalFilesReachFFmpegAsPaths: a file:// URI that wraps a URL is
+// refused, and a local video named like an option or a URL reaches ffprobe
+// and ffmpeg as a file: path.
+func TestLocalFilesReachFFmpegAsPaths(t *testing.T) {
+	dir := fakeFFmpeg(t)
+	for _, uri := range []string{"file://http://example.com/x.mp4", "file://rtsp://cam/x"} {
+		if _, err := Open(context.Background(), uri, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "local path") {
+			t.Errorf("%s: got %v, want a refusal", uri, err)
+		}
+	}
+	steer(t, dir, map[string]string{"then1": "end", "then2": "end"})
+	for i, uri := range []string{"-f.mp4", "file://-y.mp4"} {
+		s, err := Open(context.Background(), uri, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Next(context.Background()); !errors.Is(err, io.EOF) {
+			t.Fatalf("%s: got %v, want io.EOF", uri, err)
+		}
+		s.Close()
+		want := "file:" + strings.TrimPrefix(uri, "file://")
+		ffmpeg, _ := os.ReadFile(filepath.Join(dir, fmt.Sprint("ffmpeg.args", i+1)))
+		probe, _ := os.ReadFile(filepath.Join(dir, "ffprobe.args"))
+		for name, args := range map[string][]byte{"ffmpeg": ffmpeg, "ffprobe": probe} {
+			lines := strings.Split(string(args), "\n")
+			if !slices.Contains(lines, want) || slices.Contains(lines, strings.TrimPrefix(want, "file:")) {
+				t.Errorf("%s: %s was given %q, want the input as %q", uri, name, lines, want)
+			}
+		}
+	}
+}
+
+// TestFIFOAsImageDoesNotBlock: a FIFO with no writer given as an image is a
+// bad frame, not a hang.
+func TestFIFOAsImageDoesNotBlock(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "frame.png")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), fifo, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fe *FrameError
+	if _, err := s.Next(context.Background()); !errors.As(err, &fe) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("got %v, want a FrameError saying it is not a regular file", err)
+	}
 }
