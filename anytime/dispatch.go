@@ -134,3 +134,20 @@ func (x *Executor) runSparse(ctx context.Context, i int, active float64) (string
 		return ran, x.engine.Run(ctx, i)
 	}
 }
+
+// OperatingPoint makes Config.Masks that hold bundle b at a chosen operating
+// point: stage k+2 (k = 0, 1, …) runs on a synthetic mask computing
+// fractions[k] of the exit pixels (masking.Synthetic: clustered, nested,
+// from seed). There must be one fraction per stage after the first, not
+// increasing.
+func OperatingPoint(b *bundle.Bundle, fractions []float64, seed uint64) ([][]uint8, error) {
+	if len(fractions) != len(b.Stages)-1 {
+		return nil, fmt.Errorf("bundle %s has %d stages after the first; got %d computed fractions", b.Name, len(b.Stages)-1, len(fractions))
+	}
+	h, w := b.OutputSize()
+	masks, err := masking.Synthetic(h, w, fractions, seed)
+	if err != nil {
+		return nil, err
+	}
+	return append([][]uint8{nil}, masks...), nil
+}

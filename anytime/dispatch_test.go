@@ -295,3 +295,24 @@ func TestSparseRunDoesNotAllocate(t *testing.T) {
 		t.Errorf("a frame allocates %v times, want 0", n)
 	}
 }
+
+func TestOperatingPoint(t *testing.T) {
+	b := sparseBundle()
+	masks, err := OperatingPoint(b, []float64{0.82, 0.63, 0.38}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(masks) != 4 || masks[0] != nil {
+		t.Fatalf("%d masks, first %v; want 4 with none for stage 1", len(masks), masks[0])
+	}
+	for k, want := range []float64{0.82, 0.63, 0.38} {
+		if got := masking.Fraction(masks[k+1]); math.Abs(got-want) > 1.0/testHW {
+			t.Errorf("stage %d computes %v, want %v", k+2, got, want)
+		}
+	}
+	for _, bad := range [][]float64{{0.5, 0.5}, {0.3, 0.5, 0.1}} {
+		if _, err := OperatingPoint(b, bad, 1); err == nil {
+			t.Errorf("fractions %v accepted", bad)
+		}
+	}
+}

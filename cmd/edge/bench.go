@@ -8,7 +8,9 @@ import (
 	"image"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -49,6 +51,20 @@ type benchReport struct {
 	Baseline        string  `json:"baseline,omitempty"`
 	BaselineFrameMS float64 `json:"baseline_frame_ms,omitempty"`
 	FrameRatio      float64 `json:"frame_ratio,omitempty"`
+	// Ran counts, per stage, the paths it ran (anytime.Exit.Ran).
+	Ran []map[string]int `json:"ran"`
+	// GMACs is the mean effective GMACs of a frame; with --baseline,
+	// CountedRatio is it over the baseline's, and Realized the share of
+	// the counted saving the frame time realised:
+	// (1 − frame_ratio) / (1 − counted_ratio), absent when nothing is
+	// saved on paper.
+	GMACs         float64  `json:"gmacs"`
+	BaselineGMACs float64  `json:"baseline_gmacs,omitempty"`
+	CountedRatio  float64  `json:"counted_ratio,omitempty"`
+	Realized      *float64 `json:"realized,omitempty"`
+	// SyntheticMasks are the --active fractions: the masks before stages
+	// 2, 3, … were synthetic, not the model's.
+	SyntheticMasks []float64 `json:"synthetic_masks,omitempty"`
 	// Stages is the latency curve of every blocks stage against its
 	// active fraction: sparse graph against dense twin.
 	Stages []stageCurve `json:"stages"`
@@ -70,15 +86,25 @@ type timed struct {
 	frames []float64
 	stages [][]float64
 	frozen [][]float64
+	ran    []map[string]int
+	gmacs  []float64
 }
 
 // openTimed opens the bundle in dir with cfg's engine settings.
-func openTimed(ctx context.Context, cfg EngineConfig, dir string, log *slog.Logger) (*timed, string, error) {
+// With active fractions, its masks are synthetic (anytime.OperatingPoint).
+func openTimed(ctx context.Context, cfg EngineConfig, dir string, active []float64, log *slog.Logger) (*timed, string, error) {
 	b, engine, err := openBundle(cfg, dir, log)
 	if err != nil {
 		return nil, "", err
 	}
-	x, err := anytime.New(b, engine, anytime.Config{})
+	var xc anytime.Config
+	if active != nil {
+		if xc.Masks, err = anytime.OperatingPoint(b, active, 1); err != nil {
+			engine.Close()
+			return nil, "", fmt.Errorf("--active: %w", err)
+		}
+	}
+	x, err := anytime.New(b, engine, xc)
 	if err != nil {
 		engine.Close()
 		return nil, "", err
@@ -88,7 +114,11 @@ func openTimed(ctx context.Context, cfg EngineConfig, dir string, log *slog.Logg
 		return nil, "", err
 	}
 	n := len(b.Stages)
-	return &timed{bundle: b, exec: x, close: engine.Close, stages: make([][]float64, n), frozen: make([][]float64, n)}, engine.Provider(0), nil
+	t := &timed{bundle: b, exec: x, close: engine.Close, stages: make([][]float64, n), frozen: make([][]float64, n), ran: make([]map[string]int, n)}
+	for i := range t.ran {
+		t.ran[i] = map[string]int{}
+	}
+	return t, engine.Provider(0), nil
 }
 
 // frame runs one image and records its times unless warm-up.
@@ -103,7 +133,9 @@ func (t *timed) frame(ctx context.Context, img *image.RGBA, record bool) error {
 	for _, e := range res.Exits {
 		t.stages[e.Exit-1] = append(t.stages[e.Exit-1], ms(e.Stage))
 		t.frozen[e.Exit-1] = append(t.frozen[e.Exit-1], e.Frozen)
+		t.ran[e.Exit-1][e.Ran]++
 	}
+	t.gmacs = append(t.gmacs, res.Exits[len(res.Exits)-1].GMACs)
 	return nil
 }
 
@@ -114,14 +146,14 @@ func runBench(ctx context.Context, cfg Config, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	main, provider, err := openTimed(ctx, cfg.Engine, cfg.Engine.Bundle, log)
+	main, provider, err := openTimed(ctx, cfg.Engine, cfg.Engine.Bundle, cfg.Bench.Active, log)
 	if err != nil {
 		return err
 	}
 	defer main.close()
 	runs := []*timed{main}
 	if dir := cfg.Bench.Baseline; dir != "" {
-		base, _, err := openTimed(ctx, cfg.Engine, dir, log)
+		base, _, err := openTimed(ctx, cfg.Engine, dir, cfg.Bench.Active, log)
 		if err != nil {
 			return err
 		}
@@ -139,7 +171,8 @@ func runBench(ctx context.Context, cfg Config, w io.Writer) error {
 			}
 		}
 	}
-	rep := benchReport{Bundle: main.bundle.Name, Provider: provider, Frames: len(main.frames), FrameMS: median(main.frames)}
+	rep := benchReport{Bundle: main.bundle.Name, Provider: provider, Frames: len(main.frames), FrameMS: median(main.frames),
+		Ran: main.ran, GMACs: mean(main.gmacs), SyntheticMasks: cfg.Bench.Active}
 	for i := range main.stages {
 		rep.StageMS = append(rep.StageMS, median(main.stages[i]))
 		rep.Frozen = append(rep.Frozen, mean(main.frozen[i]))
@@ -148,6 +181,12 @@ func runBench(ctx context.Context, cfg Config, w io.Writer) error {
 		rep.Baseline = runs[1].bundle.Name
 		rep.BaselineFrameMS = median(runs[1].frames)
 		rep.FrameRatio = rep.FrameMS / rep.BaselineFrameMS
+		rep.BaselineGMACs = mean(runs[1].gmacs)
+		rep.CountedRatio = rep.GMACs / rep.BaselineGMACs
+		if rep.CountedRatio < 1 {
+			r := (1 - rep.FrameRatio) / (1 - rep.CountedRatio)
+			rep.Realized = &r
+		}
 	}
 	if rep.Stages, err = blocksCurves(run, main, cfg.Bench.Frames); err != nil {
 		return err
@@ -184,17 +223,33 @@ func writeBench(w io.Writer, asJSON bool, rep benchReport) error {
 		return json.NewEncoder(w).Encode(rep)
 	}
 	fmt.Fprintf(w, "%s on %s, %d timed frames (medians)\n", rep.Bundle, rep.Provider, rep.Frames)
-	for i, m := range rep.StageMS {
-		fmt.Fprintf(w, "  stage %d  %8.3f ms  frozen %.3f\n", i+1, m, rep.Frozen[i])
+	if rep.SyntheticMasks != nil {
+		fmt.Fprintf(w, "  masks are SYNTHETIC (--active): stages 2.. compute %v of the pixels\n", rep.SyntheticMasks)
 	}
-	fmt.Fprintf(w, "  frame    %8.3f ms\n", rep.FrameMS)
+	for i, m := range rep.StageMS {
+		fmt.Fprintf(w, "  stage %d  %8.3f ms  frozen %.3f  ran %s\n", i+1, m, rep.Frozen[i], ranSummary(rep.Ran[i]))
+	}
+	fmt.Fprintf(w, "  frame    %8.3f ms  %.3f GMACs\n", rep.FrameMS, rep.GMACs)
 	if rep.Baseline != "" {
-		fmt.Fprintf(w, "baseline %s: frame %.3f ms; ratio %.3f\n", rep.Baseline, rep.BaselineFrameMS, rep.FrameRatio)
+		fmt.Fprintf(w, "baseline %s: frame %.3f ms, %.3f GMACs; frame ratio %.3f, counted ratio %.3f", rep.Baseline, rep.BaselineFrameMS, rep.BaselineGMACs, rep.FrameRatio, rep.CountedRatio)
+		if rep.Realized != nil {
+			fmt.Fprintf(w, ", realized %.2f", *rep.Realized)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, s := range rep.Stages {
 		fmt.Fprintf(w, "  %s at a=%.2f: dense %.3f ms, blocks %.3f ms, speedup %.2f\n", s.Stage, s.ActiveFraction, s.DenseMS, s.BlocksMS, s.Speedup)
 	}
 	return nil
+}
+
+// ranSummary writes path counts as "sparse ×18, masked ×2".
+func ranSummary(counts map[string]int) string {
+	var parts []string
+	for _, path := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s ×%d", path, counts[path]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // loadFrames decodes every readable frame of a file, directory or glob.

@@ -96,6 +96,9 @@ type BenchConfig struct {
 	// BlockSizes, when set, asks for active fractions at these block
 	// sizes instead of timings.
 	BlockSizes []int
+	// Active, when set, replaces the masks before stages 2, 3, … by
+	// synthetic ones computing these fractions (anytime.OperatingPoint).
+	Active []float64
 }
 
 // MonitorConfig is `edge power`'s output; Config.Power.Interval is the
@@ -417,6 +420,16 @@ func benchConfig(s *settings) (Config, error) {
 	}
 	if cfg.Bench.Frames < 1 {
 		s.refuse(flagFrames, cfg.Bench.Frames, "at least 1")
+	}
+	if active := s.string(flagActive); active != "" {
+		for _, f := range strings.Split(active, ",") {
+			a, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || !(a >= 0 && a <= 1) || (len(cfg.Bench.Active) > 0 && a > cfg.Bench.Active[len(cfg.Bench.Active)-1]) {
+				s.refuse(flagActive, strconv.Quote(active), "computed fractions in [0, 1], not increasing, one per stage after the first (e.g. 0.82,0.63,0.38)")
+				break
+			}
+			cfg.Bench.Active = append(cfg.Bench.Active, a)
+		}
 	}
 	if blocks := s.string(flagBlocks); blocks != "" {
 		for _, f := range strings.Split(blocks, ",") {

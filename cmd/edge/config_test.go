@@ -55,6 +55,8 @@ func TestBadSettingsAreRefusedUpFront(t *testing.T) {
 		{"bench", []string{"--threshold", "NaN"}, "--threshold NaN"},
 		{"bench", []string{"--frames", "0"}, "--frames 0"},
 		{"bench", []string{"--blocks", "8,x"}, `--blocks "8,x"`},
+		{"bench", []string{"--active", "0.4,0.6"}, `--active "0.4,0.6"`},
+		{"bench", []string{"--active", "1.5"}, `--active "1.5"`},
 		{"bench", []string{"--simulate", "--sim-frames", "10"}, "--sim-frames 10"},
 		{"simulate", []string{"--sim-period", "0s"}, "--sim-period 0s"},
 		{"power", []string{"--interval", "-1s"}, "--interval -1s"},

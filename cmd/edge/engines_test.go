@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,5 +93,39 @@ func TestBenchBlockFractions(t *testing.T) {
 		if !(pix <= b2 && b2 <= b4 && b4 <= b8 && b8 <= 1 && pix > 0) {
 			t.Errorf("exit %d: a_pix %v, a_block %v %v %v not ordered", exit, pix, b2, b4, b8)
 		}
+	}
+}
+
+// TestBenchActive times the tiny bundle against itself at a synthetic
+// operating point: the JSON says the masks are synthetic, the stages froze
+// what --active asked, and the counted ratio of a bundle to itself is 1.
+func TestBenchActive(t *testing.T) {
+	lib := ortOrSkip(t)
+	var out strings.Builder
+	app := newApp()
+	app.Writer = &out
+	tiny := filepath.Join(repo, "testdata/bundles/tiny")
+	err := app.Run([]string{"edge", "--log-level", "error", "bench", "--ort-lib", lib, "--providers", "cpu", "--threads", "1",
+		"--bundle", tiny, "--baseline", tiny, "--frames", "1", "--active", "0.75,0.5,0.25", "--json", "--images", filepath.Join(repo, "testdata/images/street.png")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	if !slices.Equal(rep.SyntheticMasks, []float64{0.75, 0.5, 0.25}) {
+		t.Errorf("synthetic_masks %v", rep.SyntheticMasks)
+	}
+	for k, want := range []float64{0, 0.25, 0.5, 0.75} {
+		if math.Abs(rep.Frozen[k]-want) > 1.0/512 {
+			t.Errorf("stage %d froze %v, want %v", k+1, rep.Frozen[k], want)
+		}
+	}
+	if rep.CountedRatio != 1 || rep.Realized != nil || rep.FrameRatio <= 0 || rep.GMACs <= 0 {
+		t.Errorf("counted ratio %v, realized %v, frame ratio %v, GMACs %v; want 1, absent, > 0, > 0", rep.CountedRatio, rep.Realized, rep.FrameRatio, rep.GMACs)
+	}
+	if rep.Ran[1]["masked"] != 1 {
+		t.Errorf("stage 2 ran %v, want masked once", rep.Ran[1])
 	}
 }

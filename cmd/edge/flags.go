@@ -87,6 +87,7 @@ const (
 	flagBaseline  = "baseline"
 	flagJSON      = "json"
 	flagBlocks    = "blocks"
+	flagActive    = "active"
 	flagSimSeed   = "sim-seed"
 	flagSimFrames = "sim-frames"
 	flagSimPeriod = "sim-period"
@@ -244,6 +245,7 @@ func benchFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagImages, Value: "testdata/images/street.png", Usage: "frames to run: a file, directory or glob", EnvVars: env(flagImages)},
 		&cli.StringFlag{Name: flagBaseline, Usage: "a second bundle (e.g. the rh model) timed on the same frames in the same run; reports frame_ratio", EnvVars: env(flagBaseline)},
 		&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object", EnvVars: env(flagJSON)},
+		&cli.StringFlag{Name: flagActive, Usage: "time at an operating point: synthetic clustered masks (seeded) computing these fractions before stages 2, 3, … (e.g. 0.82,0.63,0.38), for every bundle timed", EnvVars: env(flagActive)},
 		&cli.StringFlag{Name: flagBlocks, Usage: "instead of timing, report the pixel- and block-level active fractions per exit over --images, for these block sizes (e.g. 8,16,32)", EnvVars: env(flagBlocks)},
 	}
 }
