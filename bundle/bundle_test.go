@@ -3,6 +3,7 @@ package bundle
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,28 @@ func TestParseRejectsBrokenManifests(t *testing.T) {
 			stage(m, 1)["macs"].(map[string]any)["masked"] = map[string]any{"x": map[string]any{"macs": 1, "out_channels": 1}}
 		}, "stages[1].macs.masked.x", "output stride"},
 		{"trailing data", nil, "", "trailing data"},
+		// Numbers out of bounds: each would crash or wrap at start-up.
+		{"257 labels", func(m map[string]any) {
+			var l []any
+			for i := range 257 {
+				l = append(l, map[string]any{"name": fmt.Sprint("c", i), "color": []any{0, 0, 0}})
+			}
+			m["labels"] = l
+		}, "labels", "at most 256"},
+		{"huge input", func(m map[string]any) { m["input"].(map[string]any)["shape"] = []any{1, 3, 1 << 20, 1 << 20} }, "input.shape", "1..8192"},
+		{"huge scale", func(m map[string]any) { m["input"].(map[string]any)["scale"] = 1e30 }, "input.scale", "up to"},
+		{"huge mean", func(m map[string]any) { m["input"].(map[string]any)["mean"] = []any{0, 1e30, 0} }, "input.mean[1]", "[-1e+06, 1e+06]"},
+		{"probability threshold above 1", func(m map[string]any) { m["confidence"].(map[string]any)["threshold"] = 1.5 }, "confidence.threshold", "[0, 1]"},
+		{"huge MACs", func(m map[string]any) { stage(m, 0)["macs"].(map[string]any)["fixed"] = int64(1) << 62 }, "stages[0].macs.fixed", "0..1125899906842624"},
+		{"huge stride key", func(m map[string]any) {
+			stage(m, 1)["macs"].(map[string]any)["masked"] = map[string]any{"1000000": map[string]any{"macs": 1, "out_channels": 1}}
+		}, "stages[1].macs.masked.1000000", "1..8192"},
+		{"too many stages", func(m map[string]any) {
+			for range MaxStages {
+				m["stages"] = append(m["stages"].([]any), stage(m, 1))
+			}
+		}, "stages", "at most 64"},
+		{"opset", func(m map[string]any) { m["provenance"] = map[string]any{"opset": -1} }, "provenance.opset", "0..1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -243,4 +266,27 @@ func TestLoadRefusesDevicesAndFIFOs(t *testing.T) {
 			t.Errorf("got %v, want %q", err, tt.want)
 		}
 	}
+}
+
+// TestBucketsAreBoundedByTheGrid: a bucket larger than the grid's cell
+// count made start-up allocate tables for it (and crash when huge).
+func TestBucketsAreBoundedByTheGrid(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/bundles/tiny-blocks/bundle.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	for i := range m["stages"].([]any) {
+		if b, ok := stage(m, i)["blocks"].(map[string]any); ok {
+			b["buckets"] = []any{8, 16, 1 << 40}
+			raw, _ = json.Marshal(m)
+			_, err := Parse("x/bundle.json", raw)
+			if want := fmt.Sprintf("stages[%d].blocks.buckets[2]: got 1099511627776, want at most the grid's 32 cells", i); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %v, want %q", err, want)
+			}
+			return
+		}
+	}
+	t.Fatal("tiny-blocks has no blocks stage")
 }

@@ -3,11 +3,32 @@ package bundle
 import (
 	"fmt"
 	"maps"
-	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+)
+
+// Bounds on a manifest's numbers (docs/bundle.md), so that a bundle cannot
+// make the runtime allocate without limit, overflow a count or wrap a label.
+const (
+	// MaxInputSide bounds the input tensor's height and width.
+	MaxInputSide = 8192
+	// MaxLabels bounds labels and keypoint names: label maps and label
+	// PNGs hold one byte per pixel.
+	MaxLabels = 256
+	// MaxStages bounds the number of stages (exits).
+	MaxStages = 64
+	// MaxMACs bounds every MAC and channel count (2^50, about 10^15), so
+	// their sums cannot overflow.
+	MaxMACs = 1 << 50
+	// MaxInputValue bounds |input.scale|, |input.mean| and input.std.
+	MaxInputValue = 1e6
+	// MaxHeatmapThreshold bounds |confidence.threshold| of heatmap_peak;
+	// max_softmax thresholds are probabilities, 0 to 1.
+	MaxHeatmapThreshold = 1e6
+	// MaxOpset bounds provenance.opset.
+	MaxOpset = 1000
 )
 
 // validator collects the first rule a manifest breaks.
@@ -40,6 +61,9 @@ func (m *Manifest) validate(file string) error {
 	m.validateTask(v)
 	m.validateConfidence(v)
 	m.validateStages(v)
+	if p := m.Provenance; p != nil && (p.Opset < 0 || p.Opset > MaxOpset) {
+		v.fail("provenance.opset", "got %d, want 0..%d", p.Opset, MaxOpset)
+	}
 	return v.err
 }
 
@@ -48,14 +72,15 @@ func (m *Manifest) validateInput(v *validator) {
 	if in.Tensor == "" {
 		v.fail("input.tensor", "missing")
 	}
-	if len(in.Shape) != 4 || in.Shape[0] != 1 || in.Shape[1] != 3 || in.Shape[2] <= 0 || in.Shape[3] <= 0 {
-		v.fail("input.shape", "got %v, want [1, 3, H, W] with H, W > 0", in.Shape)
+	if len(in.Shape) != 4 || in.Shape[0] != 1 || in.Shape[1] != 3 || in.Shape[2] <= 0 || in.Shape[3] <= 0 ||
+		in.Shape[2] > MaxInputSide || in.Shape[3] > MaxInputSide {
+		v.fail("input.shape", "got %v, want [1, 3, H, W] with H, W in 1..%d", in.Shape, MaxInputSide)
 	}
 	if in.Color != "rgb" && in.Color != "bgr" {
 		v.fail("input.color", "got %q, want \"rgb\" or \"bgr\"", in.Color)
 	}
-	if !(in.Scale > 0) || isInf(in.Scale) {
-		v.fail("input.scale", "got %v, want a positive finite number", in.Scale)
+	if !(in.Scale > 0 && in.Scale <= MaxInputValue) {
+		v.fail("input.scale", "got %v, want a positive number up to %g", in.Scale, MaxInputValue)
 	}
 	if len(in.Mean) != 3 {
 		v.fail("input.mean", "got %d values, want 3", len(in.Mean))
@@ -64,13 +89,13 @@ func (m *Manifest) validateInput(v *validator) {
 		v.fail("input.std", "got %d values, want 3", len(in.Std))
 	}
 	for i, s := range in.Std {
-		if !(s > 0) || isInf(s) {
-			v.fail(fmt.Sprintf("input.std[%d]", i), "got %v, want a positive finite number", s)
+		if !(s > 0 && s <= MaxInputValue) {
+			v.fail(fmt.Sprintf("input.std[%d]", i), "got %v, want a positive number up to %g", s, MaxInputValue)
 		}
 	}
 	for i, x := range in.Mean {
-		if isInf(x) || x != x {
-			v.fail(fmt.Sprintf("input.mean[%d]", i), "got %v, want a finite number", x)
+		if !(x >= -MaxInputValue && x <= MaxInputValue) {
+			v.fail(fmt.Sprintf("input.mean[%d]", i), "got %v, want a number in [-%g, %g]", x, MaxInputValue, MaxInputValue)
 		}
 	}
 }
@@ -92,6 +117,8 @@ func (m *Manifest) validateTask(v *validator) {
 		}
 		if len(k.Names) == 0 {
 			v.fail("keypoints.names", "missing")
+		} else if len(k.Names) > MaxLabels {
+			v.fail("keypoints.names", "got %d joints, want at most %d", len(k.Names), MaxLabels)
 		}
 		if len(m.Labels) != 0 && len(m.Labels) != len(k.Names) {
 			v.fail("labels", "got %d labels for %d keypoints (leave labels empty or give one per keypoint)", len(m.Labels), len(k.Names))
@@ -106,6 +133,9 @@ func (m *Manifest) validateTask(v *validator) {
 		}
 	default:
 		v.fail("task", "got %q, want %q or %q", m.Task, TaskSegmentation, TaskKeypoints)
+	}
+	if len(m.Labels) > MaxLabels {
+		v.fail("labels", "got %d labels, want at most %d (label maps and label PNGs hold one byte per pixel)", len(m.Labels), MaxLabels)
 	}
 	seen := map[string]bool{}
 	for i, l := range m.Labels {
@@ -133,14 +163,22 @@ func (m *Manifest) validateConfidence(v *validator) {
 	default:
 		v.fail("confidence.criterion", "got %q, want %q or %q", c.Criterion, CriterionMaxSoftmax, CriterionHeatmapPeak)
 	}
-	if isInf(c.Threshold) || c.Threshold != c.Threshold {
-		v.fail("confidence.threshold", "got %v, want a finite number", c.Threshold)
+	lo, hi := float32(-MaxHeatmapThreshold), float32(MaxHeatmapThreshold)
+	if c.Criterion == CriterionMaxSoftmax {
+		lo, hi = 0, 1
+	}
+	if !(c.Threshold >= lo && c.Threshold <= hi) {
+		v.fail("confidence.threshold", "got %v, want a number in [%g, %g]", c.Threshold, lo, hi)
 	}
 }
 
 func (m *Manifest) validateStages(v *validator) {
 	if len(m.Stages) == 0 {
 		v.fail("stages", "a bundle needs at least one stage")
+		return
+	}
+	if len(m.Stages) > MaxStages {
+		v.fail("stages", "got %d stages, want at most %d", len(m.Stages), MaxStages)
 		return
 	}
 	names := map[string]bool{}
@@ -257,9 +295,17 @@ func (m *Manifest) validateBlocks(v *validator, i int, s Stage, files map[string
 	if len(b.Buckets) == 0 {
 		v.fail(at+".buckets", "missing")
 	}
+	cells := 0 // G, the grid's cell count: no bucket needs more
+	if b.Size > 0 && len(m.Input.Shape) == 4 && m.OutputStride > 0 {
+		rows, cols := b.Grid(m.OutputSize())
+		cells = rows * cols
+	}
 	for j, n := range b.Buckets {
-		if n <= 0 || (j > 0 && n <= b.Buckets[j-1]) {
+		switch {
+		case n <= 0 || (j > 0 && n <= b.Buckets[j-1]):
 			v.fail(fmt.Sprintf("%s.buckets[%d]", at, j), "got %d, want positive and ascending", n)
+		case cells > 0 && n > cells:
+			v.fail(fmt.Sprintf("%s.buckets[%d]", at, j), "got %d, want at most the grid's %d cells", n, cells)
 		}
 	}
 	switch {
@@ -291,20 +337,20 @@ func (m *Manifest) validateBlocks(v *validator, i int, s Stage, files map[string
 }
 
 func validateMACs(v *validator, at string, s Stage) {
-	if s.MACs.Fixed < 0 {
-		v.fail(at+".macs.fixed", "got %d, want ≥ 0", s.MACs.Fixed)
+	if s.MACs.Fixed < 0 || s.MACs.Fixed > MaxMACs {
+		v.fail(at+".macs.fixed", "got %d, want 0..%d", s.MACs.Fixed, int64(MaxMACs))
 	}
 	if s.Mode == ModeDense && len(s.MACs.Masked) != 0 {
 		v.fail(at+".macs.masked", "a dense stage has no masked convolutions")
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.MACs.Masked)) {
 		f := at + ".macs.masked." + k
-		if stride, err := strconv.Atoi(k); err != nil || stride <= 0 {
-			v.fail(f, "key %q is not a positive output stride", k)
+		if stride, err := strconv.Atoi(k); err != nil || stride <= 0 || stride > MaxInputSide {
+			v.fail(f, "key %q is not an output stride in 1..%d", k, MaxInputSide)
 		}
 		mm := s.MACs.Masked[k]
-		if mm.MACs < 0 || mm.OutChannels < 0 {
-			v.fail(f, "got macs %d, out_channels %d, want both ≥ 0", mm.MACs, mm.OutChannels)
+		if mm.MACs < 0 || mm.OutChannels < 0 || mm.MACs > MaxMACs || mm.OutChannels > MaxMACs {
+			v.fail(f, "got macs %d, out_channels %d, want both 0..%d", mm.MACs, mm.OutChannels, int64(MaxMACs))
 		}
 	}
 }
@@ -322,5 +368,3 @@ func (m *Manifest) Channels() int {
 func (m *Manifest) OutputSize() (h, w int) {
 	return m.Input.Height() / m.OutputStride, m.Input.Width() / m.OutputStride
 }
-
-func isInf(x float32) bool { return math.IsInf(float64(x), 0) }

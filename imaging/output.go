@@ -12,7 +12,8 @@ import (
 )
 
 // Argmax writes into labels[p] the channel with the largest value of logits
-// ([C][len(labels)]) at pixel p.
+// ([C][len(labels)]) at pixel p. C is at most 256 (bundle.MaxLabels: a validated
+// bundle has no more labels), so every channel fits the 8-bit label map.
 func Argmax(labels []uint8, logits []float32) {
 	hw := len(labels)
 	best := make([]float32, hw)
