@@ -461,21 +461,29 @@ func (e blockingEngine) Run(ctx context.Context, i int) error {
 	return ctx.Err()
 }
 
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
 // slowEngine makes the sparse graph cost per block and the dense twin a
-// fixed amount, to check the dispatcher's break-even.
+// fixed amount of the executor's clock, to check the dispatcher's
+// break-even.
 type slowEngine struct {
 	*enginestest.Fake
+	clock           *fakeClock
 	perBlock, dense time.Duration
 }
 
 func (e slowEngine) RunBlocks(ctx context.Context, i, bucket int) error {
-	time.Sleep(time.Duration(bucket) * e.perBlock)
+	e.clock.advance(time.Duration(bucket) * e.perBlock)
 	return e.Fake.RunBlocks(ctx, i, bucket)
 }
 
 func (e slowEngine) Run(ctx context.Context, i int) error {
 	if i == 1 {
-		time.Sleep(e.dense)
+		e.clock.advance(e.dense)
 	}
 	return e.Fake.Run(ctx, i)
 }
@@ -484,9 +492,10 @@ func TestCalibrateSetsTheBreakEven(t *testing.T) {
 	b := blocksBundle()
 	f := enginestest.NewFake(4, 3*testH*testW, testChannels, testHW)
 	// Blocks cost 2 ms each, the twin 11 ms: buckets 2 (4 ms) and 4 (8 ms)
-	// win, 8 (16 ms) loses, by margins far above scheduling noise.
-	e := slowEngine{Fake: f, perBlock: 2 * time.Millisecond, dense: 11 * time.Millisecond}
-	x, err := New(b, e, Config{})
+	// win, 8 (16 ms) loses.
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	e := slowEngine{Fake: f, clock: clock, perBlock: 2 * time.Millisecond, dense: 11 * time.Millisecond}
+	x, err := New(b, e, Config{Now: clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,6 +505,9 @@ func TestCalibrateSetsTheBreakEven(t *testing.T) {
 	}
 	if len(cal) != 1 || cal[0].Stage != 1 || cal[0].MaxBucket != 4 {
 		t.Fatalf("calibration %+v, want stage 1 with max bucket 4", cal)
+	}
+	if cal[0].Dense != 11*time.Millisecond || cal[0].Blocks[2] != 4*time.Millisecond || cal[0].Blocks[8] != 16*time.Millisecond {
+		t.Errorf("measured %+v, want the engine's costs exactly", cal[0])
 	}
 	if x.maxBucket[1].Load() != 4 {
 		t.Errorf("dispatcher not set: %d", x.maxBucket[1].Load())
