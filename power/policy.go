@@ -32,15 +32,24 @@ type Config struct {
 	Limits Limits
 	// HalfLife of the cost model in observations (DefaultHalfLife if 0).
 	HalfLife float64
-	// State supplies temperatures and throttle state (a Recorder). Nil: the
-	// thermal limits have nothing to act on and never halt a frame.
+	// State supplies temperatures and throttle state (a Recorder). While
+	// thermal limits are set and no fresh temperature is known (State nil,
+	// no reading yet, a reading older than StaleAfter, or one without a
+	// temperature), the policy fails safe: frames halt at exit 1 for the
+	// thermal reason, Check.ThermalUnknown says why, and OnThermalUnknown
+	// is told.
 	State Latest
+	// OnThermalUnknown, when set, is called when the policy starts failing
+	// safe for want of a temperature (why says what is missing) and when it
+	// stops (why is empty). It is called from Continue, outside the
+	// policy's lock, and must not block.
+	OnThermalUnknown func(why string)
 	// Window measures energy for the power cap (a Recorder). Nil, or when it
 	// cannot cover the window: the policy's own ledger of stage energies
 	// plus Device.IdleW between frames.
 	Window EnergyWindow
-	// StaleAfter ignores a State reading older than this relative to the
-	// frame's clock (default 10 s).
+	// StaleAfter is the age, relative to the frame's clock, beyond which a
+	// State reading is stale (default 10 s).
 	StaleAfter time.Duration
 	// DeadlineZ and EnergyZ are the safety margins (defaults above when
 	// zero and negative respectively).
@@ -62,6 +71,8 @@ type Policy struct {
 	idleW      float64
 	staleAfter time.Duration
 	zT, zE     float64
+	onThermal  func(string)
+	thermalWhy string // the last ThermalUnknown reported to onThermal
 
 	frameStart   time.Time
 	frameElapsed time.Duration // sum of this frame's stage durations
@@ -99,6 +110,9 @@ type Check struct {
 	// unlimited) and TempC the effective temperature used (0 when none).
 	ThermalExits int
 	TempC        float64
+	// ThermalUnknown is set when thermal limits are set but no fresh
+	// temperature is known: why the frame was held to exit 1.
+	ThermalUnknown string
 	// TokensJ is the power cap's bucket forecast at the end of the stage;
 	// negative means the cap would be broken (0 without a power cap).
 	TokensJ float64
@@ -125,6 +139,7 @@ func NewPolicy(cfg Config) (*Policy, error) {
 		staleAfter: cfg.StaleAfter,
 		zT:         cfg.DeadlineZ,
 		zE:         cfg.EnergyZ,
+		onThermal:  cfg.OnThermalUnknown,
 	}
 	if p.staleAfter <= 0 {
 		p.staleAfter = 10 * time.Second
@@ -216,7 +231,10 @@ func (p *Policy) refill(now time.Time) {
 		return
 	}
 	used := p.windowEnergy(p.bucketT, now)
-	p.tokens = min(depth, p.tokens+capW*now.Sub(p.bucketT).Seconds()-used)
+	// The debt is bounded by one window's allowance: an overshoot beyond
+	// it (a meter fault) delays frames for at most about one window, not
+	// for as long as the absurd energy would take to repay.
+	p.tokens = max(min(depth, p.tokens+capW*now.Sub(p.bucketT).Seconds()-used), -capW*p.limits.window().Seconds())
 	p.bucketT = now
 }
 
@@ -270,7 +288,13 @@ func (p *Policy) stageEnergyRange() (least, most float64) {
 func (p *Policy) StageDone(c anytime.StageCost) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	energyOK := c.EnergySource != ""
+	// An energy no device could have drawn over the stage is a meter
+	// fault: the stage counts as unmetered rather than teaching the model
+	// and the budget an absurd cost.
+	energyOK := c.EnergySource != "" && c.EnergyJ >= 0 && c.EnergyJ <= MaxPowerW*c.Duration.Seconds()
+	if !energyOK {
+		c.EnergyJ = 0
+	}
 	p.model.Observe(c.Stage, c.ActiveFraction, c.Duration, c.EnergyJ, energyOK)
 	start := p.frameStart.Add(p.frameElapsed)
 	p.frameElapsed += c.Duration
@@ -296,7 +320,19 @@ func (p *Policy) StageDone(c anytime.StageCost) {
 // forecast breaks is the reason.
 func (p *Policy) Continue(pr anytime.Progress) anytime.Decision {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	d := p.decide(pr)
+	why := p.last.ThermalUnknown
+	changed := why != p.thermalWhy
+	p.thermalWhy = why
+	p.mu.Unlock()
+	if changed && p.onThermal != nil {
+		p.onThermal(why)
+	}
+	return d
+}
+
+// decide is Continue under the lock.
+func (p *Policy) decide(pr anytime.Progress) anytime.Decision {
 	l := p.limits
 	next := pr.Next
 	stages := pr.Stages
@@ -323,18 +359,14 @@ func (p *Policy) Continue(pr anytime.Progress) anytime.Decision {
 	now := start.Add(pr.Elapsed)
 
 	exits, hard, tempC := stages, false, 0.0
-	if (l.ThermalSoftC > 0 || l.ThermalHardC > 0) && p.state != nil {
-		if r, ok := p.state.Latest(); ok && (r.Time.IsZero() || now.Sub(r.Time) <= p.staleAfter) {
-			t, _, haveT := r.HottestC()
-			throttled := r.Throttle != nil && r.Throttle.Active && (r.Throttle.Thermal || r.Throttle.Power)
-			if haveT || throttled {
-				if !haveT {
-					// No sensor but throttling: start from the band's floor.
-					t = l.ThermalSoftC - bandOf(l)
-				}
-				exits, hard = l.ThermalExits(stages, t, throttled)
-				tempC = t
-			}
+	if l.ThermalSoftC > 0 || l.ThermalHardC > 0 {
+		t, throttled, why := p.temperature(now)
+		if why != "" {
+			// Fail safe: without a temperature the device may be hot.
+			exits, c.ThermalUnknown = 1, why
+		} else {
+			exits, hard = l.ThermalExits(stages, t, throttled)
+			tempC = t
 		}
 	}
 	c.ThermalExits, c.TempC = exits, tempC
@@ -372,6 +404,29 @@ func (p *Policy) Continue(pr anytime.Progress) anytime.Decision {
 		}
 	}
 	return decide(anytime.Decision{Continue: true})
+}
+
+// temperature returns the hottest temperature at now and whether the
+// hardware reports thermal or power throttling, or why it is not known: no
+// State, no reading yet, a stale reading or one without a temperature. The
+// reasons are stable strings, so a change of them is a change of state.
+func (p *Policy) temperature(now time.Time) (tempC float64, throttled bool, why string) {
+	if p.state == nil {
+		return 0, false, "no temperature source"
+	}
+	r, ok := p.state.Latest()
+	switch {
+	case !ok:
+		return 0, false, "no reading yet"
+	case !r.Time.IsZero() && now.Sub(r.Time) > p.staleAfter:
+		return 0, false, fmt.Sprintf("the last reading is older than %v", p.staleAfter)
+	}
+	t, _, haveT := r.HottestC()
+	if !haveT {
+		return 0, false, "no temperature in the last reading"
+	}
+	throttled = r.Throttle != nil && r.Throttle.Active && (r.Throttle.Thermal || r.Throttle.Power)
+	return t, throttled, ""
 }
 
 // energyMargin is the safety margin on a stage's forecast energy: EnergyZ

@@ -1,6 +1,7 @@
 package power
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -85,8 +86,15 @@ func TestPolicyDecisions(t *testing.T) {
 			anytime.Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
 		{"without throttling the same heat is fine", Limits{ThermalSoftC: 80, ThermalHardC: 90, ThrottleDerateC: 10}, hot(65, false),
 			anytime.Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
-		{"stale reading ignored", Limits{ThermalHardC: 90}, hot(95, false),
-			anytime.Progress{Next: 1, Stages: 4, Start: t0.Add(time.Minute), ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
+		// Without a fresh temperature the device may be hot: exit 1 only.
+		{"stale reading fails safe", Limits{ThermalHardC: 90}, hot(50, false),
+			anytime.Progress{Next: 1, Stages: 4, Start: t0.Add(time.Minute), ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
+		{"no temperature source fails safe", Limits{ThermalSoftC: 80}, nil,
+			anytime.Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
+		{"a reading without temperatures fails safe", Limits{ThermalSoftC: 80}, fixed{Reading{Time: t0}},
+			anytime.Progress{Next: 1, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
+		{"no thermal limits need no temperature", Limits{MaxExit: 4}, nil,
+			anytime.Progress{Next: 3, Stages: 4, ActiveFraction: 0.5}, anytime.Decision{Continue: true}},
 		{"hard thermal wins over the deadline", Limits{ThermalHardC: 90, Deadline: time.Millisecond}, hot(95, false),
 			anytime.Progress{Next: 1, Stages: 4, Start: t0, Elapsed: time.Second, ActiveFraction: 0.5}, anytime.Decision{Reason: anytime.ReasonThermal}},
 	}
@@ -331,5 +339,110 @@ func TestPolicyOverRecorder(t *testing.T) {
 		Temps: []Temp{{Zone: "gpu", C: 91, Source: SourceNVML}}})
 	if d := p.Continue(anytime.Progress{Next: 1, Stages: 4, Start: at(1000), Elapsed: 50 * time.Millisecond, ActiveFraction: 0.5}); d.Reason != anytime.ReasonThermal {
 		t.Errorf("at 91 °C with a 90 °C hard limit: %+v, want thermal", d)
+	}
+}
+
+// latest is a Latest whose reading the test changes.
+type latest struct {
+	mu sync.Mutex
+	r  Reading
+	ok bool
+}
+
+func (l *latest) Latest() (Reading, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r, l.ok
+}
+
+func (l *latest) set(r Reading) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.r, l.ok = r, true
+}
+
+// TestThermalUnknownIsSaidOnce: the policy says when it starts failing safe
+// for want of a temperature, why, and when it stops; not on every frame.
+func TestThermalUnknownIsSaidOnce(t *testing.T) {
+	state := &latest{}
+	var said []string
+	p, err := NewPolicy(Config{
+		Stages: testSeeds, Device: DeviceSeed{GMACsPerSecond: 100, JoulesPerGMAC: 0.1},
+		Limits: Limits{ThermalSoftC: 80, ThermalHardC: 90}, State: state,
+		OnThermalUnknown: func(why string) { said = append(said, why) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := func(sec int) anytime.Decision {
+		start := t0.Add(time.Duration(sec) * time.Second)
+		p.StartFrame(start)
+		return p.Continue(anytime.Progress{Next: 1, Stages: 4, Start: start, ActiveFraction: 0.5})
+	}
+	for sec := range 3 {
+		if d := frame(sec); d.Reason != anytime.ReasonThermal || p.LastCheck().ThermalUnknown != "no reading yet" {
+			t.Fatalf("before any reading: %+v, check %+v; want a thermal halt saying why", d, p.LastCheck())
+		}
+	}
+	state.set(Reading{Time: t0.Add(3 * time.Second), Temps: []Temp{{Zone: "tj", C: 50, Source: SourceSysfs}}})
+	if d := frame(3); !d.Continue {
+		t.Fatalf("at 50 °C: %+v, want continue", d)
+	}
+	if d := frame(30); d.Reason != anytime.ReasonThermal { // the sensor went quiet
+		t.Fatalf("27 s after the last reading: %+v, want a thermal halt", d)
+	}
+	want := []string{"no reading yet", "", "the last reading is older than 10s"}
+	if !slices.Equal(said, want) {
+		t.Errorf("said %q, want %q", said, want)
+	}
+}
+
+// TestPowerCapNotPinnedByOneAbsurdSample: a meter that once reports an
+// energy no device could use (a rail current near the int64 maximum) used
+// to leave the bucket so deep in debt that a 10 W cap held every frame at
+// exit 1 for minutes. The debt is bounded by one window's allowance.
+func TestPowerCapNotPinnedByOneAbsurdSample(t *testing.T) {
+	w := &absurdOnce{}
+	p, err := NewPolicy(Config{
+		Stages: testSeeds, Device: DeviceSeed{GMACsPerSecond: 100, JoulesPerGMAC: 0.1},
+		Limits: Limits{PowerCapW: 10, PowerWindow: 5 * time.Second}, Window: w,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deep := 0
+	for f := 0; f < 200; f++ { // 100 ms apart: 20 s
+		start := t0.Add(time.Duration(f) * 100 * time.Millisecond)
+		p.StartFrame(start)
+		if p.Continue(anytime.Progress{Next: 1, Stages: 4, Start: start, ActiveFraction: 0.5}).Continue && start.After(t0.Add(6*time.Second)) {
+			deep++
+		}
+	}
+	if deep == 0 {
+		t.Errorf("no frame went past exit 1 in the 14 s after the absurd sample; want the cap to recover within about one 5 s window")
+	}
+}
+
+// absurdOnce is an EnergyWindow whose first interval holds 9e15 J, then 1 W.
+type absurdOnce struct{ n int }
+
+func (a *absurdOnce) EnergyBetween(t0, t1 time.Time) (float64, Source, bool) {
+	a.n++
+	if a.n == 1 {
+		return 9e15, SourceJetson, true
+	}
+	return t1.Sub(t0).Seconds(), SourceJetson, true
+}
+
+// TestStageDoneIgnoresImpossibleEnergy: a stage "using" 1 MJ in 20 ms is a
+// meter fault; it must not teach the cost model.
+func TestStageDoneIgnoresImpossibleEnergy(t *testing.T) {
+	p := testPolicy(t, Limits{}, nil)
+	teach(p, 20, 0.5)
+	before := p.Predict(1, 0.5).EnergyJ
+	p.StartFrame(t0.Add(time.Hour))
+	p.StageDone(anytime.StageCost{Stage: 1, ActiveFraction: 0.5, Duration: 20 * time.Millisecond, EnergyJ: 1e6, EnergySource: SourceJetson})
+	if after := p.Predict(1, 0.5).EnergyJ; after > 2*before {
+		t.Errorf("forecast went from %.3g J to %.3g J after one impossible sample", before, after)
 	}
 }

@@ -2,6 +2,9 @@ package power
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"slices"
 	"time"
 )
 
@@ -130,4 +133,54 @@ type Latest interface {
 // false when the readings do not cover the interval.
 type EnergyWindow interface {
 	EnergyBetween(t0, t1 time.Time) (joules float64, src Source, ok bool)
+}
+
+// Physical bounds of a reading. A value outside them (or not finite) is a
+// sensor or driver fault, not a measurement: DropImplausible makes it
+// absent, with the reason in Missing.
+const (
+	// MaxPowerW bounds total, rail and limit power: above any board or GPU.
+	MaxPowerW = 2000.0
+	// MinTempC and MaxTempC bound temperatures: colder than any device
+	// runs, hotter than any silicon survives.
+	MinTempC = -70.0
+	MaxTempC = 200.0
+)
+
+// DropImplausible makes every value outside the physical bounds absent and
+// records why in Missing, so that one absurd sample (a rail current near the
+// int64 maximum, a temperature of 2 million °C) is never taken as a
+// measurement.
+func (r *Reading) DropImplausible() {
+	watts := func(w float64) bool { return w >= 0 && w <= MaxPowerW }
+	if r.TotalW.OK() && !watts(r.TotalW.V) {
+		r.Miss("total_w", fmt.Sprintf("%g W outside 0..%g W", r.TotalW.V, MaxPowerW))
+		r.TotalW, r.TotalFrom = Value{}, ""
+	}
+	if r.LimitW.OK() && !watts(r.LimitW.V) {
+		r.Miss("limit_w", fmt.Sprintf("%g W outside 0..%g W", r.LimitW.V, MaxPowerW))
+		r.LimitW = Value{}
+	}
+	if r.EnergyJ.OK() && !(r.EnergyJ.V >= 0 && !math.IsInf(r.EnergyJ.V, 0)) {
+		r.Miss("energy_j", fmt.Sprintf("counter reads %g J", r.EnergyJ.V))
+		r.EnergyJ = Value{}
+	}
+	if r.GPULoad.OK() && !(r.GPULoad.V >= 0 && r.GPULoad.V <= 100) {
+		r.Miss("gpu_load", fmt.Sprintf("%g%% outside 0..100%%", r.GPULoad.V))
+		r.GPULoad = Value{}
+	}
+	r.Rails = slices.DeleteFunc(r.Rails, func(rl Rail) bool {
+		if watts(rl.Watts) {
+			return false
+		}
+		r.Miss("rail "+rl.Name, fmt.Sprintf("%g W outside 0..%g W", rl.Watts, MaxPowerW))
+		return true
+	})
+	r.Temps = slices.DeleteFunc(r.Temps, func(t Temp) bool {
+		if t.C >= MinTempC && t.C <= MaxTempC {
+			return false
+		}
+		r.Miss("temp "+t.Zone, fmt.Sprintf("%g °C outside %g..%g °C", t.C, MinTempC, MaxTempC))
+		return true
+	})
 }

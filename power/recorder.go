@@ -3,7 +3,9 @@ package power
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -99,12 +101,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 // Add appends a reading, dropping the oldest when the ring is full. A
 // reading older than the newest one is dropped: the ring stays in time
-// order.
+// order. Values outside physical bounds are made absent first
+// (DropImplausible), and so is an energy counter that rose faster than
+// MaxPowerW since the previous reading.
 func (r *Recorder) Add(rd Reading) {
+	rd.Missing = slices.Clone(rd.Missing) // not the caller's array
+	rd.DropImplausible()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.n > 0 && rd.Time.Before(r.at(r.n-1).Time) {
 		return
+	}
+	if r.n > 0 && rd.EnergyJ.OK() && r.at(r.n-1).EnergyJ.OK() {
+		prev := r.at(r.n - 1)
+		dt := rd.Time.Sub(prev.Time).Seconds()
+		if rise := rd.EnergyJ.V - prev.EnergyJ.V; rise > MaxPowerW*max(dt, 0)+1 {
+			rd.Miss("energy_j", fmt.Sprintf("counter rose %g J in %.3g s (over %g W)", rise, dt, MaxPowerW))
+			rd.EnergyJ = Value{}
+		}
 	}
 	if r.n < len(r.ring) {
 		r.ring[(r.head+r.n)%len(r.ring)] = rd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -152,5 +153,26 @@ func TestRecorderStageEnergyAsksTheEstimator(t *testing.T) {
 	j, src, ok := r.StageEnergy(at(0), at(500), 4)
 	if !ok || src != SourceEstimate || !near(j, 2*0.5+0.5*4) {
 		t.Errorf("StageEnergy = %v, %q, %v; want 3 J estimate", j, src, ok)
+	}
+}
+
+// TestRecorderDropsImplausibleValues: values outside physical bounds never
+// reach the policy as measurements, and neither does a counter jump.
+func TestRecorderDropsImplausibleValues(t *testing.T) {
+	rec := NewRecorder(&script{}, RecorderOptions{})
+	rec.Add(Reading{Time: at(0), TotalW: Measured(10, SourceNVML), EnergyJ: Measured(100, SourceNVML)})
+	rec.Add(Reading{Time: at(100), TotalW: Measured(9.2e15, SourceJetson), EnergyJ: Measured(1e12, SourceNVML),
+		Temps: []Temp{{Zone: "cpu", C: 2e6, Source: SourceSysfs}, {Zone: "gpu", C: 55, Source: SourceSysfs}},
+		Rails: []Rail{{Name: "VDD_IN", Watts: math.Inf(1), Source: SourceJetson}}, GPULoad: Measured(-3, SourceSysfs)})
+	r, _ := rec.Latest()
+	if r.TotalW.OK() || r.EnergyJ.OK() || r.GPULoad.OK() || len(r.Rails) != 0 || len(r.Temps) != 1 || r.Temps[0].Zone != "gpu" {
+		t.Fatalf("kept implausible values: %+v", r)
+	}
+	var fields []string
+	for _, m := range r.Missing {
+		fields = append(fields, m.Field)
+	}
+	if want := []string{"total_w", "gpu_load", "rail VDD_IN", "temp cpu", "energy_j"}; !slices.Equal(fields, want) {
+		t.Errorf("missing %q, want %q", fields, want)
 	}
 }

@@ -19,6 +19,14 @@ import (
 // not a Jetson, or its power monitor is not exposed.
 var ErrNoRails = errors.New("no readable INA3221 rail")
 
+// Physical bounds of an INA3221 channel: its bus input is at most 26 V and a
+// Jetson module draws at most tens of amps. A reading outside them is a
+// sensor or driver fault and is dropped as missing.
+const (
+	maxRailMV = 26000
+	maxRailMA = 50000
+)
+
 // Total-power rails, in order of preference: the module's input.
 var totalRails = []string{"VDD_IN", "POM_5V_IN"}
 
@@ -198,8 +206,8 @@ func (s *Sampler) Sample(ctx context.Context) (power.Reading, error) {
 			r.Miss("rail "+rl.name, err.Error())
 			continue
 		}
-		if mv < 0 || ma < 0 {
-			r.Miss("rail "+rl.name, fmt.Sprintf("negative reading %d mV, %d mA", mv, ma))
+		if mv < 0 || ma < 0 || mv > maxRailMV || ma > maxRailMA {
+			r.Miss("rail "+rl.name, fmt.Sprintf("%d mV, %d mA outside 0..%d mV, 0..%d mA (a sensor fault)", mv, ma, maxRailMV, maxRailMA))
 			continue
 		}
 		w := float64(mv) * float64(ma) / 1e6
@@ -231,6 +239,8 @@ func (s *Sampler) Sample(ctx context.Context) (power.Reading, error) {
 			r.Miss("temp "+z.name, "sensor offline (reads -256 °C)")
 		case mc == 0:
 			r.Miss("temp "+z.name, "reads 0 °C (a BPMP read failure)")
+		case mc < power.MinTempC*1000 || mc > power.MaxTempC*1000:
+			r.Miss("temp "+z.name, fmt.Sprintf("%g °C outside %g..%g °C (a sensor fault)", float64(mc)/1000, power.MinTempC, power.MaxTempC))
 		default:
 			r.Temps = append(r.Temps, power.Temp{Zone: z.name, C: float64(mc) / 1000, Source: power.SourceSysfs})
 		}
@@ -253,6 +263,7 @@ func (s *Sampler) Sample(ctx context.Context) (power.Reading, error) {
 
 	r.Mode = s.mode(&r)
 	r.Miss("throttle", "not exposed by Jetson sysfs")
+	r.DropImplausible()
 	return r, nil
 }
 

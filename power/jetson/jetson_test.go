@@ -260,3 +260,42 @@ func FuzzParsers(f *testing.F) {
 		}
 	})
 }
+
+// TestImplausibleValuesAreMissing: a rail current near the int64 maximum
+// and a zone at 2 million °C are sensor faults, absent with the reason, and
+// the total falls back to the rails that read sensibly.
+func TestImplausibleValuesAreMissing(t *testing.T) {
+	fsys := fstest.MapFS{}
+	dir := "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1/"
+	for f, v := range map[string]string{
+		"in1_label": "VDD_IN", "in1_input": "5000", "curr1_input": "9223372036854775000",
+		"in2_label": "VDD_SOC", "in2_input": "5000", "curr2_input": "200",
+		"in3_label": "VDD_GPU", "in3_input": "5000", "curr3_input": "400",
+	} {
+		fsys[dir+f] = &fstest.MapFile{Data: []byte(v + "\n")}
+	}
+	for zone, mc := range map[string]string{"0": "2000000000", "1": "45000"} {
+		fsys["sys/class/thermal/thermal_zone"+zone+"/type"] = &fstest.MapFile{Data: []byte("zone" + zone + "\n")}
+		fsys["sys/class/thermal/thermal_zone"+zone+"/temp"] = &fstest.MapFile{Data: []byte(mc + "\n")}
+	}
+	s, err := New(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Sample(context.Background())
+	if len(r.Rails) != 2 || r.TotalFrom != "sum of 2 of 3 rails" || math.Abs(r.TotalW.V-3) > 1e-9 {
+		t.Errorf("rails %+v, total %+v from %q; want VDD_IN dropped and 3 W from the others", r.Rails, r.TotalW, r.TotalFrom)
+	}
+	if c, zone, ok := r.HottestC(); !ok || c != 45 || zone != "zone1" {
+		t.Errorf("hottest %v °C in %q, want 45 °C in zone1 (zone0's 2e6 °C dropped)", c, zone)
+	}
+	var why []string
+	for _, m := range r.Missing {
+		if m.Field == "rail VDD_IN" || m.Field == "temp zone0" {
+			why = append(why, m.Field+": "+m.Reason)
+		}
+	}
+	if len(why) != 2 || !strings.Contains(strings.Join(why, "; "), "sensor fault") {
+		t.Errorf("missing %v, want VDD_IN and zone0 named as sensor faults", why)
+	}
+}
