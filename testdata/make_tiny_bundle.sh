@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 out=testdata/bundles/tiny
 rm -rf "$out"
 "$PYTHON" -m models.adpc.export --arch hrnet_tiny --variant adpc --seed 1 \
-    --height 64 --width 128 --threshold 0.8 --name tiny-adpc-random --out "$out"
+    --height 64 --width 128 --threshold 0.8 --mode masked --name tiny-adpc-random --out "$out"
 mkdir -p "$out/reference"
 "$PYTHON" -m models.adpc.sample --seed 7 --height 64 --width 128 --out "$out/reference/x.npy"
 "$PYTHON" -m models.adpc.infer --arch hrnet_tiny --variant adpc --seed 1 \

@@ -37,3 +37,12 @@ def default_threshold(variant: str) -> float:
     """0.998 (the paper's) for adpc; 1.0 (nothing frozen, the plain
     multi-exit model) for ee and rh."""
     return 0.998 if variant == "adpc" else 1.0
+
+
+def rh_twin(adpc: ADPCHRNet) -> ADPCHRNet:
+    """The rh model holding adpc's weights (its dense twin: the same network
+    without masks; the same as build(rh, seed) for a seeded adpc model)."""
+    rh = ADPCHRNet(adpc.cfg, "rh", adpc.num_classes)
+    keep = rh.state_dict().keys()
+    rh.load_state_dict({k: v for k, v in adpc.state_dict().items() if k in keep})
+    return rh.eval()

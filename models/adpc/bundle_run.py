@@ -5,7 +5,11 @@ what the Go executor does, for tests. It runs every exit (no halting).
 Blocks stages (docs/bundle.md) get the pixel mask ANDed with the previous
 one, widened to cells; they run their blocks graph with the active cells
 padded to the smallest bucket (the dense twin when none holds them, or
-always with twin=True), and copy aggregation uses the block mask."""
+always with twin=True), and copy aggregation uses the block mask.
+
+Sparse stages run the graph `path` names: `sparse` (index tables from
+`sparse_tables`, each padded with `pad` entries of -1), `masked`, or
+`dense` (the dense graph where the mask is all ones, else the sparse one)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import onnx
 
 from .blocks import Grid, bucket_for
 from .ort import Runtime
+from . import sparse_tables
 
 
 def max_softmax(logits: np.ndarray) -> np.ndarray:
@@ -28,7 +33,7 @@ def max_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional[Runtime] = None,
-               twin: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+               twin: bool = False, path: str = "sparse", pad: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Returns (merged logits per exit, uint8 masks fed to stages 2..K: the
     pixel masks)."""
     bundle = Path(bundle)
@@ -44,7 +49,7 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional
     for k, st in enumerate(man["stages"]):
         if k > 0:
             # A dense stage computes every pixel (as the Go executor does).
-            if st["mode"] == "masked":
+            if st["mode"] in ("masked", "sparse"):
                 mask = (max_softmax(merged[-1]) <= threshold).astype(np.uint8)
             elif st["mode"] == "blocks":
                 prev = mask if mask is not None else np.ones(merged[-1].shape[-2:], np.uint8)
@@ -68,13 +73,26 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional
                 by_source = {src: n for n, src in st["inputs"].items()}
                 ins = grid.inputs(ids, bucket_for(len(ids), buckets))
                 feeds[by_source["blocks"]], feeds[by_source["neighbours"]] = ins
-        for name, src in st["inputs"].items():
+        inputs = st["inputs"]
+        if st["mode"] == "sparse":
+            if path == "dense" and mask.all():  # type: ignore[union-attr]
+                file = st["sparse"]["dense"]["file"]
+                inputs = {n: s for n, s in inputs.items() if s.startswith("state:")}
+            elif path == "masked":
+                file = st["sparse"]["masked"]["file"]
+                inputs = {n: s for n, s in inputs.items() if s.startswith("state:")}
+                inputs[st["sparse"]["masked"]["mask"]] = "mask"
+            elif path in ("sparse", "dense"):
+                feeds.update(sparse_tables.feeds(st, mask, man["output_stride"], pad))
+            else:
+                raise ValueError(f"path {path!r}: want sparse, masked or dense")
+        for name, src in inputs.items():
             if src == "input":
                 feeds[name] = x
             elif src == "mask":
                 feeds[name] = mask[None, None].astype(np.float32)  # type: ignore[index]
-            elif src in ("blocks", "neighbours"):
-                pass  # set above (blocks graph only)
+            elif src in ("blocks", "neighbours") or src.startswith(("index:", "band:")):
+                pass  # set above
             else:
                 feeds[name] = state[src[len("state:"):]]
         sess = rt.session(bundle / file)

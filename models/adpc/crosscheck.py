@@ -5,8 +5,9 @@ ONNX Runtime through ctypes) for every configuration x variant.
     python3 -m models.adpc.crosscheck --runner ort         # no Go binary: ORT via ctypes
 
 For each arch (W48 at 128x256, W18-Small at 256x512) and variant (ee, rh,
-adpc): random weights (models.adpc.init) and a random input; a threshold is
-chosen so that 20-80% of the adpc model's pixels end frozen and no
+adpc; adpc both as masked stages and as sparse stages, the latter through
+the runner's sparse and dense dispatch): random weights (models.adpc.init)
+and a random input; a threshold is chosen so that 20-80% of the adpc model's pixels end frozen and no
 confidence lies within 3e-6 of it; each bundle is exported and run at that
 threshold; merged logits of every exit must agree within 1e-4 relative L2
 and masks must be identical except pixels whose confidence is within 1e-6 of
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from . import anytime, blocks
-from .build import build
+from .build import build, rh_twin
 from .export import export
 from .hrnet import ADPCHRNet
 from .init import random_image
@@ -48,7 +49,10 @@ MAX_FLIPS = 1e-4  # fraction of pixels
 FROZEN_RANGE = (0.2, 0.8)
 LOW_THRESHOLD = 0.05
 
-Runner = Callable[[Path, np.ndarray, float, Path], tuple[list[np.ndarray], list[np.ndarray]]]
+# A runner runs a bundle on an input at a threshold (work: scratch directory;
+# dispatch: how sparse stages run, "sparse" or "dense", the latter on the
+# dense graph where a mask is all ones) and returns (merged logits, masks).
+Runner = Callable[..., tuple[list[np.ndarray], list[np.ndarray]]]
 
 
 class Failure(AssertionError):
@@ -56,15 +60,16 @@ class Failure(AssertionError):
 
 
 def edge_runner(binary: str) -> Runner:
-    def run(bundle: Path, x: np.ndarray, threshold: float, work: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def run(bundle: Path, x: np.ndarray, threshold: float, work: Path,
+            dispatch: str = "sparse") -> tuple[list[np.ndarray], list[np.ndarray]]:
         xp = work / "x.npy"
         np.save(xp, x.astype("<f4"))
         dump = work / "dump"
         shutil.rmtree(dump, ignore_errors=True)
-        # Blocks stages run their sparse graphs (not the dense twins the
-        # dispatcher may prefer), so that the check covers them.
+        # Sparse and blocks stages run the path `dispatch` forces (not the
+        # one the auto dispatcher may prefer), so that the check covers it.
         cmd = [binary, "infer", "--bundle", str(bundle), "--providers", "cpu", "--threshold", repr(threshold),
-               "--dispatch", "sparse", "--tensor", str(xp), "--dump", str(dump)]
+               "--dispatch", dispatch, "--tensor", str(xp), "--dump", str(dump)]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise Failure(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stderr[-2000:]}")
@@ -77,8 +82,9 @@ def ort_runner() -> Runner:
     from .ort import Runtime
     rt = Runtime()
 
-    def run(bundle: Path, x: np.ndarray, threshold: float, work: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        return run_bundle(bundle, x, threshold, rt)
+    def run(bundle: Path, x: np.ndarray, threshold: float, work: Path,
+            dispatch: str = "sparse") -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return run_bundle(bundle, x, threshold, rt, path=dispatch)
     return run
 
 
@@ -177,14 +183,6 @@ def compare(name: str, want: Torch, got: tuple[list[np.ndarray], list[np.ndarray
     return lines
 
 
-def rh_from_adpc(adpc: ADPCHRNet) -> ADPCHRNet:
-    """The rh model holding adpc's weights (the same as build(rh, seed))."""
-    rh = ADPCHRNet(adpc.cfg, "rh", adpc.num_classes)
-    keep = rh.state_dict().keys()
-    rh.load_state_dict({k: v for k, v in adpc.state_dict().items() if k in keep})
-    return rh.eval()
-
-
 def choose_blocks_threshold(model: ADPCHRNet, x: np.ndarray, grid: blocks.Grid) -> tuple[float, Torch]:
     """A threshold that leaves pixels to compute for every stage (so no
     runtime halts early), part of the cells active (0 < n < G) for at least
@@ -223,6 +221,25 @@ def check_blocks(adpc: ADPCHRNet, arch: str, x: np.ndarray, block_size: int, run
     shutil.rmtree(bundle)
 
 
+def check_sparse(adpc: ADPCHRNet, arch: str, x: np.ndarray, threshold: float, want: Torch, run: Runner,
+                 work: Path, log: Callable[[str], None]) -> None:
+    """The adpc weights as a sparse-mode bundle: its sparse graphs (dispatch
+    sparse) at the chosen threshold, and at threshold 1.0 (masks all ones)
+    its dense graphs (dispatch dense) against the PyTorch rh forward."""
+    t0 = time.time()
+    h, w = x.shape[2], x.shape[3]
+    bundle = work / f"{arch}-sparse"
+    export(adpc, bundle, height=h, width=w, threshold=threshold, labels=CITYSCAPES,
+           name=f"crosscheck-{arch}-sparse", mode="sparse")
+    lines = compare(f"{arch} sparse @ {threshold:.6f}", want, run(bundle, x, threshold, work, dispatch="sparse"),
+                    threshold)
+    dense = compare(f"{arch} sparse bundle @ 1.0 dispatch dense vs PyTorch rh", torch_run(rh_twin(adpc), x, 1.0),
+                    run(bundle, x, 1.0, work, dispatch="dense"), 1.0)
+    log(f"ok {arch} sparse threshold {threshold:.6f}: {', '.join(lines)}; dispatch dense @ 1.0: "
+        f"{', '.join(dense)} ({time.time() - t0:.1f}s)")
+    shutil.rmtree(bundle)
+
+
 def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
                size: Optional[tuple[int, int]] = None, block_size: Optional[int] = None) -> None:
     """All checks for one arch (at its CASES size unless size is given); the
@@ -234,12 +251,13 @@ def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
     threshold, want = choose_threshold(adpc, x, exit1_confidence(adpc, x))
     adpc_bundle = work / f"{arch}-adpc"
     export(adpc, adpc_bundle, height=h, width=w, threshold=threshold, labels=CITYSCAPES,
-           name=f"crosscheck-{arch}-adpc")
+           name=f"crosscheck-{arch}-adpc", mode="masked")
     lines = compare(f"{arch} adpc @ {threshold:.6f}", want, run(adpc_bundle, x, threshold, work), threshold)
     frozen = [round(1 - float(m.mean()), 3) for m in want.masks]
     log(f"ok {arch} adpc threshold {threshold:.6f} frozen after exits 1-3 {frozen}: {', '.join(lines)} "
         f"({time.time() - t0:.1f}s)")
     exit1 = want.merged[0]
+    check_sparse(adpc, arch, x, threshold, want, run, work, log)
     block_size = block_size or BLOCK_SIZES.get(arch)
     if block_size:
         check_blocks(adpc, arch, x, block_size, run, work, log)
@@ -248,7 +266,7 @@ def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
     # each exit its own logits); run at the adpc threshold to check that.
     rh_runner: list[np.ndarray] = []
     rh_torch: Optional[Torch] = None
-    for variant, model in (("rh", rh_from_adpc(adpc)), ("ee", build(arch, "ee", seed=SEED))):
+    for variant, model in (("rh", rh_twin(adpc)), ("ee", build(arch, "ee", seed=SEED))):
         t0 = time.time()
         want = torch_run(model, x, threshold)
         if any(m.min() != 1 for m in want.masks):

@@ -4,10 +4,15 @@ plus one ONNX graph per stage.
     python3 -m models.adpc.export --arch hrnet_w48 --variant adpc \
         (--checkpoint FILE | --seed N) [--height 1024 --width 2048] \
         [--threshold 0.998] [--classes cityscapes|FILE] [--name NAME] \
-        [--mode blocks --block-size 16 [--buckets 8,16,32]] --out DIR
+        [--mode sparse|masked|blocks] --out DIR
 
-`--mode blocks` writes stages 2-4 as blocks stages (docs/bundle.md): a blocks
-graph (stageK.onnx) and its dense twin (stageK.dense.onnx) each.
+An adpc model's stages 2-4 are written by default as `sparse` stages
+(docs/bundle.md, docs/sparse.md): the sparse graph (stageK.sparse.onnx), the
+reference masked graph (stageK.onnx) and the dense graph (stageK.dense.onnx),
+their weights stored once in stageK.weights. `--mode masked` writes the
+masked graph alone. `--mode blocks --block-size 16 [--buckets 8,16,32]`
+writes stages 2-4 as blocks stages: a blocks graph (stageK.onnx) and its
+dense twin (stageK.dense.onnx) each.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import onnx
 import torch
 
 from . import EXPORTER
-from .build import build, default_threshold
+from .build import build, default_threshold, rh_twin
 from .checkpoint import CheckpointError, sha256
 from .config import ARCHS, NUM_EXITS, OUTPUT_STRIDE, VARIANTS, check_size
 from .flops import count_convs, stage_macs
@@ -30,9 +35,12 @@ from .hrnet import ADPCHRNet
 from .labels import Label, load as load_labels
 from . import blocks as cells
 from . import onnx_blocks
+from . import onnx_sparse
 from .onnx_emit import OPSET, Value, stage_graph
 
-MODES = ("masked", "blocks")
+MODES = ("sparse", "masked", "blocks")
+# Initializers at least this large go to the stage's shared weights file.
+SHARED_BYTES = 1024
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -77,11 +85,15 @@ def blocks_macs(counts: list, stage: int) -> dict:
 
 
 def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,
-           labels: Sequence[Label], name: str, checkpoint_sha256: str = "", mode: str = "masked",
+           labels: Sequence[Label], name: str, checkpoint_sha256: str = "", mode: str = "sparse",
            block_size: int = cells.DEFAULT_SIZE, buckets: Optional[Sequence[int]] = None,
-           min_cell: int = cells.MIN_CELL) -> dict:
-    """Writes the bundle to out and returns the manifest. Mode `masked`: the
-    variant's own stages (masked for adpc, dense otherwise); `blocks`: stages
+           min_cell: int = cells.MIN_CELL, sparse_min_channels: int = onnx_sparse.SPARSE_MIN_CHANNELS) -> dict:
+    """Writes the bundle to out and returns the manifest. Mode `sparse`
+    (adpc only; other variants fall back to `masked`): stages 2-4 as sparse
+    stages (1x1 convolutions and 3x3 ones with at least sparse_min_channels
+    outputs computed at the computed pixels only, the others densely with the
+    exact mask); `masked`: the variant's own stages (masked for adpc, dense
+    otherwise); `blocks`: stages
     2-4 are blocks stages with cells of block_size exit-map pixels; branches
     whose cells are at least min_cell pixels run blockwise, the others densely
     inside the blocks graph."""
@@ -130,6 +142,9 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
                            "dense": {"file": dense_file, "mask": "mask"}},
             })
             continue
+        if mode == "sparse" and model.masked and k > 1:
+            stages.append(_sparse_stage(model, k, values, sources, out, height, width, counts, sparse_min_channels))
+            continue
         mask = None
         if model.masked and k > 1:
             mask = Value("mask", (1, 1, oh, ow))
@@ -162,6 +177,63 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
     return manifest
 
 
+def _sparse_stage(model: ADPCHRNet, k: int, values: list[Value], sources: dict, out: Path,
+                  height: int, width: int, counts: list, min_channels: int) -> dict:
+    """Writes the three graphs of sparse stage k with their shared weights
+    file and returns the stage's manifest entry."""
+    states = state_names(model, k)
+    outs = states + ["logits"]
+    oh, ow = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
+    sparse_file, masked_file, dense_file = f"stage{k}.sparse.onnx", f"stage{k}.onnx", f"stage{k}.dense.onnx"
+    proto, bands = onnx_sparse.stage_graph(model, k, values, states, height, width, min_channels=min_channels)
+    inputs = dict(sources)
+    for s in bands:
+        inputs[f"idx{s}"] = f"index:{s}"
+        inputs[f"band{s}"] = f"band:{s}"
+    _check_graph(proto, sparse_file, list(inputs), outs, dynamic=[n for n in inputs if n not in sources])
+    masked = stage_graph(model, k, values, Value("mask", (1, 1, oh, ow)), states)
+    _check_graph(masked, masked_file, [v.name for v in values] + ["mask"], outs)
+    dense = stage_graph(rh_twin(model), k, values, None, states)
+    _check_graph(dense, dense_file, [v.name for v in values], outs)
+    share_weights({sparse_file: proto, masked_file: masked, dense_file: dense}, out, f"stage{k}.weights")
+    return {
+        "name": f"stage{k}", "file": sparse_file, "mode": "sparse",
+        "inputs": inputs, "state": states, "logits": "logits",
+        "macs": stage_macs(counts, k),
+        "sparse": {"bands": bands, "masked": {"file": masked_file, "mask": "mask"}, "dense": {"file": dense_file}},
+    }
+
+
+def share_weights(graphs: dict[str, onnx.ModelProto], out: Path, weights_file: str) -> None:
+    """Saves the graphs to out, every initializer of at least SHARED_BYTES
+    stored once in weights_file (ONNX external data, 4 KiB-aligned offsets)
+    and referenced by every graph holding it. Initializers of one name must
+    be identical across the graphs."""
+    seen: dict[str, tuple[int, bytes]] = {}
+    with open(out / weights_file, "wb") as f:
+        for file, proto in graphs.items():
+            for t in proto.graph.initializer:
+                if len(t.raw_data) < SHARED_BYTES:
+                    continue
+                if t.name in seen:
+                    if seen[t.name][1] != t.raw_data:
+                        raise RuntimeError(f"{file}: initializer {t.name} differs from another graph's")
+                else:
+                    offset = -(-f.tell() // 4096) * 4096
+                    f.seek(offset)
+                    f.write(t.raw_data)
+                    seen[t.name] = (offset, t.raw_data)
+                offset = seen[t.name][0]
+                length = len(t.raw_data)
+                t.ClearField("raw_data")
+                t.data_location = onnx.TensorProto.EXTERNAL
+                del t.external_data[:]
+                for key, value in (("location", weights_file), ("offset", str(offset)), ("length", str(length))):
+                    entry = t.external_data.add()
+                    entry.key, entry.value = key, value
+            onnx.save(proto, str(out / file))
+
+
 def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str],
                  dynamic: Sequence[str] = ()) -> None:
     """Checks the model, its input and output names, and that every value
@@ -174,9 +246,9 @@ def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str],
     for v in list(m.graph.input) + list(m.graph.output):
         dims = v.type.tensor_type.shape.dim
         if v.name in dynamic:
-            if v.type.tensor_type.elem_type != onnx.TensorProto.INT64 or dims[0].dim_param != "N" or any(
+            if v.type.tensor_type.elem_type != onnx.TensorProto.INT64 or not dims[0].dim_param or any(
                     not d.HasField("dim_value") for d in dims[1:]):
-                raise RuntimeError(f"{file}: {v.name} is not int64 [N, ...] with the rest static")
+                raise RuntimeError(f"{file}: {v.name} is not int64 with a symbolic first dimension, the rest static")
             continue
         if v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT or any(not d.HasField("dim_value") for d in dims):
             raise RuntimeError(f"{file}: {v.name} is not a static float32 tensor")
@@ -194,13 +266,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--threshold", type=float, help="default 0.998 for adpc, 1.0 for ee/rh")
     p.add_argument("--classes", default="cityscapes", help="cityscapes or a labels file")
     p.add_argument("--name", help="bundle name (default ARCH-VARIANT-CLASSES)")
-    p.add_argument("--mode", choices=MODES, default="masked",
-                   help="blocks: stages 2-4 as blocks stages (blocks graph and dense twin)")
+    p.add_argument("--mode", choices=MODES, default="sparse",
+                   help="adpc stages 2-4: sparse (sparse, masked and dense graphs; the default), masked (the "
+                        "reference graph alone) or blocks (blocks graph and dense twin)")
     p.add_argument("--block-size", type=int, default=cells.DEFAULT_SIZE, help="blocks mode: cell size at the output stride")
     p.add_argument("--buckets", help="blocks mode: ascending entry counts, e.g. 8,16,32 (default powers of two "
                    "from 8 up to the number of cells)")
     p.add_argument("--min-cell", type=int, default=cells.MIN_CELL,
                    help="blocks mode: branches whose cells are smaller (in their own pixels) run densely")
+    p.add_argument("--sparse-min-channels", type=int, default=onnx_sparse.SPARSE_MIN_CHANNELS,
+                   help="sparse mode: 3x3 convolutions with fewer output channels run densely (exactly) in the "
+                        "sparse graph (default %(default)s)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
@@ -219,7 +295,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     name = args.name or f"{args.arch.replace('_', '-')}-{args.variant}-{classes}".replace(" ", "-")
     export(model, args.out, height=args.height, width=args.width, threshold=threshold, labels=labels,
            name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "",
-           mode=args.mode, block_size=args.block_size, buckets=buckets, min_cell=args.min_cell)
+           mode=args.mode, block_size=args.block_size, buckets=buckets, min_cell=args.min_cell,
+           sparse_min_channels=args.sparse_min_channels)
     print(f"wrote {args.out}/bundle.json and {NUM_EXITS} stage graphs")
     return 0
 

@@ -25,7 +25,7 @@ class CrosscheckTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             crosscheck.check_arch("hrnet_tiny", crosscheck.ort_runner(), Path(d), lines.append, size=(64, 128),
                                   block_size=8)
-        self.assertEqual(len(lines), 6, lines)
+        self.assertEqual(len(lines), 7, lines)
         self.assertTrue(all(line.startswith("ok ") for line in lines), lines)
 
     def test_compare_rejects_drift_and_far_flips(self):

@@ -30,7 +30,7 @@ class ExportTest(unittest.TestCase):
         cls.bundle = Path(cls.dir.name) / "tiny"
         with redirect_stdout(io.StringIO()):
             rc = export.main(["--arch", "hrnet_tiny", "--variant", "adpc", "--seed", "4", "--height", str(H),
-                              "--width", str(W), "--threshold", "0.8", "--out", str(cls.bundle)])
+                              "--width", str(W), "--threshold", "0.8", "--mode", "masked", "--out", str(cls.bundle)])
         assert rc == 0
         cls.manifest = json.loads((cls.bundle / "bundle.json").read_text())
         cls.model = build("hrnet_tiny", "adpc", seed=4)

@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 
 from models.adpc import anytime
-from models.adpc.build import build
+from models.adpc.build import build, rh_twin
 from models.adpc.config import ARCHS, arch, check_size
-from models.adpc.crosscheck import rh_from_adpc
 from models.adpc.hrnet import ADPCHRNet
 from models.adpc.init import random_image
 from models.adpc.layers import Masks, MaskedConv2d
@@ -111,7 +110,7 @@ class AnytimeTest(unittest.TestCase):
                 self.assertTrue(bool((r.masks[k - 1] <= r.masks[k - 2]).all()))
 
     def test_threshold_one_is_rh(self):
-        rh = rh_from_adpc(self.adpc)
+        rh = rh_twin(self.adpc)
         a = anytime.run(self.adpc, self.x, 1.0)
         b = anytime.run(rh, self.x, None)
         for k in range(4):
@@ -124,7 +123,7 @@ class AnytimeTest(unittest.TestCase):
             self.assertEqual(float(r.masks[k - 1].max()), 0.0)
 
     def test_dense_models_ignore_threshold(self):
-        rh = rh_from_adpc(self.adpc)
+        rh = rh_twin(self.adpc)
         r = anytime.run(rh, self.x, 0.5)
         for k in range(4):
             self.assertTrue(torch.equal(r.merged[k], r.raw[k]))
@@ -143,7 +142,7 @@ class AnytimeTest(unittest.TestCase):
 
     def test_rh_seed_shares_adpc_weights(self):
         rh = build("hrnet_tiny", "rh", seed=5)
-        derived = rh_from_adpc(self.adpc).state_dict()
+        derived = rh_twin(self.adpc).state_dict()
         for k, v in rh.state_dict().items():
             self.assertTrue(torch.equal(v, derived[k]), k)
 

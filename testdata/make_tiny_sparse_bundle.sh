@@ -1,0 +1,26 @@
+#!/bin/sh
+# Regenerates testdata/bundles/tiny-sparse: the ADP-C bundle of
+# testdata/bundles/tiny (hrnet_tiny, random weights seed 1, 64x128, 19
+# Cityscapes labels, threshold 0.8) with stages 2-4 in sparse mode
+# (docs/bundle.md): stageK.sparse.onnx, stageK.onnx (masked reference),
+# stageK.dense.onnx, weights once in stageK.weights. --sparse-min-channels 32
+# makes the 3x3 convolutions with 32 or more outputs sparse and the narrower
+# ones dense, so both kinds are exercised (1x1 convolutions are always sparse).
+#
+# reference/ holds the PyTorch results (the masked forward, which every path
+# must reproduce), as written by `models.adpc.infer --threshold 0.8`:
+#   x.npy                 the input tensor (float32 [1, 3, 64, 128], seed 7)
+#   exit{k}_logits.npy    merged logits of exit k (float32 [1, 19, 16, 32])
+#   exit{k}_mask.npy      mask fed to stage k+1 (uint8 [16, 32], 1 = compute)
+set -eu
+PYTHON=${PYTHON:-/usr/bin/python3}
+cd "$(dirname "$0")/.."
+out=testdata/bundles/tiny-sparse
+rm -rf "$out"
+"$PYTHON" -m models.adpc.export --arch hrnet_tiny --variant adpc --seed 1 \
+    --height 64 --width 128 --threshold 0.8 --mode sparse --sparse-min-channels 32 \
+    --name tiny-sparse-random --out "$out"
+mkdir -p "$out/reference"
+"$PYTHON" -m models.adpc.sample --seed 7 --height 64 --width 128 --out "$out/reference/x.npy"
+"$PYTHON" -m models.adpc.infer --arch hrnet_tiny --variant adpc --seed 1 \
+    --tensor "$out/reference/x.npy" --threshold 0.8 --dump "$out/reference"
