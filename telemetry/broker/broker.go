@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -19,14 +20,26 @@ import (
 // DefaultListen is where the embedded broker listens by default.
 const DefaultListen = "127.0.0.1:1883"
 
+// DefaultMaxPacketBytes bounds an MQTT packet by default: above the largest
+// message a device publishes (a spooled record is at most 16 MiB), far below
+// what would exhaust a device's memory. A client sending a larger packet is
+// disconnected as soon as the packet's header announces its length, before
+// anything of it is read or allocated.
+const DefaultMaxPacketBytes = 17 << 20
+
 // Config configures the embedded broker.
 type Config struct {
 	// Listen is host:port; default DefaultListen. A non-loopback address
 	// needs Users.
 	Listen string
 	// Users maps user names to passwords. When empty, any client may
-	// connect without credentials (loopback only).
+	// connect without credentials (loopback only) and use any topic.
 	Users map[string]string
+	// Device, with Users, is the device this broker serves; it confines
+	// each user to its role (see Device).
+	Device *Device
+	// MaxPacketBytes bounds an MQTT packet; default DefaultMaxPacketBytes.
+	MaxPacketBytes int
 	// TLS, when set, makes the listener accept TLS only.
 	TLS *tls.Config
 	// Log receives broker logs; default slog.Default().
@@ -35,6 +48,22 @@ type Config struct {
 	// before the broker acknowledges it (tests use it to observe exactly
 	// what a client got acknowledged). It must not block.
 	Tap func(topic string, payload []byte, retained bool)
+}
+
+// Device names the device an embedded broker serves. With Users configured,
+// the device's user is the only one that may publish under Base (other than
+// its commands), subscribe only there, and connect with ClientID; every other
+// user is a fleet user, the only kind that may publish Base's commands
+// (Base+"cmd/…"), and may subscribe to anything. A last will is held to the
+// same rules: a connection whose will topic its user may not publish to is
+// refused.
+type Device struct {
+	// User is the device's user name, one of Config.Users.
+	User string
+	// ClientID is the device's MQTT client id.
+	ClientID string
+	// Base is the device's topic base, "{root}/{site}/{device}/".
+	Base string
 }
 
 // Broker is a running embedded broker.
@@ -72,11 +101,31 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.MaxPacketBytes == 0 {
+		cfg.MaxPacketBytes = DefaultMaxPacketBytes
+	}
 	if err := CheckListen(cfg.Listen, len(cfg.Users) > 0); err != nil {
 		return nil, err
 	}
-	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: cfg.Log.With("component", "broker")})
-	if err := srv.AddHook(&authHook{users: cfg.Users, tap: cfg.Tap}, nil); err != nil {
+	if cfg.MaxPacketBytes < 1<<10 || cfg.MaxPacketBytes > 256<<20 {
+		return nil, fmt.Errorf("broker maximum packet size %d bytes: want 1 KiB to 256 MiB", cfg.MaxPacketBytes)
+	}
+	if d := cfg.Device; d != nil && len(cfg.Users) > 0 {
+		if _, ok := cfg.Users[d.User]; !ok {
+			return nil, fmt.Errorf("broker device user %q is not one of the broker's users", d.User)
+		}
+		if d.ClientID == "" || !strings.HasSuffix(d.Base, "/") || strings.ContainsAny(d.Base, "+#") {
+			return nil, fmt.Errorf("broker device: want a client id and a topic base ending in / without wildcards, got %q and %q", d.ClientID, d.Base)
+		}
+	}
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
+	srv := mochi.New(&mochi.Options{InlineClient: true, Capabilities: caps, Logger: cfg.Log.With("component", "broker")})
+	hook := &authHook{users: cfg.Users, tap: cfg.Tap}
+	if len(cfg.Users) > 0 {
+		hook.device = cfg.Device
+	}
+	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("broker auth hook: %w", err)
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "edge", Address: cfg.Listen, TLSConfig: cfg.TLS})
@@ -132,12 +181,14 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// authHook checks credentials when users are configured; otherwise it
-// allows everyone (the listener is loopback-only then).
+// authHook checks credentials when users are configured, and then, with a
+// device, each user's topics and client id (see Device); otherwise it allows
+// everyone (the listener is loopback-only then).
 type authHook struct {
 	mochi.HookBase
-	users map[string]string
-	tap   func(topic string, payload []byte, retained bool)
+	users  map[string]string
+	device *Device
+	tap    func(topic string, payload []byte, retained bool)
 }
 
 // ID names the hook.
@@ -157,14 +208,48 @@ func (h *authHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packe
 }
 
 // OnConnectAuthenticate checks the user name and password when users are
-// configured.
+// configured and, with a device, that only its user takes its client id
+// and that the last will is one the user may publish.
 func (h *authHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	if len(h.users) == 0 {
 		return true
 	}
-	want, ok := h.users[string(pk.Connect.Username)]
-	return ok && subtle.ConstantTimeCompare([]byte(want), pk.Connect.Password) == 1
+	user := string(pk.Connect.Username)
+	want, ok := h.users[user]
+	if !ok || subtle.ConstantTimeCompare([]byte(want), pk.Connect.Password) != 1 {
+		return false
+	}
+	if h.device == nil {
+		return true
+	}
+	if string(pk.Connect.ClientIdentifier) == h.device.ClientID && user != h.device.User {
+		h.Log.Warn("refused a connection taking the device's client id", "user", user, "client", h.device.ClientID)
+		return false
+	}
+	if pk.Connect.WillFlag && !h.allowed(user, pk.Connect.WillTopic, true) {
+		h.Log.Warn("refused a connection whose last will its user may not publish", "user", user, "topic", pk.Connect.WillTopic)
+		return false
+	}
+	return true
 }
 
-// OnACLCheck allows every topic to an authenticated (or loopback) client.
-func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool { return true }
+// OnACLCheck applies the device's rules (see Device) to a publish (write)
+// or to a subscription filter and each delivery (read).
+func (h *authHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	if h.device == nil || cl.Net.Inline {
+		return true
+	}
+	return h.allowed(string(cl.Properties.Username), topic, write)
+}
+
+// allowed says whether user may publish to (write) or subscribe to and
+// receive (read) topic, a topic name or filter.
+func (h *authHook) allowed(user, topic string, write bool) bool {
+	d := h.device
+	own := strings.HasPrefix(topic, d.Base)
+	command := strings.HasPrefix(topic, d.Base+"cmd/")
+	if user == d.User {
+		return own && (!write || !command)
+	}
+	return !write || !own || command
+}
