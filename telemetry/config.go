@@ -45,6 +45,11 @@ type Config struct {
 	// Username and Password authenticate to the broker (both or neither).
 	Username string
 	Password string
+	// BrokerUsers are the fleet's users of the embedded broker (user name
+	// → password), besides the device's Username, which it needs. They
+	// alone may publish the device's commands; only the device publishes
+	// its other topics (broker.Device).
+	BrokerUsers map[string]string
 	// CAFile verifies the broker's certificate (TLS URLs); empty uses the
 	// system roots. CertFile and KeyFile are an optional client
 	// certificate (both or neither).
@@ -114,12 +119,21 @@ func (c Config) withDefaults() (Config, error) {
 		if c.BrokerListen != "" {
 			return c, errors.New("broker listen address is only for the embedded broker; it cannot be combined with a broker url")
 		}
+		if len(c.BrokerUsers) > 0 {
+			return c, errors.New("broker users are only for the embedded broker; they cannot be combined with a broker url")
+		}
 	} else {
 		if c.BrokerListen == "" {
 			c.BrokerListen = broker.DefaultListen
 		}
 		if err := broker.CheckListen(c.BrokerListen, c.Username != ""); err != nil {
 			return c, err
+		}
+		if len(c.BrokerUsers) > 0 && c.Username == "" {
+			return c, errors.New("broker users need the device's own user and password (the embedded broker then requires credentials from everyone)")
+		}
+		if _, ok := c.BrokerUsers[c.Username]; ok && c.Username != "" {
+			return c, fmt.Errorf("broker users: %q is the device's own user; give the fleet other names", c.Username)
 		}
 		if c.CAFile != "" || c.CertFile != "" {
 			return c, errors.New("TLS files are given but no broker url; the embedded broker takes plain connections on its listen address")

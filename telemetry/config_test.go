@@ -50,6 +50,18 @@ func TestConfigValidation(t *testing.T) {
 			c.Username, c.Password = "u", "p"
 		}, ""},
 		{"listen with url", func(c *Config) { c.BrokerListen = "127.0.0.1:1883" }, "cannot be combined"},
+		{"broker users with url", func(c *Config) { c.BrokerUsers = map[string]string{"ops": "p"} }, "broker users are only for the embedded broker"},
+		{"broker users without the device's", func(c *Config) { c.BrokerURL = ""; c.BrokerUsers = map[string]string{"ops": "p"} }, "need the device's own user"},
+		{"broker users naming the device's", func(c *Config) {
+			c.BrokerURL = ""
+			c.Username, c.Password = "u", "p"
+			c.BrokerUsers = map[string]string{"u": "q"}
+		}, `"u" is the device's own user`},
+		{"broker users", func(c *Config) {
+			c.BrokerURL = ""
+			c.Username, c.Password = "u", "p"
+			c.BrokerUsers = map[string]string{"ops": "q"}
+		}, ""},
 		{"metrics exposed", func(c *Config) { c.MetricsAddr = "0.0.0.0:9464" }, "want a loopback address"},
 		{"metrics loopback", func(c *Config) { c.MetricsAddr = "127.0.0.1:9464" }, ""},
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/anytime-edge/edge/power/backend"
 	"github.com/anytime-edge/edge/power/sim"
 	"github.com/anytime-edge/edge/telemetry"
+	"github.com/anytime-edge/edge/telemetry/broker"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -280,6 +281,16 @@ func telemetryConfig(s *settings, defaultIDs bool) *telemetry.Config {
 		cfg.Password = strings.TrimRight(string(b), "\r\n")
 		if cfg.Password == "" {
 			s.fail(fmt.Errorf("--mqtt-password-file %s is empty", pf))
+			return cfg
+		}
+	}
+	if uf := s.string(flagBrokerUsersFile); uf != "" {
+		b, err := regfile.Read(uf, 64<<10)
+		if err == nil {
+			cfg.BrokerUsers, err = broker.ParseUsers(b)
+		}
+		if err != nil {
+			s.fail(fmt.Errorf("--%s %s: %w", flagBrokerUsersFile, uf, err))
 			return cfg
 		}
 	}

@@ -245,6 +245,10 @@ func TestSettingFilesAreBounded(t *testing.T) {
 	if err := os.Truncate(big, 2<<20); err != nil {
 		t.Fatal(err)
 	}
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("ops-without-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		want string
@@ -253,6 +257,8 @@ func TestSettingFilesAreBounded(t *testing.T) {
 		{[]string{"--config", big, "infer", "x.png"}, "file too large"},
 		{[]string{"infer", "--site", "s", "--device", "d", "--mqtt-password-file", dir, "x.png"}, "not a regular file"},
 		{[]string{"infer", "--site", "s", "--device", "d", "--mqtt-password-file", big, "x.png"}, "file too large"},
+		{[]string{"infer", "--site", "s", "--device", "d", "--broker-users-file", dir, "x.png"}, "not a regular file"},
+		{[]string{"infer", "--site", "s", "--device", "d", "--broker-users-file", users, "x.png"}, "line 1: want user:password"},
 	}
 	for _, tt := range tests {
 		err := runEdge(t, tt.args...)

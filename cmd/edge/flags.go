@@ -64,6 +64,7 @@ const (
 	flagSpoolMaxBytes    = "spool-max-bytes"
 	flagSpoolMaxAge      = "spool-max-age"
 	flagBrokerListen     = "broker-listen"
+	flagBrokerUsersFile  = "broker-users-file"
 	flagMetrics          = "metrics"
 
 	// edge run.
@@ -208,6 +209,7 @@ func telemetryFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagSpool, Usage: "spool directory for messages awaiting their PUBACK (default: user cache dir/anytime-edge/spool/{site}-{device})", EnvVars: env(flagSpool), TakesFile: true, Category: telemetryCategory},
 		&cli.StringFlag{Name: flagSpoolMaxBytes, Value: "64MiB", Usage: "spool size bound; the oldest messages are dropped (and counted) beyond it", EnvVars: env(flagSpoolMaxBytes), Category: telemetryCategory},
 		&cli.DurationFlag{Name: flagSpoolMaxAge, Value: 7 * 24 * time.Hour, Usage: "messages older than this are dropped from the spool (and counted)", EnvVars: env(flagSpoolMaxAge), Category: telemetryCategory},
+		&cli.StringFlag{Name: flagBrokerUsersFile, Usage: "fleet users of the embedded broker, one user:password a line (with --mqtt-user/--mqtt-password, the device's own); only they may send commands", EnvVars: env(flagBrokerUsersFile), TakesFile: true, Category: telemetryCategory},
 		&cli.StringFlag{Name: flagBrokerListen, Usage: "embedded broker address with no --mqtt (default 127.0.0.1:1883; beyond loopback only with --mqtt-user/--mqtt-password)", EnvVars: env(flagBrokerListen), Category: telemetryCategory},
 		&cli.StringFlag{Name: flagMetrics, Usage: "serve Prometheus metrics on this loopback address, e.g. 127.0.0.1:9464 (default: off)", EnvVars: env(flagMetrics), Category: telemetryCategory},
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -64,6 +65,37 @@ type Device struct {
 	ClientID string
 	// Base is the device's topic base, "{root}/{site}/{device}/".
 	Base string
+}
+
+// userPattern is what a user name in a users file may hold.
+var userPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// ParseUsers parses a users file: one "user:password" a line, user names
+// of [A-Za-z0-9._-]{1,64}, the password the rest of the line (not empty);
+// blank lines and lines starting with # are skipped. Errors name the line,
+// never a password.
+func ParseUsers(data []byte) (map[string]string, error) {
+	users := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, pass, ok := strings.Cut(line, ":")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("line %d: want user:password", i+1)
+		case !userPattern.MatchString(name):
+			return nil, fmt.Errorf("line %d: user name %q: want 1 to 64 of [A-Za-z0-9._-]", i+1, name)
+		case pass == "":
+			return nil, fmt.Errorf("line %d: user %q has an empty password", i+1, name)
+		}
+		if _, dup := users[name]; dup {
+			return nil, fmt.Errorf("line %d: user %q appears twice", i+1, name)
+		}
+		users[name] = pass
+	}
+	return users, nil
 }
 
 // Broker is a running embedded broker.

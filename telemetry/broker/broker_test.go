@@ -351,3 +351,31 @@ func TestDeviceMustBeAUser(t *testing.T) {
 		t.Fatalf("Start = %v, want an error naming the missing device user", err)
 	}
 }
+
+func TestParseUsers(t *testing.T) {
+	tests := []struct {
+		in, want, err string
+	}{
+		{"ops:s3cret\n# comment\n\nviewer:a:b\r\n", "map[ops:s3cret viewer:a:b]", ""},
+		{"", "map[]", ""},
+		{"ops\n", "", "line 1: want user:password"},
+		{"ops:x\nops:y\n", "", `line 2: user "ops" appears twice`},
+		{"ops:\n", "", `line 1: user "ops" has an empty password`},
+		{"bad user:pw\n", "", `line 1: user name "bad user"`},
+	}
+	for _, tc := range tests {
+		got, err := ParseUsers([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseUsers(%q) err = %v, want %q", tc.in, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "pw") {
+				t.Errorf("ParseUsers(%q) err = %v names the password", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Errorf("ParseUsers(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
