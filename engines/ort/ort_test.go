@@ -283,3 +283,21 @@ func TestShippedBlocksBundleSparseEqualsDense(t *testing.T) {
 		}
 	}
 }
+
+func TestBucketSizes(t *testing.T) {
+	for _, n := range []int{1, 2, 31, 32, 33, 100, 512, 8192, 32768, 32769} {
+		sizes := bucketSizes(n)
+		if sizes[0] != 1 || sizes[len(sizes)-1] != n {
+			t.Errorf("n=%d: buckets run %d..%d, want 1..%d", n, sizes[0], sizes[len(sizes)-1], n)
+		}
+		for k := 1; k < len(sizes); k++ {
+			// Padding a list of sizes[k-1]+1 entries up to sizes[k] adds at most 1/16.
+			if sizes[k] <= sizes[k-1] || float64(sizes[k]-sizes[k-1]-1) > float64(sizes[k-1]+1)/16 {
+				t.Errorf("n=%d: bucket %d follows %d", n, sizes[k], sizes[k-1])
+			}
+		}
+	}
+	if got := len(bucketSizes(32768)); got > 200 {
+		t.Errorf("%d buckets for a 128×256 map, want at most 200", got)
+	}
+}

@@ -46,8 +46,13 @@ type table struct {
 // length up to 31, then 16 per octave, so padding adds at most 1/16.
 func bucketSizes(n int) []int {
 	var out []int
-	for b := 1; b < n; b += max(1, 1<<(bits.Len(uint(b))-5)) {
+	for b := 1; b < n; {
 		out = append(out, b)
+		if shift := bits.Len(uint(b)) - 5; shift > 0 {
+			b += 1 << shift
+		} else {
+			b++
+		}
 	}
 	return append(out, max(n, 1))
 }
