@@ -35,8 +35,8 @@ type stage struct {
 	session  *onnx.AdvancedSession // the stage, a sparse stage's masked graph or a blocks stage's dense twin
 	run      *onnx.RunOptions
 	provider trt.Provider
-	blocks   *blocksGraph // blocks stages only
-	sparse   *sparseGraph // sparse stages only
+	blocks   *blocksGraph          // blocks stages only
+	sparse   *sparseGraph          // sparse stages only
 	dense    *onnx.AdvancedSession // a sparse stage's plain dense graph, if it has one
 }
 

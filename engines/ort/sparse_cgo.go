@@ -25,7 +25,7 @@ import (
 type sparseGraph struct {
 	session  *onnx.DynamicAdvancedSession
 	provider trt.Provider
-	tables   []*table // in bundle.Stage.Tables order
+	tables   []*table  // in bundle.Stage.Tables order
 	buffers  [][]int64 // each table's data, for Tables
 	// inputs are the graph's inputs in session order, the table entries
 	// swapped for the bucket of each run; outputs the shared state and
