@@ -116,31 +116,55 @@ func (x *Executor) activateCells(i, n int) {
 	t.Build(x.mask)
 }
 
+// timedPath is one way of running a stage in calibration: prepare sets its
+// inputs (untimed), run runs it, median receives its median time.
+type timedPath struct {
+	prepare func()
+	run     func() error
+	median  *time.Duration
+}
+
 // calibrateSparse times sparse stage i's paths and sets its dispatcher.
+// The paths take turns, rep after rep, so a change of load hits them alike.
 func (x *Executor) calibrateSparse(ctx context.Context, i, reps int) (Calibration, error) {
 	ss := x.sparse[i]
 	c := Calibration{Stage: i, Sparse: map[float64]time.Duration{}}
-	fractions := []float64{1, calibrationLow}
-	masks, err := masking.Synthetic(x.h, x.w, fractions, 1)
+	masks, err := masking.Synthetic(x.h, x.w, []float64{1, calibrationLow}, 1)
 	if err != nil {
 		return c, err
 	}
-	for k, a := range fractions {
-		copy(x.mask, masks[k])
-		ss.tables.Build(x.mask, ss.bufs, ss.lens)
-		if c.Sparse[a], err = x.medianRun(reps, func() error { return x.engine.RunSparse(ctx, i, ss.lens) }); err != nil {
-			return c, err
-		}
+	sparseAt := func(mask []uint8) func() {
+		return func() { ss.tables.Build(mask, ss.bufs, ss.lens) }
 	}
-	masking.ToFloat(x.engine.Mask(), x.mask)
-	if c.Masked, err = x.medianRun(reps, func() error { return x.engine.Run(ctx, i) }); err != nil {
-		return c, err
+	runSparse := func() error { return x.engine.RunSparse(ctx, i, ss.lens) }
+	paths := []timedPath{
+		{sparseAt(masks[0]), runSparse, new(time.Duration)},
+		{sparseAt(masks[1]), runSparse, new(time.Duration)},
+		{func() { masking.ToFloat(x.engine.Mask(), masks[1]) }, func() error { return x.engine.Run(ctx, i) }, &c.Masked},
 	}
 	if ss.dense {
-		if c.Dense, err = x.medianRun(reps, func() error { return x.engine.RunDense(ctx, i) }); err != nil {
-			return c, err
+		paths = append(paths, timedPath{func() {}, func() error { return x.engine.RunDense(ctx, i) }, &c.Dense})
+	}
+	now := x.cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	times := make([][]time.Duration, len(paths))
+	for range max(reps, 1) {
+		for k, p := range paths {
+			p.prepare()
+			t0 := now()
+			if err := p.run(); err != nil {
+				return c, err
+			}
+			times[k] = append(times[k], now().Sub(t0))
 		}
 	}
+	for k, p := range paths {
+		slices.Sort(times[k])
+		*p.median = times[k][len(times[k])/2]
+	}
+	c.Sparse[1], c.Sparse[calibrationLow] = *paths[0].median, *paths[1].median
 	c.BreakEven = breakEven(c.Sparse[calibrationLow], c.Sparse[1], c.Masked)
 	c.Ones = RanSparse
 	if best := c.Sparse[1]; c.Masked < best || (ss.dense && c.Dense < best) {

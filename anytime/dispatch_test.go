@@ -316,3 +316,64 @@ func TestOperatingPoint(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGoWorkW18Small is the Go side of one W18-Small frame at
+// 512×1024 (19 classes, exits 128×256) in sparse mode at the operating
+// point 0.82, 0.63, 0.38: every exit's merge and confidence, the masks and
+// each sparse stage's tables at strides 4–32 with radius-3 bands. The
+// engine is a fake that computes nothing, so this is all the executor adds
+// to the graphs' time.
+func BenchmarkGoWorkW18Small(b *testing.B) {
+	const classes, h, w = 19, 128, 256
+	m := bundle.Manifest{
+		Format: bundle.Format, Name: "w18s", Task: bundle.TaskSegmentation, OutputStride: 4,
+		Input:      bundle.Input{Tensor: "image", Shape: []int64{1, 3, 4 * h, 4 * w}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
+		Confidence: bundle.Confidence{Criterion: bundle.CriterionMaxSoftmax, Threshold: 0.998},
+	}
+	for c := range classes {
+		m.Labels = append(m.Labels, bundle.Label{Name: string(rune('a' + c))})
+	}
+	m.Stages = append(m.Stages, bundle.Stage{Name: "s1", Mode: bundle.ModeDense, Logits: "logits"})
+	for i := 2; i <= 4; i++ {
+		s := bundle.Stage{Name: "s" + string(rune('0'+i)), Mode: bundle.ModeSparse, Logits: "logits", Inputs: map[string]string{},
+			Sparse: &bundle.Sparse{Bands: map[string]int{}, Masked: bundle.MaskedGraph{File: "m", Mask: "mask"}, Dense: &bundle.DenseGraph{File: "d"}},
+			MACs:   bundle.MACs{Masked: map[string]bundle.MaskedMACs{}}}
+		for _, stride := range []string{"4", "8", "16", "32"} {
+			s.Inputs["idx"+stride], s.Inputs["band"+stride] = "index:"+stride, "band:"+stride
+			s.Sparse.Bands[stride] = 3
+			s.MACs.Masked[stride] = bundle.MaskedMACs{MACs: 1 << 30, OutChannels: 64}
+		}
+		m.Stages = append(m.Stages, s)
+	}
+	bd := &bundle.Bundle{Dir: "bench", Manifest: m}
+	f := enginestest.NewFake(4, 3*16*h*w, classes, h*w)
+	for i := 1; i < 4; i++ {
+		var sizes []int
+		for _, tb := range bd.Stages[i].Tables() {
+			sizes = append(sizes, (4*h/tb.Stride)*(4*w/tb.Stride))
+		}
+		f.SetTables(i, sizes...)
+	}
+	for k := range 4 {
+		randomStages(9)(k, nil, nil, f.Logits(k))
+	}
+	f.Runs, f.SparseRuns = make([]int, 0, 1<<20), make([]int, 0, 1<<20)
+	masks, err := OperatingPoint(bd, []float64{0.82, 0.63, 0.38}, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x, err := New(bd, f, Config{Masks: masks})
+	if err != nil {
+		b.Fatal(err)
+	}
+	x.SetDispatch(DispatchSparse)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := x.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if len(f.Runs) > 1<<19 {
+			f.Runs, f.SparseRuns = f.Runs[:0], f.SparseRuns[:0]
+		}
+	}
+}

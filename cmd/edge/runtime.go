@@ -65,7 +65,7 @@ func tune(ctx context.Context, x *anytime.Executor, b *bundle.Bundle, cfg Engine
 		}
 		return nil
 	}
-	cal, err := x.Calibrate(ctx, 3)
+	cal, err := x.Calibrate(ctx, 5)
 	if err != nil {
 		return fmt.Errorf("calibrate the dispatcher: %w", err)
 	}
