@@ -1,0 +1,112 @@
+package ort
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/internal/npy"
+)
+
+// tinySparse is the tiny bundle exported in sparse mode, with PyTorch
+// reference dumps of the masked forward.
+const tinySparse = "../../testdata/bundles/tiny-sparse"
+
+// TestTinySparseBundleMatchesPyTorch runs the sparse tiny bundle on the
+// reference input through its sparse graphs and through its masked graphs:
+// both match PyTorch's masked forward, masks included.
+func TestTinySparseBundleMatchesPyTorch(t *testing.T) {
+	b, e := openTiny(t, tinySparse, cpuOptions())
+	for _, tt := range []struct {
+		dispatch anytime.Dispatch
+		ran      string
+	}{{anytime.DispatchSparse, anytime.RanSparse}, {anytime.DispatchDense, anytime.RanMasked}} {
+		t.Run(tt.dispatch.String(), func(t *testing.T) {
+			checkAgainstReference(t, tinySparse, b, e, func(x *anytime.Executor) { x.SetDispatch(tt.dispatch) }, tt.ran)
+		})
+	}
+}
+
+// runPaths runs one frame of b's reference input with the given replacement
+// masks on each dispatch and returns every exit's merged logits and how its
+// stages ran.
+func runPaths(t *testing.T, dir string, b *bundle.Bundle, e *Engine, masks [][]uint8, dispatch anytime.Dispatch) ([][]float32, []string) {
+	t.Helper()
+	x, err := npy.Read(filepath.Join(dir, "reference", "x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs [][]float32
+	var ran []string
+	ex, err := anytime.New(b, e, anytime.Config{Masks: masks, OnExit: func(r anytime.Exit, merged []float32, _ []uint8) {
+		outs = append(outs, append([]float32(nil), merged...))
+		ran = append(ran, r.Ran)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.SetDispatch(dispatch)
+	copy(e.Image(), x.Float32)
+	if _, err := ex.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return outs, ran
+}
+
+// TestSparsePathsAgree holds the sparse tiny bundle at operating points
+// from nothing frozen to almost everything frozen (synthetic masks, where
+// the coarse strides can lose every computed pixel) and checks that the
+// sparse graphs give the masked graphs' exits, and — with nothing frozen —
+// the plain dense graphs too.
+func TestSparsePathsAgree(t *testing.T) {
+	b, e := openTiny(t, tinySparse, cpuOptions())
+	for _, point := range [][]float64{{1, 1, 1}, {0.82, 0.63, 0.38}, {0.3, 0.05, 0.01}} {
+		masks, err := anytime.OperatingPoint(b, point, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sparse, ranSparse := runPaths(t, tinySparse, b, e, masks, anytime.DispatchSparse)
+		dense, ranDense := runPaths(t, tinySparse, b, e, masks, anytime.DispatchDense)
+		want := anytime.RanMasked
+		if point[0] == 1 {
+			want = anytime.RanDense
+		}
+		for k := 1; k < len(sparse); k++ {
+			if ranSparse[k] != anytime.RanSparse || ranDense[k] != want {
+				t.Errorf("%v exit %d: ran %q and %q, want sparse and %s", point, k+1, ranSparse[k], ranDense[k], want)
+			}
+			if d := relL2(sparse[k], dense[k]); d > 1e-4 {
+				t.Errorf("%v exit %d: sparse and %s graphs differ by %g relative L2", point, k+1, want, d)
+			}
+		}
+	}
+}
+
+// TestSparseFrameAllocations bounds what a frame through the sparse graphs
+// allocates: our code nothing (the tables and bucket tensors are made at
+// open), onnxruntime_go's dynamic-session Run two slices plus one 16-byte
+// handle per input and output value, per run.
+func TestSparseFrameAllocations(t *testing.T) {
+	b, e := openTiny(t, tinySparse, cpuOptions())
+	masks, err := anytime.OperatingPoint(b, []float64{0.82, 0.63, 0.38}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := anytime.New(b, e, anytime.Config{Masks: masks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.SetDispatch(anytime.DispatchSparse)
+	ex.Run(context.Background())
+	library := 0
+	for _, s := range b.Stages {
+		if s.Mode == bundle.ModeSparse {
+			library += 2 + len(s.Inputs) + 1 + len(s.State)
+		}
+	}
+	if n := testing.AllocsPerRun(5, func() { ex.Run(context.Background()) }); n > float64(library) {
+		t.Errorf("a sparse frame allocates %v times, want at most the %d of onnxruntime_go's dynamic runs", n, library)
+	}
+}
