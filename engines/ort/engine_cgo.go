@@ -184,7 +184,7 @@ func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 	}
 	e.watch = make(chan watchRequest)
 	e.finished = make(chan struct{})
-	go e.watchRuns()
+	go watchRuns(e.watch, e.finished)
 	return e, nil
 }
 
@@ -412,13 +412,13 @@ func setUp(p trt.Provider, opts trt.Options) error {
 }
 
 // watchRuns terminates a run whose context ends before it finishes.
-func (e *Engine) watchRuns() {
-	for req := range e.watch {
+func watchRuns(watch <-chan watchRequest, finished <-chan struct{}) {
+	for req := range watch {
 		select {
 		case <-req.ctx.Done():
 			req.opts.Terminate()
-			<-e.finished
-		case <-e.finished:
+			<-finished
+		case <-finished:
 		}
 	}
 }
