@@ -12,12 +12,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/httpserve"
 	"github.com/anytime-edge/edge/internal/netaddr"
 )
 
@@ -43,6 +45,7 @@ type Server struct {
 	minEvery time.Duration
 	last     time.Time
 	done     chan struct{}
+	hosts    map[string]bool // Host headers naming this server
 }
 
 // Options configure a Server.
@@ -58,7 +61,10 @@ type Options struct {
 	Commands Commands
 	// Limits returns the limits in force, shown beside the controls.
 	Limits func() any
-	Log    *slog.Logger
+	// Timeouts override the default per-request timeouts
+	// (internal/httpserve); a slow request is cut off either way.
+	Timeouts httpserve.Timeouts
+	Log      *slog.Logger
 }
 
 // Listen starts serving on o.Addr; Close stops.
@@ -90,8 +96,8 @@ func Listen(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/frame.png", s.handleImage(-1))
 	mux.HandleFunc("GET /api/exit/{k}", s.handleExit)
 	mux.HandleFunc("POST /api/command/{name}", s.handleCommand)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go s.srv.Serve(ln)
+	s.hosts = loopbackHosts(ln.Addr().(*net.TCPAddr))
+	s.srv = httpserve.Serve(ln, s.checkHost(mux), o.Timeouts, o.Log)
 	go s.encoder()
 	return s, nil
 }
@@ -231,6 +237,11 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "commands are not enabled", http.StatusNotFound)
 		return
 	}
+	if code, why := sameOriginJSON(r); code != 0 {
+		s.log.Warn("command refused", "name", r.PathValue("name"), "origin", r.Header.Get("Origin"), "why", why)
+		http.Error(w, why, code)
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxCommandBytes+1))
 	if err != nil || len(body) > maxCommandBytes {
 		http.Error(w, "command body too large or unreadable", http.StatusBadRequest)
@@ -243,6 +254,49 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(ack)
+}
+
+// checkHost answers only requests whose Host names this server (its
+// loopback address, or localhost, with its port): a page on another site
+// that rebinds its DNS name to 127.0.0.1 reaches the socket but not the
+// handlers.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hosts[strings.ToLower(r.Host)] {
+			http.Error(w, "unknown host "+strconv.Quote(r.Host)+": the live view answers only to its loopback address", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackHosts are the Host values that name a server bound to a.
+func loopbackHosts(a *net.TCPAddr) map[string]bool {
+	port := strconv.Itoa(a.Port)
+	return map[string]bool{
+		net.JoinHostPort(a.IP.String(), port): true,
+		net.JoinHostPort("localhost", port):   true,
+	}
+}
+
+// sameOriginJSON says why a command request is refused (an HTTP status and
+// a reason), or 0 when it may change something: a JSON body, sent by the
+// page itself. Browsers send Origin and Sec-Fetch-Site with every POST;
+// a cross-site form or fetch carries another origin (and cannot set the
+// JSON content type without a preflight that this server never grants). A
+// client that is not a browser (curl) sends neither header.
+func sameOriginJSON(r *http.Request) (int, string) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return http.StatusUnsupportedMediaType, "commands must be sent as Content-Type: application/json"
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return http.StatusForbidden, "cross-site command refused (Sec-Fetch-Site: " + site + ")"
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "http://"+r.Host {
+		return http.StatusForbidden, "cross-origin command refused (Origin: " + origin + ")"
+	}
+	return 0, ""
 }
 
 // checkLoopback refuses an address that is not on the loopback interface:

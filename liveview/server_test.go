@@ -8,15 +8,29 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/telemetry"
 )
 
-type fakeCommands struct{ got []string }
+type fakeCommands struct {
+	mu  sync.Mutex
+	got []string
+}
 
 func (f *fakeCommands) Command(_ context.Context, name string, payload []byte) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.got = append(f.got, name+" "+string(payload))
 	return []byte(`{"status":"accepted"}`), nil
+}
+
+func (f *fakeCommands) received() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.got...)
 }
 
 func get(t *testing.T, url string) (*http.Response, []byte) {
@@ -26,7 +40,10 @@ func get(t *testing.T, url string) (*http.Response, []byte) {
 		t.Fatal(err)
 	}
 	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return r, b
 }
 
@@ -49,7 +66,7 @@ func TestServesFramesStateAndCommands(t *testing.T) {
 
 	s.Point(Point{T: time.Now(), Exit: 2})
 	s.Publish(Frame{ID: 7, Source: "cam0", Halt: "deadline", HaltExit: 2,
-		Exits:   []Exit{{Exit: 1}, {Exit: 2, Frozen: 0.5}},
+		Exits:   []telemetry.Exit{{Exit: 1}, {Exit: 2, Frozen: 0.5}},
 		Overlay: image.NewRGBA(image.Rect(0, 0, 8, 4)),
 		Thumbs:  []image.Image{image.NewGray(image.Rect(0, 0, 4, 2)), image.NewGray(image.Rect(0, 0, 4, 2))},
 	}, Counters{Processed: 7, Dropped: 1})
@@ -82,13 +99,21 @@ func TestServesFramesStateAndCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack, _ := io.ReadAll(resp.Body)
+	ack, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if string(ack) != `{"status":"accepted"}` || len(cmds.got) != 1 || cmds.got[0] != `set-max-exit {"v":1}` {
-		t.Errorf("command: ack %q, forwarded %v", ack, cmds.got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cmds.received(); string(ack) != `{"status":"accepted"}` || len(got) != 1 || got[0] != `set-max-exit {"v":1}` {
+		t.Errorf("command: ack %q, forwarded %v", ack, got)
 	}
 	big := strings.NewReader(strings.Repeat("x", maxCommandBytes+10))
-	if resp, _ := http.Post(base+"/api/command/set-deadline", "application/json", big); resp.StatusCode != http.StatusBadRequest {
+	resp, err = http.Post(base+"/api/command/set-deadline", "application/json", big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("oversized command: got %d", resp.StatusCode)
 	}
 }

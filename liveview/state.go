@@ -4,31 +4,25 @@ import (
 	"image"
 	"sync"
 	"time"
+
+	"github.com/anytime-edge/edge/telemetry"
 )
 
-// Exit is one exit of the latest frame.
-type Exit struct {
-	Exit   int     `json:"exit"`
-	MS     float64 `json:"ms"`
-	MJ     float64 `json:"mj"`
-	Frozen float64 `json:"frozen"`
-	GMACs  float64 `json:"gmacs"`
-}
-
 // Frame is what the page shows of one frame. Overlay is the frame with its
-// result drawn over it; Thumbs holds one image per exit.
+// result drawn over it; Thumbs holds one image per exit. Exits are the
+// frame's exit records, the same as in its MQTT result.
 type Frame struct {
-	ID           uint64    `json:"id"`
-	Source       string    `json:"source"`
-	Captured     time.Time `json:"captured"`
-	Width        int       `json:"width"`
-	Height       int       `json:"height"`
-	Exits        []Exit    `json:"exits"`
-	Halt         string    `json:"halt"`
-	HaltExit     int       `json:"halt_exit"`
-	EnergyMJ     float64   `json:"energy_mj"`
-	EnergySource string    `json:"energy_source"`
-	Error        string    `json:"error,omitempty"`
+	ID           uint64           `json:"id"`
+	Source       string           `json:"source"`
+	Captured     time.Time        `json:"captured"`
+	Width        int              `json:"width"`
+	Height       int              `json:"height"`
+	Exits        []telemetry.Exit `json:"exits"`
+	Halt         string           `json:"halt"`
+	HaltExit     int              `json:"halt_exit"`
+	EnergyMJ     float64          `json:"energy_mj"`
+	EnergySource string           `json:"energy_source"`
+	Error        string           `json:"error,omitempty"`
 
 	Overlay image.Image   `json:"-"`
 	Thumbs  []image.Image `json:"-"`

@@ -3,13 +3,14 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"image"
 	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/source"
 )
 
@@ -106,9 +107,25 @@ type capture struct {
 	err   error
 }
 
+// Prepare fills the executor's input tensor dst from a frame; an error
+// fails the frame (the sinks see it with Err set).
+type Prepare func(dst []float32, f *source.Frame) error
+
+// Preprocess is the Prepare of frames with an image: resized and
+// normalised for the bundle's input.
+func Preprocess(in bundle.Input) Prepare {
+	return func(dst []float32, f *source.Frame) error {
+		if f.Image == nil {
+			return errors.New("frame has no image")
+		}
+		imaging.Preprocess(dst, f.Image, in)
+		return nil
+	}
+}
+
 // Run processes frames until the source ends (nil), ctx ends (nil after the
 // frame in flight) or the source fails (its error).
-func (p *Pipeline) Run(ctx context.Context, x Executor, preprocess func(dst []float32, img *image.RGBA)) error {
+func (p *Pipeline) Run(ctx context.Context, x Executor, prepare Prepare) error {
 	defer p.src.Close()
 	pending := make(chan capture, 1)
 	var fatal error
@@ -132,7 +149,7 @@ func (p *Pipeline) Run(ctx context.Context, x Executor, preprocess func(dst []fl
 		}
 	}()
 	for c := range pending {
-		p.process(ctx, x, preprocess, c)
+		p.process(ctx, x, prepare, c)
 		if ctx.Err() != nil {
 			break
 		}
@@ -170,10 +187,12 @@ func (p *Pipeline) hand(ctx context.Context, pending chan capture, c capture) {
 	pending <- c // only this goroutine sends, and the slot is free
 }
 
-func (p *Pipeline) process(ctx context.Context, x Executor, preprocess func([]float32, *image.RGBA), c capture) {
+func (p *Pipeline) process(ctx context.Context, x Executor, prepare Prepare, c capture) {
 	out := Output{Frame: c.frame, Err: c.err}
-	if c.err == nil {
-		preprocess(x.Image(), c.frame.Image)
+	if out.Err == nil {
+		out.Err = prepare(x.Image(), &out.Frame)
+	}
+	if out.Err == nil {
 		p.current = &out.Frame
 		p.inFlight.Store(time.Now().UnixNano())
 		// The frame in flight is finished even when shutdown begins.

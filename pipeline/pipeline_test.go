@@ -94,7 +94,7 @@ func (r *recorder) Exit(f *source.Frame, e anytime.Exit, _ []float32, _ []uint8)
 	r.exits = append(r.exits, int(f.ID)*10+e.Exit)
 }
 
-func noPreprocess([]float32, *image.RGBA) {}
+func noPreprocess([]float32, *source.Frame) error { return nil }
 
 var quiet = slog.New(slog.DiscardHandler)
 

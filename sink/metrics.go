@@ -34,7 +34,7 @@ func ServeMetrics(addr string, h http.Handler, log *slog.Logger) (*MetricsServer
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	return &MetricsServer{srv: httpserve.Serve(ln, mux, log), ln: ln}, nil
+	return &MetricsServer{srv: httpserve.Serve(ln, mux, httpserve.Timeouts{}, log), ln: ln}, nil
 }
 
 // Addr is the address the server listens on.

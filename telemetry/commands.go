@@ -65,8 +65,9 @@ type Controller interface {
 	Apply(ctx context.Context, c Change) (Limits, error)
 	// Limits returns the limits in force.
 	Limits() Limits
-	// Snapshot asks the runtime to publish the next frame in full (its
-	// result and its labels on result/labels).
+	// Snapshot asks the runtime to publish the next finished frame in
+	// full: its result, its label map durably on result/labels, and
+	// event/snapshot naming it (see sink.Results).
 	Snapshot(ctx context.Context) error
 }
 

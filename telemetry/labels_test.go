@@ -70,10 +70,10 @@ func TestLabelsCarryEnvelope(t *testing.T) {
 			}
 			src := paletted(t)
 			ts := time.Date(2026, 11, 27, 3, 0, 0, 5, time.UTC)
-			if err := p.PublishLabels(ctx, 1203, ts, src); err != nil {
+			if err := p.PublishLabels(ctx, 1203, ts, src, false); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.PublishLabels(ctx, 1, ts, []byte("not a png")); err == nil {
+			if err := p.PublishLabels(ctx, 1, ts, []byte("not a png"), false); err == nil {
 				t.Fatal("PublishLabels accepted bytes that are not a PNG")
 			}
 			waitFor(t, 5*time.Second, "labels", func() bool { return len(col.snapshot()) == 1 })
@@ -117,7 +117,7 @@ func TestSeqHasNoGaps(t *testing.T) {
 	if err := p.Publish(ctx, bad); err == nil {
 		t.Fatal("Publish accepted a NaN")
 	}
-	if err := p.PublishLabels(ctx, 2, time.Now(), []byte("nope")); err == nil {
+	if err := p.PublishLabels(ctx, 2, time.Now(), []byte("nope"), false); err == nil {
 		t.Fatal("PublishLabels accepted a non-PNG")
 	}
 	if err := p.Publish(ctx, c); err != nil {
@@ -125,5 +125,43 @@ func TestSeqHasNoGaps(t *testing.T) {
 	}
 	if c.Seq != a.Seq+1 {
 		t.Fatalf("seq after failed publishes = %d, want %d", c.Seq, a.Seq+1)
+	}
+}
+
+// TestDurableLabelsAreSpooled: with result/labels at QoS 0 and no broker,
+// a label map is dropped (counted) unless it is durable (a snapshot's),
+// which goes to the spool like a result.
+func TestDurableLabelsAreSpooled(t *testing.T) {
+	log, _ := testLogger()
+	cfg := testConfig(t, "tcp://"+freeAddr(t))
+	synced := make(chan uint64, 4)
+	cfg.onSynced = func(seq uint64) { synced <- seq }
+	p, err := New(context.Background(), cfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePublisher(t, p)
+	ctx := context.Background()
+	src := paletted(t)
+	if err := p.PublishLabels(ctx, 1, time.Now(), src, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PublishLabels(ctx, 2, time.Now(), src, true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-synced:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the durable label map was not written to the spool")
+	}
+	if n := p.spool.Stats().Records; n != 1 {
+		t.Fatalf("spool holds %d records, want the durable label map only", n)
+	}
+	recs, err := p.spool.Read(p.spool.Oldest(), 2)
+	if err != nil || len(recs) != 1 || !strings.HasSuffix(recs[0].Topic, "/result/labels") || recs[0].QoS != 1 {
+		t.Fatalf("spooled %+v (%v), want one QoS 1 result/labels record", recs, err)
+	}
+	if !strings.Contains(pngText(t, recs[0].Payload, "anytime"), `"frame":2`) {
+		t.Fatal("the spooled label map is not frame 2's")
 	}
 }

@@ -50,17 +50,41 @@ type Bundle struct {
 	SHA256 string `json:"sha256"`
 }
 
-// Exit is what one exit of a frame cost and achieved. Exits are numbered
-// from 1.
+// Exit is what one exit of a frame cost and achieved: the one record of
+// an exit that every output carries (MQTT results, the live view, infer's
+// JSON summaries). Build it with ExitOf. Exits are numbered from 1.
 type Exit struct {
 	Exit int `json:"exit"`
-	// MS is the stage's wall time and MJ its energy in millijoules.
+	// MS is the stage's own wall time in milliseconds (run, merge,
+	// confidence and mask), not the time since the frame started.
 	MS float64 `json:"ms"`
-	MJ float64 `json:"mj"`
-	// Frozen is the fraction of pixels frozen (confident) after this exit.
+	// MJ is the stage's energy in millijoules and EnergySource where the
+	// figure came from (empty when nothing measured or estimated it).
+	MJ           float64      `json:"mj"`
+	EnergySource power.Source `json:"energy_source,omitempty"`
+	// Frozen is the fraction of output pixels this stage did not compute
+	// because earlier exits had already frozen them: 0 for exit 1 and for
+	// dense stages; for blocks stages, the fraction of cells skipped. It
+	// is the mask this stage was fed, not the one it leaves for the next.
 	Frozen float64 `json:"frozen"`
-	// GMACs is the stage's effective GMACs.
+	// GMACs is the cumulative effective GMACs (2^30 multiply-accumulates)
+	// of the frame up to and including this exit: exit k's figure is the
+	// frame's compute had it halted there.
 	GMACs float64 `json:"gmacs"`
+	// Provider is the execution provider that ran the stage and Ran how
+	// it ran ("dense", "masked", "blocks", "blocks-dense"; see
+	// anytime.Exit.Ran).
+	Provider string `json:"provider"`
+	Ran      string `json:"ran"`
+}
+
+// ExitOf is the record of an executor exit.
+func ExitOf(e anytime.Exit) Exit {
+	return Exit{
+		Exit: e.Exit, MS: float64(e.Stage) / float64(time.Millisecond),
+		MJ: e.EnergyJ * 1000, EnergySource: e.EnergySource,
+		Frozen: e.Frozen, GMACs: e.GMACs, Provider: e.Provider, Ran: e.Ran,
+	}
 }
 
 // Halt says where and why a frame stopped.

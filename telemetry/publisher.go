@@ -286,10 +286,10 @@ func (p *Publisher) enqueueLocked(q queued) error {
 // "anytime" holding the envelope and the frame id as JSON
 // ({"v":1,"device":…,"boot":…,"seq":…,"ts":…,"frame":…}), so a consumer
 // can join the map to its result; the image itself is unchanged. ts is the
-// frame's capture time. With LabelsQoS 0 the message is sent only while
-// connected and dropped (counted) otherwise; with LabelsQoS 1 it is spooled
-// like a result.
-func (p *Publisher) PublishLabels(ctx context.Context, frame uint64, ts time.Time, png []byte) error {
+// frame's capture time. With LabelsQoS 1, or durable set (a snapshot), it
+// is spooled like a result; otherwise it is sent at QoS 0 only while
+// connected and dropped (counted) when not.
+func (p *Publisher) PublishLabels(ctx context.Context, frame uint64, ts time.Time, png []byte, durable bool) error {
 	topic := p.topics.Topic("result/labels")
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
@@ -308,7 +308,7 @@ func (p *Publisher) PublishLabels(ctx context.Context, frame uint64, ts time.Tim
 		return fmt.Errorf("labels of frame %d: %w", frame, err)
 	}
 	p.seq++
-	if p.cfg.LabelsQoS == 1 {
+	if p.cfg.LabelsQoS == 1 || durable {
 		return p.enqueueLocked(queued{topic: topic, qos: 1, seq: p.seq, payload: payload})
 	}
 	if _, up := p.client.Epoch(); !up || !p.sendDirect(queued{topic: topic, qos: 0, payload: payload}) {

@@ -13,6 +13,7 @@ import (
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/internal/regfile"
+	"github.com/anytime-edge/edge/pipeline"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/power/backend"
 	"github.com/anytime-edge/edge/power/sim"
@@ -82,7 +83,7 @@ type RunConfig struct {
 
 // InferConfig is `edge infer`'s inputs and outputs.
 type InferConfig struct {
-	Inputs []inferInput
+	Inputs []pipeline.Input
 	Out    string // directory for label PNGs, overlays and summaries
 	Dump   string // directory for every exit's logits and masks; empty: none
 }
@@ -400,10 +401,10 @@ func inferConfig(s *settings) (Config, error) {
 		Infer:  InferConfig{Out: s.string(flagOut), Dump: s.string(flagDump)},
 	}
 	if t := s.string(flagTensor); t != "" {
-		cfg.Infer.Inputs = append(cfg.Infer.Inputs, inferInput{name: t, path: t, tensor: true})
+		cfg.Infer.Inputs = append(cfg.Infer.Inputs, pipeline.Input{Path: t, Tensor: true})
 	}
 	for _, p := range s.args {
-		cfg.Infer.Inputs = append(cfg.Infer.Inputs, inferInput{name: p, path: p})
+		cfg.Infer.Inputs = append(cfg.Infer.Inputs, pipeline.Input{Path: p})
 	}
 	if len(cfg.Infer.Inputs) == 0 {
 		s.fail(fmt.Errorf("infer: give at least one IMAGE or --tensor FILE.npy"))

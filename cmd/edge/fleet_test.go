@@ -54,13 +54,14 @@ func startBroker(t *testing.T, base string) (*broker.Broker, *collector) {
 // starts first, so its in-process subscriber sees everything. Each good image
 // gives exactly one final result (and intermediate ones with --progressive),
 // each bad one a frame-failed event, and the run ends with the offline
-// status.
+// status. Label maps are spooled (QoS 1): at QoS 0 those of frames done
+// before the connection is up are dropped by design.
 func TestRunOncePublishesOneResultPerImage(t *testing.T) {
 	lib := ortOrSkip(t)
 	base := "anytime/v1/test/unit-1/"
 	b, col := startBroker(t, base)
 	err := runEdge(t, "run", "--once", "--ort-lib", lib, "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"),
-		"--progressive", "--mqtt", b.URL(), "--site", "test", "--device", "unit-1", "--spool", filepath.Join(t.TempDir(), "spool"),
+		"--progressive", "--mqtt-labels-qos", "1", "--mqtt", b.URL(), "--site", "test", "--device", "unit-1", "--spool", filepath.Join(t.TempDir(), "spool"),
 		filepath.Join(repo, "testdata/images"))
 	if err == nil || !strings.Contains(err.Error(), "2 of 5 frames failed") {
 		t.Errorf("run: got %v, want the two broken images reported", err)

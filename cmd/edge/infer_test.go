@@ -14,6 +14,7 @@ import (
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/internal/npy"
+	"github.com/anytime-edge/edge/sink"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -52,7 +53,7 @@ func TestInferGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s summary
+	var s sink.Summary
 	if err := json.Unmarshal(raw, &s); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestConfigFilePrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatalf("flag did not win over the file: %v", err)
 	}
-	var s summary
+	var s sink.Summary
 	json.Unmarshal(raw, &s)
 	if s.Threshold != 0.1 || s.Bundle.Name != "tiny-adpc-random" {
 		t.Errorf("got threshold %v, bundle %q; want 0.1 from the file and the bundle from EDGE_BUNDLE", s.Threshold, s.Bundle.Name)
@@ -186,11 +187,39 @@ func TestInferHaltsOnLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var s summary
+			var s sink.Summary
 			json.Unmarshal(raw, &s)
 			if s.Halt.Reason != anytime.Reason(tt.reason) || s.Halt.Exit != tt.exits {
 				t.Errorf("halted at exit %d (%s), want exit %d (%s)", s.Halt.Exit, s.Halt.Reason, tt.exits, tt.reason)
 			}
 		})
+	}
+}
+
+// TestInferRefusesInputsWithTheSameName: a/x.png and b/x.png would write
+// the same x_*.png and x.json under --out, so infer refuses them up front,
+// naming both, and writes nothing.
+func TestInferRefusesInputsWithTheSameName(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(repo, "testdata/images/street.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := filepath.Join(dir, "a", "x.png"), filepath.Join(dir, "b", "x.png")
+	for _, p := range []string{a, b} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "out")
+	err = runEdge(t, "infer", "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"), "--out", out, a, b)
+	if err == nil || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
+		t.Fatalf("infer a/x.png b/x.png: got %v, want an error naming both", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("--out was created (%v) although nothing ran", err)
 	}
 }

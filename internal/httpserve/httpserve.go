@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// Timeouts of every request. A body (the live view's commands are at most
-// a few kilobytes) must arrive within ReadTimeout of the request's start.
+// Default timeouts of every request. A body (the live view's commands are
+// at most a few kilobytes) must arrive within ReadTimeout of the request's
+// start.
 const (
 	ReadHeaderTimeout = 5 * time.Second
 	ReadTimeout       = 10 * time.Second
@@ -22,15 +23,26 @@ const (
 	MaxHeaderBytes    = 16 << 10
 )
 
+// Timeouts override the defaults; zero fields keep them.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
 // Serve serves h on ln in the background and returns the server; stop it
 // with Shutdown or Close. An error other than a clean shutdown is logged.
-func Serve(ln net.Listener, h http.Handler, log *slog.Logger) *http.Server {
+func Serve(ln net.Listener, h http.Handler, t Timeouts, log *slog.Logger) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
+		ReadHeaderTimeout: or(t.ReadHeader, ReadHeaderTimeout),
+		ReadTimeout:       or(t.Read, ReadTimeout),
+		WriteTimeout:      or(t.Write, WriteTimeout),
+		IdleTimeout:       or(t.Idle, IdleTimeout),
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

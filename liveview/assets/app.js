@@ -91,7 +91,9 @@ $("limits").addEventListener("submit", async (ev) => {
       v: 1, cmd_id: `web-${now.getTime()}-${input.dataset.arg}`, name: input.name,
       issued_at: now.toISOString(), expires_at: new Date(now.getTime() + 60000).toISOString(), args,
     });
-    const r = await fetch(`/api/command/${input.name}`, { method: "POST", body });
+    const r = await fetch(`/api/command/${input.name}`, {
+      method: "POST", body, headers: { "Content-Type": "application/json" },
+    });
     acks.push(`${input.name}: ${await r.text()}`);
     input.value = "";
   }
