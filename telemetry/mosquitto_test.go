@@ -268,14 +268,18 @@ func TestMosquittoInterop(t *testing.T) {
 			results++
 		case "cmd-ack":
 			var a CmdAck
-			json.Unmarshal([]byte(payload), &a)
+			if err := json.Unmarshal([]byte(payload), &a); err != nil {
+				t.Fatalf("cmd-ack %s: %v", payload, err)
+			}
 			if a.CmdID != "m1" || a.Status != AckAccepted {
 				t.Fatalf("ack = %s", payload)
 			}
 			acks++
 		case "config/reported":
 			var c ConfigReported
-			json.Unmarshal([]byte(payload), &c)
+			if err := json.Unmarshal([]byte(payload), &c); err != nil {
+				t.Fatalf("config/reported %s: %v", payload, err)
+			}
 			if c.Limits.DeadlineMS == 40 {
 				configs++
 			}

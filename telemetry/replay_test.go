@@ -189,11 +189,17 @@ func kill9Replay(t *testing.T, outage, killAt uint64) {
 		f := strings.Fields(sc.Text())
 		switch f[0] {
 		case "p":
-			seq, _ := strconv.ParseUint(f[1], 10, 64)
-			frame, _ := strconv.ParseUint(f[2], 10, 64)
+			seq, err1 := strconv.ParseUint(f[1], 10, 64)
+			frame, err2 := strconv.ParseUint(f[2], 10, 64)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("child printed %q", sc.Text())
+			}
 			frameOf[seq] = frame
 		case "s":
-			synced, _ = strconv.ParseUint(f[1], 10, 64)
+			var err error
+			if synced, err = strconv.ParseUint(f[1], 10, 64); err != nil {
+				t.Fatalf("child printed %q", sc.Text())
+			}
 		}
 		if fr := frameOf[synced]; !stoppedBroker && fr >= outage {
 			b.Close()
@@ -283,7 +289,10 @@ func TestCorruptSegmentSkipped(t *testing.T) {
 	waitFor(t, 10*time.Second, "spool", func() bool { return p.spool.Stats().Records == n })
 	closePublisher(t, p)
 
-	segs, _ := filepath.Glob(filepath.Join(spoolDir, "*.seg"))
+	segs, err := filepath.Glob(filepath.Join(spoolDir, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	damaged := false
 	for _, s := range segs {
 		data, err := os.ReadFile(s)

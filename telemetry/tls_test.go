@@ -35,7 +35,10 @@ type testPKI struct {
 func newPKI(t *testing.T, dir, name string) *testPKI {
 	t.Helper()
 	p := &testPKI{dir: dir}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
 		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
@@ -43,12 +46,18 @@ func newPKI(t *testing.T, dir, name string) *testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.pool = x509.NewCertPool()
 	p.pool.AddCert(caCert)
 	p.ca = p.write(t, name+"-ca.pem", "CERTIFICATE", caDER)
 	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (string, string, tls.Certificate) {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips}
@@ -56,7 +65,10 @@ func newPKI(t *testing.T, dir, name string) *testPKI {
 		if err != nil {
 			t.Fatal(err)
 		}
-		kb, _ := x509.MarshalECPrivateKey(k)
+		kb, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c := p.write(t, name+"-"+cn+".pem", "CERTIFICATE", der)
 		kf := p.write(t, name+"-"+cn+"-key.pem", "EC PRIVATE KEY", kb)
 		pair, err := tls.LoadX509KeyPair(c, kf)

@@ -156,8 +156,8 @@ func buildConfig(t *testing.T, command string, args ...string) (Config, error) {
 // for each kind of value.
 func TestSettingsPrecedence(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "edge.json")
-	os.WriteFile(cfgFile, []byte(`{"deadline": "30ms", "max-exit": 3, "threshold": 0.25, "energy-budget": 1.5,
-		"providers": ["cuda", "cpu"], "trt-fp16": false, "out": "from-file", "mqtt-labels-qos": 1, "site": "s", "device": "from-file"}`), 0o644)
+	mustWrite(t, cfgFile, []byte(`{"deadline": "30ms", "max-exit": 3, "threshold": 0.25, "energy-budget": 1.5,
+		"providers": ["cuda", "cpu"], "trt-fp16": false, "out": "from-file", "mqtt-labels-qos": 1, "site": "s", "device": "from-file"}`))
 	t.Setenv("EDGE_MAX_EXIT", "2")
 	t.Setenv("EDGE_DEVICE", "from-env")
 	cfg, err := buildConfig(t, "infer", "--config", cfgFile, "infer", "--deadline", "40ms", "x.png")
@@ -192,7 +192,7 @@ func TestSettingsPrecedence(t *testing.T) {
 // as its flag's type is refused, naming the file and the key.
 func TestConfigFileValueOfTheWrongType(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "edge.json")
-	os.WriteFile(cfgFile, []byte(`{"max-exit": "two"}`), 0o644)
+	mustWrite(t, cfgFile, []byte(`{"max-exit": "two"}`))
 	if _, err := buildConfig(t, "infer", "--config", cfgFile, "infer", "x.png"); err == nil || !strings.Contains(err.Error(), `max-exit "two": want an integer`) {
 		t.Errorf("a file value of the wrong type passed: %v", err)
 	}

@@ -93,7 +93,7 @@ func TestLiveViewEndToEnd(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		os.WriteFile(filepath.Join(out, "liveview-dom.html"), dom, 0o644)
+		mustWrite(t, filepath.Join(out, "liveview-dom.html"), dom)
 	}
 	shot := filepath.Join(out, "liveview.png")
 	if b, err := exec.Command(browser, append(args, "--screenshot="+shot, base+"/")...).CombinedOutput(); err != nil {

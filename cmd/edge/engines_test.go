@@ -45,10 +45,8 @@ func TestEnginesPruneDeletesOnlyStaleEngines(t *testing.T) {
 	current := trt.StageKey{BundleSHA256: b.SHA256, Stage: b.Stages[1].Name}.CachePrefix() + "_99_0_0_fp16_sm87.engine"
 	stale := trt.StageKey{BundleSHA256: strings.Repeat("0", 64), Stage: b.Stages[1].Name}.CachePrefix() + "_99_0_0_fp16_sm87.engine"
 	timing := "TensorrtExecutionProvider_cache_sm87.timing"
-	os.MkdirAll(filepath.Join(cache, "engines"), 0o755)
-	os.MkdirAll(filepath.Join(cache, "timing"), 0o755)
 	for _, f := range []string{"engines/" + current, "engines/" + stale, "timing/" + timing} {
-		os.WriteFile(filepath.Join(cache, f), []byte("x"), 0o644)
+		mustWrite(t, filepath.Join(cache, f), []byte("x"))
 	}
 	if err := runEdge(t, "engines", "prune", "--bundle", dir, "--trt-cache", cache, "--dry-run"); err != nil {
 		t.Fatal(err)

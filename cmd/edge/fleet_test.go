@@ -116,8 +116,8 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	lib := ortOrSkip(t)
 	base := "anytime/v1/test/unit-2/"
 	b, col := startBroker(t, base)
-	bundle, _ := filepath.Abs(filepath.Join(repo, "testdata/bundles/tiny"))
-	image, _ := filepath.Abs(filepath.Join(repo, "testdata/images/street.png"))
+	bundle := mustAbs(t, filepath.Join(repo, "testdata/bundles/tiny"))
+	image := mustAbs(t, filepath.Join(repo, "testdata/images/street.png"))
 	cmd := exec.Command(os.Args[0], "--log-level", "error", "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
 		"--loop", "--fps", "50", "--mqtt", b.URL(), "--site", "test", "--device", "unit-2", "--spool", filepath.Join(t.TempDir(), "spool"), image)
 	cmd.Env = append(os.Environ(), "EDGE_TEST_MAIN=1")
@@ -134,7 +134,9 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("no results from edge run:\n%s", out.String())
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {

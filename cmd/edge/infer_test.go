@@ -30,6 +30,35 @@ func ortOrSkip(t *testing.T) string {
 	return lib
 }
 
+// mustWrite writes a test file, failing the test on error.
+func mustWrite(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustAbs is filepath.Abs, failing the test on error.
+func mustAbs(t *testing.T, path string) string {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// mustUnmarshal is json.Unmarshal, failing the test on error.
+func mustUnmarshal(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+}
+
 // runEdge runs the CLI in-process and returns its error.
 func runEdge(t *testing.T, args ...string) error {
 	t.Helper()
@@ -61,11 +90,13 @@ func TestInferGolden(t *testing.T) {
 		s.Exits[i].MS, s.Exits[i].MJ = 0, 0 // timings and the energy estimate vary
 	}
 	s.Input = filepath.Base(s.Input)
-	got, _ := json.MarshalIndent(s, "", "  ")
+	got, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
 	golden := filepath.Join("testdata", "infer_golden.json")
 	if *update {
-		os.MkdirAll("testdata", 0o755)
-		os.WriteFile(golden, append(got, '\n'), 0o644)
+		mustWrite(t, golden, append(got, '\n'))
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
@@ -135,7 +166,7 @@ func TestConfigFilePrecedence(t *testing.T) {
 	lib := ortOrSkip(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "edge.json")
-	os.WriteFile(cfg, []byte(`{"providers": "cpu", "threshold": 0.1, "bundle": "/nonexistent", "out": "`+filepath.Join(dir, "from-file")+`"}`), 0o644)
+	mustWrite(t, cfg, []byte(`{"providers": "cpu", "threshold": 0.1, "bundle": "/nonexistent", "out": "`+filepath.Join(dir, "from-file")+`"}`))
 	t.Setenv("EDGE_BUNDLE", filepath.Join(repo, "testdata/bundles/tiny"))
 	// --out on the command line beats the file, EDGE_BUNDLE beats the
 	// file's bundle; providers and threshold come from the file.
@@ -149,11 +180,11 @@ func TestConfigFilePrecedence(t *testing.T) {
 		t.Fatalf("flag did not win over the file: %v", err)
 	}
 	var s sink.Summary
-	json.Unmarshal(raw, &s)
+	mustUnmarshal(t, raw, &s)
 	if s.Threshold != 0.1 || s.Bundle.Name != "tiny-adpc-random" {
 		t.Errorf("got threshold %v, bundle %q; want 0.1 from the file and the bundle from EDGE_BUNDLE", s.Threshold, s.Bundle.Name)
 	}
-	os.WriteFile(cfg, []byte(`{"provders": "cpu"}`), 0o644)
+	mustWrite(t, cfg, []byte(`{"provders": "cpu"}`))
 	if err := runEdge(t, "--config", cfg, "infer", "x.png"); err == nil || !strings.Contains(err.Error(), `"provders" is not a flag`) {
 		t.Errorf("a typo in the config file passed: %v", err)
 	}
@@ -188,7 +219,7 @@ func TestInferHaltsOnLimits(t *testing.T) {
 				t.Fatal(err)
 			}
 			var s sink.Summary
-			json.Unmarshal(raw, &s)
+			mustUnmarshal(t, raw, &s)
 			if s.Halt.Reason != anytime.Reason(tt.reason) || s.Halt.Exit != tt.exits {
 				t.Errorf("halted at exit %d (%s), want exit %d (%s)", s.Halt.Exit, s.Halt.Reason, tt.exits, tt.reason)
 			}

@@ -34,7 +34,7 @@ func edgeProcess(t *testing.T, dir string, env []string, args ...string) (string
 // command that installs it, and a non-zero exit.
 func TestMissingONNXRuntimeNamesEveryPathAndTheFix(t *testing.T) {
 	dir := t.TempDir()
-	bundle, _ := filepath.Abs(filepath.Join(repo, "testdata/bundles/tiny"))
+	bundle := mustAbs(t, filepath.Join(repo, "testdata/bundles/tiny"))
 	out, err := edgeProcess(t, dir, []string{"EDGE_ORT_LIB=/nonexistent/env/libonnxruntime.so.1", "LD_LIBRARY_PATH=" + dir},
 		"infer", "--bundle", bundle, "--ort-lib", "/nonexistent/flag/libonnxruntime.so.1", "x.png")
 	if err == nil {

@@ -63,7 +63,10 @@ function render(s) {
     img.src = `/api/exit/${e.exit}.png?seq=${s.seq}`;
     img.alt = `exit ${e.exit}`;
     const cap = document.createElement("div");
-    cap.textContent = `exit ${e.exit}: ${fmt(e.ms, 1)} ms, ${fmt(100 * e.frozen, 0)}% frozen, ${fmt(e.gmacs, 3)} GMACs`;
+    // One exit record (telemetry.Exit): ms is the stage's own time, ran how
+    // it ran, frozen the share it skipped, gmacs the frame's total so far.
+    cap.textContent = `exit ${e.exit}: ${e.ran || "?"} on ${e.provider || "?"}, ${fmt(e.ms, 1)} ms, ` +
+      `${fmt(100 * e.frozen, 0)}% skipped, ${fmt(e.gmacs, 3)} GMACs so far`;
     div.append(img, cap);
     return div;
   }));
