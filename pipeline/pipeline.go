@@ -65,6 +65,7 @@ type Pipeline struct {
 
 	captured, processed, failed, dropped atomic.Uint64
 	inFlight                             atomic.Int64 // start of the frame in flight (Unix ns), 0 when idle
+	waiting                              atomic.Int64 // when capture entered the source's Next (Unix ns), 0 outside it
 }
 
 // New makes a pipeline; it takes ownership of src and closes it when Run
@@ -83,6 +84,17 @@ func (p *Pipeline) Stats() Stats {
 // source. Safe from any goroutine.
 func (p *Pipeline) InFlightSince() time.Time {
 	if ns := p.inFlight.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// SourceWaitingSince is when the capture goroutine started waiting in the
+// source's Next for the frame it is still waiting for, or the zero time
+// when it is not waiting on the source; a watchdog uses it to tell a silent
+// source from a busy executor. Safe from any goroutine.
+func (p *Pipeline) SourceWaitingSince() time.Time {
+	if ns := p.waiting.Load(); ns != 0 {
 		return time.Unix(0, ns)
 	}
 	return time.Time{}
@@ -124,15 +136,21 @@ func Preprocess(in bundle.Input) Prepare {
 }
 
 // Run processes frames until the source ends (nil), ctx ends (nil after the
-// frame in flight) or the source fails (its error).
+// frame in flight) or the source fails (its error). When ctx ends the source
+// is closed at once, so a capture blocked in a silent source's Next does
+// not hold up the shutdown.
 func (p *Pipeline) Run(ctx context.Context, x Executor, prepare Prepare) error {
 	defer p.src.Close()
+	stopClosing := context.AfterFunc(ctx, func() { p.src.Close() })
+	defer stopClosing()
 	pending := make(chan capture, 1)
 	var fatal error
 	go func() {
 		defer close(pending)
 		for {
+			p.waiting.Store(time.Now().UnixNano())
 			f, err := p.src.Next(ctx)
+			p.waiting.Store(0)
 			var fe *source.FrameError
 			switch {
 			case err == nil:

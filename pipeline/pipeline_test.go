@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ type fakeSource struct {
 	n, bad  int
 	next    int
 	gate    chan struct{} // when set, each frame waits for a token
-	closed  bool
+	closed  atomic.Bool
 	failErr error
 }
 
@@ -44,7 +45,7 @@ func (s *fakeSource) Next(ctx context.Context) (source.Frame, error) {
 	return source.Frame{ID: uint64(s.next), Source: "fake", Image: image.NewRGBA(image.Rect(0, 0, 1, 1))}, nil
 }
 
-func (s *fakeSource) Close() error { s.closed = true; return nil }
+func (s *fakeSource) Close() error { s.closed.Store(true); return nil }
 
 // fakeExec takes delay per frame and calls onExit twice.
 type fakeExec struct {
@@ -119,8 +120,8 @@ func TestEveryFrameInOrderWhenWaiting(t *testing.T) {
 		t.Errorf("progressive exits: got %v...", rec.exits[:2])
 	}
 	st := p.Stats()
-	if st.Processed != 49 || st.Failed != 1 || st.Dropped != 0 || !src.closed {
-		t.Errorf("stats %+v, closed %v", st, src.closed)
+	if st.Processed != 49 || st.Failed != 1 || st.Dropped != 0 || !src.closed.Load() {
+		t.Errorf("stats %+v, closed %v", st, src.closed.Load())
 	}
 }
 
@@ -174,8 +175,8 @@ func TestShutdownFinishesTheFrameInFlight(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if len(rec.frames) != 3 || x.runs != 3 || !src.closed {
-		t.Errorf("got %d frames from %d runs (closed %v), want 3 finished and nothing after", len(rec.frames), x.runs, src.closed)
+	if len(rec.frames) != 3 || x.runs != 3 || !src.closed.Load() {
+		t.Errorf("got %d frames from %d runs (closed %v), want 3 finished and nothing after", len(rec.frames), x.runs, src.closed.Load())
 	}
 }
 
@@ -186,5 +187,47 @@ func TestSourceFailureIsReturned(t *testing.T) {
 	err := p.Run(context.Background(), &fakeExec{}, noPreprocess)
 	if err == nil || len(rec.frames) != 2 {
 		t.Fatalf("got %v after %d frames, want the stream error after 2", err, len(rec.frames))
+	}
+}
+
+// deafSource ignores its context: Next blocks until Close, as a source
+// stuck in a read that only closing can end.
+type deafSource struct {
+	waiting chan struct{} // closed when Next blocks
+	closed  chan struct{}
+	once    sync.Once
+}
+
+func (s *deafSource) Next(context.Context) (source.Frame, error) {
+	close(s.waiting)
+	<-s.closed
+	return source.Frame{}, io.EOF
+}
+
+func (s *deafSource) Close() error { s.once.Do(func() { close(s.closed) }); return nil }
+
+// TestShutdownDoesNotWaitForABlockedSource: a source blocked in Next is
+// closed when ctx ends, so Run returns instead of waiting for a frame.
+func TestShutdownDoesNotWaitForABlockedSource(t *testing.T) {
+	src := &deafSource{waiting: make(chan struct{}), closed: make(chan struct{})}
+	p := New(src, nil, Options{}, quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx, &fakeExec{}, noPreprocess) }()
+	<-src.waiting
+	if p.SourceWaitingSince().IsZero() {
+		t.Error("capture waits in Next, but SourceWaitingSince is zero")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // a guard against a hung test
+		t.Fatal("Run did not return after cancel while the source was blocked")
+	}
+	if !p.SourceWaitingSince().IsZero() {
+		t.Error("SourceWaitingSince is set after Run returned")
 	}
 }

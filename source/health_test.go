@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/source/sourcetest"
 )
 
 // fakeClock is a Clock that moves only when the test advances it. armed
@@ -75,48 +77,6 @@ func (c *fakeClock) waitCalls(t *testing.T, n int) {
 		case <-c.armed:
 		case <-time.After(20 * time.Second): // a guard against a hung test, not a synchronisation
 			t.Fatalf("the source waited on %d timers, want %d", c.calls, n)
-		}
-	}
-}
-
-// fakeFFmpeg puts ffmpeg and ffprobe scripts first on PATH and returns the
-// directory that steers them: file framesN is how many 4×2 frames run N
-// writes, thenN what it does next (hang, fail, end); a file probefail makes
-// the next probe fail once. Both quote the input URL in their errors, as
-// the real ones do, and record their arguments (ffmpeg.argsN, ffprobe.args).
-func fakeFFmpeg(t *testing.T) string {
-	dir := t.TempDir()
-	input := `url=; prev=; for a in "$@"; do [ "$prev" = -i ] && url=$a; prev=$a; done; [ -z "$url" ] && url=$a
-`
-	probe := "#!/bin/sh\n" + input + `d=$FAKE_DIR
-printf '%s\n' "$@" >> "$d/ffprobe.args"
-if [ -e "$d/probefail" ]; then rm "$d/probefail"; echo "$url: Connection refused" >&2; exit 1; fi
-echo 4x2
-`
-	ffmpeg := "#!/bin/sh\n" + input + `d=$FAKE_DIR
-n=$(cat "$d/count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$d/count"
-printf '%s\n' "$@" > "$d/ffmpeg.args$n"
-frames=$(cat "$d/frames$n" 2>/dev/null || echo 0)
-head -c $((frames*24)) /dev/zero
-case $(cat "$d/then$n" 2>/dev/null || echo hang) in
-hang) exec sleep 3600 ;;
-fail) echo "$url: Invalid data found when processing input" >&2; exit 1 ;;
-esac
-`
-	for name, text := range map[string]string{"ffprobe": probe, "ffmpeg": ffmpeg} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	t.Setenv("FAKE_DIR", dir)
-	return dir
-}
-
-func steer(t *testing.T, dir string, files map[string]string) {
-	for name, v := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o644); err != nil {
-			t.Fatal(err)
 		}
 	}
 }
@@ -197,8 +157,8 @@ const secretURI = "rtsp://operator:hunter2@10.0.0.7:8554/cam?token=s3cr3t"
 // failed reopen, a decoder failure and two reopens, and checks the events,
 // the frames and that no error, event or frame names the password.
 func TestNetworkStreamStallsAndIsReopened(t *testing.T) {
-	dir := fakeFFmpeg(t)
-	steer(t, dir, map[string]string{"frames1": "2", "frames2": "1", "then2": "fail", "frames3": "1"})
+	dir := sourcetest.FakeFFmpeg(t)
+	sourcetest.Steer(t, dir, map[string]string{"frames1": "2", "frames2": "1", "then2": "fail", "frames3": "1"})
 	clock := newFakeClock()
 	ev := newEvents()
 	const stall = 5 * time.Second
@@ -218,7 +178,7 @@ func TestNetworkStreamStallsAndIsReopened(t *testing.T) {
 	}
 	c := nextAsync(ctx, s)
 	clock.waitCalls(t, 3) // the third Next waits for a frame
-	steer(t, dir, map[string]string{"probefail": ""})
+	sourcetest.Steer(t, dir, map[string]string{"probefail": ""})
 	clock.advance(stall) // silent for the stall time: stalled, reopen #1 after a backoff
 	clock.waitCalls(t, 4)
 	clock.advance(reopenMax) // #1 fails (the probe), #2 after a longer backoff
@@ -267,14 +227,14 @@ func TestNetworkStreamStallsAndIsReopened(t *testing.T) {
 }
 
 func TestErrorsNeverShowTheCredentials(t *testing.T) {
-	dir := fakeFFmpeg(t)
-	steer(t, dir, map[string]string{"probefail": ""})
+	dir := sourcetest.FakeFFmpeg(t)
+	sourcetest.Steer(t, dir, map[string]string{"probefail": ""})
 	_, err := Open(context.Background(), secretURI, Options{})
 	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "s3cr3t") ||
 		!strings.Contains(err.Error(), "Connection refused") {
 		t.Fatalf("probe failure: got %v, want the probe's error without the secrets", err)
 	}
-	steer(t, dir, map[string]string{"frames1": "0", "then1": "fail"})
+	sourcetest.Steer(t, dir, map[string]string{"frames1": "0", "then1": "fail"})
 	s, err := Open(context.Background(), strings.Replace(secretURI, "rtsp", "v4l2", 1), Options{})
 	if err == nil {
 		t.Fatal("v4l2 with a host: want an error")
@@ -287,7 +247,7 @@ func TestErrorsNeverShowTheCredentials(t *testing.T) {
 		t.Errorf("unsupported scheme: got %v", err)
 	}
 	// A camera's decoder failing quotes its input.
-	steer(t, dir, map[string]string{"count": "0", "frames1": "0", "then1": "fail"})
+	sourcetest.Steer(t, dir, map[string]string{"count": "0", "frames1": "0", "then1": "fail"})
 	s, err = Open(context.Background(), "v4l2:///dev/video9", Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +262,7 @@ func TestErrorsNeverShowTheCredentials(t *testing.T) {
 // not hold Next once ctx ends or the source is closed, and Close ends it; a
 // local file that stalls is reported, not reopened.
 func TestNextHonoursContextAndClose(t *testing.T) {
-	fakeFFmpeg(t)
+	sourcetest.FakeFFmpeg(t)
 	clock := newFakeClock()
 	ev := newEvents()
 	s, err := Open(context.Background(), "clip.mp4", Options{Clock: clock, OnEvent: ev.add})

@@ -24,9 +24,11 @@ type Frame struct {
 // Source yields frames until it is exhausted (io.EOF) or closed.
 type Source interface {
 	// Next blocks until the next frame, ctx ends, or the source is done
-	// (io.EOF).
+	// (io.EOF). It is called from one goroutine at a time.
 	Next(ctx context.Context) (Frame, error)
-	// Close releases the source (ends a subprocess).
+	// Close releases the source (ends a subprocess). It may be called
+	// more than once, and from another goroutine while Next blocks, which
+	// then returns promptly.
 	Close() error
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/anytime-edge/edge/source/sourcetest"
 )
 
 const imageDir = "../testdata/images"
@@ -126,13 +128,13 @@ func TestVideoFile(t *testing.T) {
 // refused, and a local video named like an option or a URL reaches ffprobe
 // and ffmpeg as a file: path.
 func TestLocalFilesReachFFmpegAsPaths(t *testing.T) {
-	dir := fakeFFmpeg(t)
+	dir := sourcetest.FakeFFmpeg(t)
 	for _, uri := range []string{"file://http://example.com/x.mp4", "file://rtsp://cam/x"} {
 		if _, err := Open(context.Background(), uri, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "local path") {
 			t.Errorf("%s: got %v, want a refusal", uri, err)
 		}
 	}
-	steer(t, dir, map[string]string{"then1": "end", "then2": "end"})
+	sourcetest.Steer(t, dir, map[string]string{"then1": "end", "then2": "end"})
 	for i, uri := range []string{"-f.mp4", "file://-y.mp4"} {
 		s, err := Open(context.Background(), uri, Options{})
 		if err != nil {

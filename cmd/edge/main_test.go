@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -44,5 +46,25 @@ func TestMissingONNXRuntimeNamesEveryPathAndTheFix(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("error does not name %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestSecondSignalExitsAtOnce: the first signal cancels the run, the second
+// exits whatever the shutdown is waiting on.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	sigs := make(chan os.Signal, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	go onSignals(sigs, cancel, func(code int) { exited <- code })
+	sigs <- syscall.SIGTERM
+	<-ctx.Done()
+	select {
+	case code := <-exited:
+		t.Fatalf("exited (%d) on the first signal", code)
+	default:
+	}
+	sigs <- syscall.SIGTERM
+	if code := <-exited; code != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit status %d, want %d", code, 128+int(syscall.SIGTERM))
 	}
 }

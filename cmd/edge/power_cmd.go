@@ -129,7 +129,14 @@ func startPower(ctx context.Context, cfg PowerConfig, seeds []power.StageSeed, d
 	} else {
 		log.Warn("first power sample failed", "err", err)
 	}
-	p, err := power.NewPolicy(power.Config{Stages: seeds, Device: dev, Limits: limits, State: rec, Window: rec})
+	p, err := power.NewPolicy(power.Config{Stages: seeds, Device: dev, Limits: limits, State: rec, Window: rec,
+		OnThermalUnknown: func(why string) {
+			if why != "" {
+				log.Warn("no fresh temperature under thermal limits: frames halt at exit 1", "why", why)
+			} else {
+				log.Info("temperature known again: thermal limits back in force")
+			}
+		}})
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/sink"
 	"github.com/anytime-edge/edge/source"
+	"github.com/anytime-edge/edge/telemetry"
 )
 
 func runCommand() *cli.Command {
@@ -33,7 +35,8 @@ func runCommand() *cli.Command {
 func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 	log := newLogger(cfg.Log)
 	rc := cfg.Run
-	src, err := source.Open(ctx, rc.Source, source.Options{Loop: rc.Loop, FPS: rc.FPS, Width: rc.Width, Height: rc.Height})
+	watch := &sourceWatch{log: log}
+	src, err := source.Open(ctx, rc.Source, source.Options{Loop: rc.Loop, FPS: rc.FPS, Width: rc.Width, Height: rc.Height, OnEvent: watch.event})
 	if err != nil {
 		return err
 	}
@@ -73,6 +76,7 @@ func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 		return err
 	}
 	defer fl.Close()
+	watch.pub = fl.Pub
 	sink.Announce(ctx, fl.Pub, b, providers(engine, len(b.Stages)), log)
 	outs := []sink.Output{sink.NewResults(fl.Pub, sink.ResultsOptions{
 		Progressive: rc.Progressive, Limits: ctrl.Limits, Snapshot: ctrl.TakeSnapshot, Log: log,
@@ -107,13 +111,13 @@ func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 		st := p.Stats()
 		return float64(st.Processed) / time.Since(start).Seconds(), st.Dropped
 	}, log)
-	log.Info("running", "source", rc.Source, "bundle", b.Name, "provider", engine.Provider(0), "power", pw.Choice.Kind)
+	log.Info("running", "source", source.Redact(rc.Source), "bundle", b.Name, "provider", engine.Provider(0), "power", pw.Choice.Kind)
 	if _, err := sdnotify.Notify("READY=1"); err != nil {
 		log.Warn("systemd notify", "err", err)
 	}
 	defer sdnotify.Notify("STOPPING=1")
 	if every := sdnotify.WatchdogInterval(); every > 0 {
-		go keepAlive(ctx, p, every, log)
+		go keepAlive(ctx, p, watch, every, log)
 	}
 	err = p.Run(ctx, x, pipeline.Preprocess(b.Input))
 	st := p.Stats()
@@ -129,9 +133,9 @@ func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 }
 
 // keepAlive pings systemd's watchdog every half period while the pipeline is
-// healthy: idle (waiting for frames) or inside a frame for less than the
-// period. A stage stuck longer stops the pings and systemd restarts us.
-func keepAlive(ctx context.Context, p *pipeline.Pipeline, period time.Duration, log *slog.Logger) {
+// healthy, and withholds the ping while it is wedged (see wedged), so that
+// systemd restarts us.
+func keepAlive(ctx context.Context, p *pipeline.Pipeline, w *sourceWatch, period time.Duration, log *slog.Logger) {
 	t := time.NewTicker(period / 2)
 	defer t.Stop()
 	for {
@@ -140,12 +144,73 @@ func keepAlive(ctx context.Context, p *pipeline.Pipeline, period time.Duration, 
 			return
 		case <-t.C:
 		}
-		if since := p.InFlightSince(); !since.IsZero() && time.Since(since) > period {
-			log.Error("frame stuck; withholding the watchdog keep-alive", "in_flight_for", time.Since(since))
+		if why := wedged(time.Now(), p.InFlightSince(), p.SourceWaitingSince(), w.lastRetry(), period); why != "" {
+			log.Error("pipeline wedged; withholding the watchdog keep-alive", "why", why)
 			continue
 		}
 		sdnotify.Notify("WATCHDOG=1")
 	}
+}
+
+// wedged says why the pipeline is wedged at now, or "" when it is healthy:
+// a frame in the executor for longer than period, or the capture waiting on
+// a source for longer than period without the source retrying (a reopen
+// attempt) within it. A network stream being reopened is not wedged; a
+// camera, file or stream that stays silent is.
+func wedged(now, inFlight, waiting, retried time.Time, period time.Duration) string {
+	switch {
+	case !inFlight.IsZero() && now.Sub(inFlight) > period:
+		return fmt.Sprintf("a frame has been in the executor for %v", now.Sub(inFlight).Round(time.Millisecond))
+	case !waiting.IsZero() && now.Sub(waiting) > period && (retried.IsZero() || now.Sub(retried) > period):
+		return fmt.Sprintf("no frame from the source for %v", now.Sub(waiting).Round(time.Millisecond))
+	}
+	return ""
+}
+
+// sourceWatch turns the source's health events into log lines and fleet
+// events (event/source-stalled, …), and remembers when the source last
+// tried to reopen (for the watchdog).
+type sourceWatch struct {
+	log   *slog.Logger
+	pub   *telemetry.Publisher // set before the pipeline runs, so before any event
+	retry atomic.Int64
+}
+
+// event implements source.Options.OnEvent; it runs on the capture goroutine.
+func (w *sourceWatch) event(ev source.Event) {
+	attrs := []any{"source", ev.Source, "silent", ev.Silent.Round(time.Millisecond).String()}
+	data := map[string]string{"source": ev.Source, "silent_ms": fmt.Sprint(ev.Silent.Milliseconds())}
+	if ev.Attempt > 0 {
+		attrs = append(attrs, "attempt", ev.Attempt)
+		data["attempt"] = fmt.Sprint(ev.Attempt)
+	}
+	msg := "source " + string(ev.Kind)
+	if ev.Err != nil {
+		attrs = append(attrs, "err", ev.Err)
+		msg += ": " + ev.Err.Error()
+	}
+	switch ev.Kind {
+	case source.EventReopened, source.EventResumed:
+		w.log.Info(msg, attrs...)
+	default:
+		w.log.Warn(msg, attrs...)
+	}
+	if ev.Kind == source.EventReopened || ev.Kind == source.EventReopenFailed {
+		w.retry.Store(time.Now().UnixNano())
+	}
+	if w.pub != nil {
+		if err := w.pub.Publish(context.Background(), &telemetry.Event{Kind: "source-" + string(ev.Kind), Message: msg, Data: data}); err != nil {
+			w.log.Warn("publish", "err", err)
+		}
+	}
+}
+
+// lastRetry is when the source last attempted a reopen; zero if never.
+func (w *sourceWatch) lastRetry() time.Time {
+	if ns := w.retry.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // providers lists the execution provider of each stage.
