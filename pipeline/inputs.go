@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/anytime-edge/edge/bundle"
@@ -69,14 +68,11 @@ func (s *Inputs) Prepare(dst []float32, f *source.Frame) error {
 	if f.Image != nil {
 		return s.prepare(dst, f)
 	}
-	a, err := npy.Read(f.Source)
+	// The header is checked against the bundle before the data is read.
+	x, err := npy.ReadFloat32(f.Source, []int{1, 3, s.in.Height(), s.in.Width()})
 	if err != nil {
-		return err
+		return fmt.Errorf("--tensor: %w", err)
 	}
-	want := []int{1, 3, s.in.Height(), s.in.Width()}
-	if a.Float32 == nil || !slices.Equal(a.Shape, want) {
-		return fmt.Errorf("--tensor %s: got shape %v, want float32 %v", f.Source, a.Shape, want)
-	}
-	copy(dst, a.Float32)
+	copy(dst, x)
 	return nil
 }
