@@ -36,7 +36,7 @@ type Set struct {
 	v        view
 	outs     []Output
 	log      *slog.Logger
-	logEach  bool
+	o        Options
 	failures []string
 }
 
@@ -51,6 +51,9 @@ type Options struct {
 	// LogFrames logs one line per finished frame at Info (edge infer);
 	// otherwise at Debug.
 	LogFrames bool
+	// KeepFailures keeps every failure for Failures (a finite run such as
+	// edge infer); a daemon leaves it off so that nothing grows.
+	KeepFailures bool
 }
 
 // New makes a Set for bundle b's results.
@@ -59,7 +62,7 @@ func New(b *bundle.Bundle, o Options, outs ...Output) *Set {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	h, w := b.OutputSize()
-	s := &Set{outs: outs, log: o.Log, logEach: o.LogFrames}
+	s := &Set{outs: outs, log: o.Log, o: o}
 	s.v = view{bundle: b, h: h, w: w, pal: imaging.Palette(b.Labels)}
 	if b.Task == bundle.TaskKeypoints {
 		s.v.pose = newPose(b)
@@ -73,7 +76,8 @@ func New(b *bundle.Bundle, o Options, outs ...Output) *Set {
 }
 
 // Failures lists the frames that failed or whose outputs could not be
-// written, as "source: reason", in frame order.
+// written, as "source: reason", in frame order; empty unless
+// Options.KeepFailures.
 func (s *Set) Failures() []string { return s.failures }
 
 // Exit implements pipeline.ExitSink.
@@ -130,13 +134,15 @@ func (s *Set) Frame(o *pipeline.Output) {
 		if !strings.Contains(msg, o.Frame.Source) {
 			msg = o.Frame.Source + ": " + msg
 		}
-		s.failures = append(s.failures, msg)
+		if s.o.KeepFailures {
+			s.failures = append(s.failures, msg)
+		}
 		if v.err == nil { // the pipeline logged the frame's own failure
 			s.log.Error("frame outputs failed", "frame", o.Frame.ID, "source", o.Frame.Source, "err", msg)
 		}
 	} else if n := len(v.exits); n > 0 {
 		level := slog.LevelDebug
-		if s.logEach {
+		if s.o.LogFrames {
 			level = slog.LevelInfo
 		}
 		last := v.exits[n-1]

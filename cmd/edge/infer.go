@@ -79,7 +79,7 @@ func runInfer(ctx context.Context, cfg Config, _ io.Writer) error {
 		sink.Announce(ctx, fl.Pub, b, providers(engine, len(b.Stages)), log)
 		outs = append(outs, sink.NewResults(fl.Pub, sink.ResultsOptions{Log: log}))
 	}
-	set := sink.New(b, sink.Options{Log: log, LogFrames: true}, outs...)
+	set := sink.New(b, sink.Options{Log: log, LogFrames: true, KeepFailures: true}, outs...)
 	src := pipeline.NewInputs(inputs, b.Input)
 	p = pipeline.New(src, []pipeline.Sink{set}, pipeline.Options{}, log.With("component", "pipeline"))
 	if err := p.Run(ctx, x, src.Prepare); err != nil {
