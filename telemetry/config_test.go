@@ -144,6 +144,9 @@ func TestEmbeddedBrokerAndMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := p.Publish(ctx, &Event{Kind: "source-stalled", Message: "source stalled"}); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 5*time.Second, "results through the embedded broker", func() bool { return len(col.results(t, "/result")) == 3 })
 	waitFor(t, 5*time.Second, "spool emptied", func() bool { return p.spool.Stats().Records == 0 })
 	srv := httptest.NewServer(p.Metrics())
@@ -159,6 +162,7 @@ func TestEmbeddedBrokerAndMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		"edge_frames_total 3",
+		`edge_events_total{kind="source-stalled"} 1`,
 		`edge_frame_halts_total{exit="2",reason="deadline"} 3`,
 		`edge_exit_latency_seconds_count{exit="2"} 3`,
 		`edge_energy_joules_total{source="jetson-ina3221"} 0.2799`,

@@ -28,6 +28,7 @@ type metrics struct {
 	published    *prometheus.CounterVec
 	commands     *prometheus.CounterVec
 	publishDelay prometheus.Histogram
+	events       *prometheus.CounterVec
 }
 
 func newMetrics(p *Publisher) *metrics {
@@ -37,6 +38,7 @@ func newMetrics(p *Publisher) *metrics {
 	m := &metrics{
 		reg:    reg,
 		frames: prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_frames_total", Help: "Frames whose result was published."}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_events_total", Help: "Events published, by kind (source-stalled, frame-failed, ...)."}, []string{"kind"}),
 		halts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_frame_halts_total", Help: "Frames by halt exit and reason."},
 			[]string{"exit", "reason"}),
 		exitSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edge_exit_latency_seconds", Help: "Stage time of a frame up to each exit.", Buckets: latencyBuckets},
@@ -62,7 +64,7 @@ func newMetrics(p *Publisher) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
 	for _, c := range []prometheus.Collector{m.frames, m.halts, m.exitSeconds, m.frameSeconds, m.frameJoules, m.energyJoules, m.powerW, m.tempC,
-		m.throttled, m.fps, m.queueDrops, m.labelDrops, m.spoolErrors, m.published, m.commands, m.publishDelay} {
+		m.throttled, m.fps, m.queueDrops, m.labelDrops, m.spoolErrors, m.published, m.commands, m.publishDelay, m.events} {
 		f(c)
 	}
 	gauge := func(name, help string, v func() float64) {
@@ -110,5 +112,7 @@ func (m *metrics) observe(msg Message) {
 			m.throttled.Set(0)
 		}
 		m.fps.Set(v.FPS)
+	case *Event:
+		m.events.WithLabelValues(v.Kind).Inc()
 	}
 }
