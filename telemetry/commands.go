@@ -56,8 +56,9 @@ type Change struct {
 	Snapshot bool
 }
 
-// Controller is implemented by the runtime. The Publisher calls it from one
-// goroutine, never from the frame loop.
+// Controller is implemented by the runtime. The Publisher calls it one
+// command at a time (from its MQTT command loop or from Publisher.Command,
+// which the live view uses), never from the frame loop.
 type Controller interface {
 	// Apply applies every field of c, or none of them when it returns an
 	// error (e.g. MaxExit beyond the bundle's exits), and returns the

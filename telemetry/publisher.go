@@ -388,14 +388,7 @@ func (p *Publisher) SetStatus(ctx context.Context, bundle *Bundle, providers []s
 	return p.publishStatus()
 }
 
-// ReportConfig publishes the limits in force on config/reported. The
-// runtime calls it when it changes limits itself; commands do it
-// automatically.
-func (p *Publisher) ReportConfig(ctx context.Context) error {
-	p.reportConfig()
-	return nil
-}
-
+// reportConfig publishes the limits in force (after every connection).
 func (p *Publisher) reportConfig() {
 	if p.ctrl != nil {
 		p.publishConfig(p.ctrl.Limits())
