@@ -440,13 +440,6 @@ func (p *Policy) energyMargin(fc Prediction) float64 {
 	return z * fc.EnergySD
 }
 
-func bandOf(l Limits) float64 {
-	if l.ThermalBandC > 0 {
-		return l.ThermalBandC
-	}
-	return DefaultThermalBandC
-}
-
 // windowEnergy is the energy used from t0 to t1: measured by the Window
 // when it covers the interval, else from the ledger with idle power in the
 // gaps.
