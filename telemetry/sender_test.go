@@ -2,12 +2,14 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/anytime-edge/edge/telemetry/mqtt"
+	"github.com/anytime-edge/edge/telemetry/spool"
 )
 
 // fakeToken is completed by the test.
@@ -175,5 +177,60 @@ func waitPasses(t *testing.T, ch chan struct{}, n int) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("the sender made %d passes in 5 s, want %d", i, n)
 		}
+	}
+}
+
+// TestSenderResendsAfterAckTimeout drives the sender pass by pass on an
+// injected clock: a message without a PUBACK for ackTimeout makes it give
+// up the window, pause for failurePause on that connection, then resend
+// from the oldest unacknowledged record, marked replay.
+func TestSenderResendsAfterAckTimeout(t *testing.T) {
+	log, _ := testLogger()
+	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	for i := 1; i <= 3; i++ {
+		if _, err := sp.Append("anytime/v1/lab/drone-7/result", 1, []byte(fmt.Sprintf(`{"frame":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	ft := newFakeTransport()
+	ft.setUp(true)
+	s := newSender(sp, ft, newMetrics(&Publisher{spool: sp, client: ft}), 2, make(chan struct{}), log)
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	payloads := func() []string {
+		var out []string
+		for _, r := range ft.results() {
+			out = append(out, string(r.msg.Payload))
+		}
+		return out
+	}
+	step := func(what string, want ...string) {
+		t.Helper()
+		s.pass()
+		if got := payloads(); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("%s: sent %v, want %v", what, got, want)
+		}
+	}
+	step("first pass fills the window of 2", `{"frame":1}`, `{"frame":2}`)
+	close(ft.results()[0].tok.done)
+	step("frame 1 acknowledged, frame 3 sent", `{"frame":1}`, `{"frame":2}`, `{"frame":3}`)
+	if n := sp.Stats().Records; n != 2 {
+		t.Fatalf("spool holds %d records, want 2", n)
+	}
+	now = now.Add(ackTimeout - time.Second)
+	step("still within the ack timeout", `{"frame":1}`, `{"frame":2}`, `{"frame":3}`)
+	now = now.Add(2 * time.Second)
+	step("ack timeout: the window is given up and the sender pauses", `{"frame":1}`, `{"frame":2}`, `{"frame":3}`)
+	now = now.Add(failurePause + time.Millisecond)
+	step("after the pause: resent from the oldest", `{"frame":1}`, `{"frame":2}`, `{"frame":3}`, `{"frame":2,"replay":true}`, `{"frame":3,"replay":true}`)
+	if n := sp.Stats().Records; n != 2 {
+		t.Fatalf("spool holds %d records, want 2 (nothing acknowledged)", n)
 	}
 }
