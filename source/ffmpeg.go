@@ -237,8 +237,11 @@ func (s *pipeSource) String() string { return s.label }
 // ErrClosed is wrapped by Next on a source that was closed.
 var ErrClosed = errors.New("source closed")
 
-// Next implements Source.
+// Next implements Source. Silence is timed from the later of the last frame
+// (or reopen) and the call: a consumer that was busy does not make the
+// source look stalled.
 func (s *pipeSource) Next(ctx context.Context) (Frame, error) {
+	called := s.clock.Now()
 	for {
 		d, err := s.decoder(ctx)
 		if err != nil {
@@ -246,7 +249,11 @@ func (s *pipeSource) Next(ctx context.Context) (Frame, error) {
 		}
 		var stall <-chan time.Time
 		if !s.reported {
-			stall = s.clock.After(s.stallAfter - s.clock.Now().Sub(s.lastFrame))
+			from := s.lastFrame
+			if called.After(from) {
+				from = called
+			}
+			stall = s.clock.After(s.stallAfter - s.clock.Now().Sub(from))
 		}
 		select {
 		case <-ctx.Done():

@@ -335,3 +335,28 @@ func TestRedact(t *testing.T) {
 		t.Errorf("scrub: got %q", got)
 	}
 }
+
+// TestABusyConsumerIsNotAStall: a frame waiting while the consumer was busy
+// for longer than the stall time is delivered, not taken for a stall (each
+// round, with the old timing, select picked the stall half the time).
+func TestABusyConsumerIsNotAStall(t *testing.T) {
+	dir := sourcetest.FakeFFmpeg(t)
+	sourcetest.Steer(t, dir, map[string]string{"frames1": "20"})
+	clock := newFakeClock()
+	ev := newEvents()
+	s, err := Open(context.Background(), secretURI, Options{StallAfter: time.Second, Clock: clock, OnEvent: ev.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id := uint64(1); id <= 20; id++ {
+		n := wait(t, nextAsync(context.Background(), s), ev)
+		if n.err != nil || n.f.ID != id {
+			t.Fatalf("got frame %d, %v; want frame %d", n.f.ID, n.err, id)
+		}
+		if ev.String() != "" {
+			t.Fatalf("events %q after a busy consumer, want none", ev)
+		}
+		clock.advance(time.Minute) // the consumer is busy with the frame
+	}
+}
