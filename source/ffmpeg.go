@@ -203,7 +203,9 @@ type pipeSource struct {
 	mu     sync.Mutex
 	cur    *decoder // nil while a network stream is being reopened
 	closed bool
-	done   chan struct{} // closed by Close
+	// closing is cancelled by Close: waits and a reopen's probe end.
+	closing context.Context
+	cancel  context.CancelFunc
 
 	// Owned by the goroutine calling Next.
 	id        uint64
@@ -220,7 +222,8 @@ func newPipeSource(ctx context.Context, label string, secrets []string, start fu
 	}
 	s := &pipeSource{label: label, secrets: secrets, start: start, live: live, network: network,
 		stallAfter: o.StallAfter, clock: o.Clock, jitter: defaultJitter, onEvent: o.OnEvent,
-		cur: d, done: make(chan struct{})}
+		cur: d}
+	s.closing, s.cancel = context.WithCancel(context.Background())
 	if s.stallAfter <= 0 {
 		s.stallAfter = DefaultStallAfter
 	}
@@ -258,7 +261,7 @@ func (s *pipeSource) Next(ctx context.Context) (Frame, error) {
 		select {
 		case <-ctx.Done():
 			return Frame{}, ctx.Err()
-		case <-s.done:
+		case <-s.closing.Done():
 			return Frame{}, fmt.Errorf("source %s: %w", s.label, ErrClosed)
 		case buf, ok := <-d.frames:
 			if ok {
@@ -344,16 +347,19 @@ func (s *pipeSource) decoder(ctx context.Context) (*decoder, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-s.done:
+		case <-s.closing.Done():
 			return nil, fmt.Errorf("source %s: %w", s.label, ErrClosed)
 		case <-s.clock.After(backoff(s.attempts, s.jitter)):
 		}
-		d, err := s.start(ctx)
+		d, err := s.startUnlessClosed(ctx)
 		if ctx.Err() != nil {
 			if d != nil {
 				d.stop()
 			}
 			return nil, ctx.Err()
+		}
+		if err != nil && s.isClosed() {
+			return nil, fmt.Errorf("source %s: %w", s.label, ErrClosed)
 		}
 		if err != nil {
 			s.emit(Event{Kind: EventReopenFailed, Attempt: s.attempts, Err: err})
@@ -373,6 +379,15 @@ func (s *pipeSource) decoder(ctx context.Context) (*decoder, error) {
 		s.emit(Event{Kind: EventReopened, Attempt: s.attempts})
 		return d, nil
 	}
+}
+
+// startUnlessClosed starts a decoder under ctx, cancelled early by Close.
+func (s *pipeSource) startUnlessClosed(ctx context.Context) (*decoder, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.closing, cancel)
+	defer stop()
+	return s.start(ctx)
 }
 
 // emit completes ev and hands it to Options.OnEvent.
@@ -400,7 +415,7 @@ func (s *pipeSource) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.done)
+	s.cancel()
 	d := s.cur
 	s.cur = nil
 	s.mu.Unlock()
