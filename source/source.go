@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -61,7 +62,8 @@ var ErrUnsupported = errors.New("unsupported source")
 // http:// streams, v4l2:///dev/videoN or csi://N.
 //
 // A file:// URI names a local path (file://clip.mp4 is relative,
-// file:///data/clip.mp4 absolute); one that wraps another URI is refused,
+// file:///data/clip.mp4 absolute); one that wraps another URI or names
+// another host (file://host/share/clip.mp4) is refused,
 // and a local video is handed to ffmpeg as a path, never as a URL or an
 // option, whatever its name. Errors, Frame.Source and String() carry the
 // URI redacted (see Redact); only the decoder is given the URI itself.
@@ -77,7 +79,7 @@ func Open(ctx context.Context, uri string, o Options) (Source, error) {
 	)
 	switch scheme {
 	case "file":
-		path, perr := localPath(label, rest)
+		path, perr := localPath(label, rest, hasScheme)
 		switch {
 		case perr != nil:
 			return nil, perr
@@ -111,14 +113,21 @@ func Open(ctx context.Context, uri string, o Options) (Source, error) {
 	return s, nil
 }
 
-// localPath is the path a file:// URI's rest (or a plain path) names.
-// file://localhost/p is /p; a rest that is itself a URI is refused.
-func localPath(label, rest string) (string, error) {
+// localPath is the path a file:// URI's rest (or, uri false, a plain path)
+// names. file://localhost/p is /p; a rest that is itself a URI is refused,
+// and so is file://HOST/p where HOST is no local directory (file:// of a
+// remote host).
+func localPath(label, rest string, uri bool) (string, error) {
 	if inner, _, nested := strings.Cut(rest, "://"); nested {
 		return "", fmt.Errorf("%w: %s: file:// names a local path, not a %s:// URI", ErrUnsupported, label, inner)
 	}
 	if p, ok := strings.CutPrefix(rest, "localhost/"); ok {
 		rest = "/" + p
+	}
+	if first, _, ok := strings.Cut(rest, "/"); uri && ok && first != "" && first != "." && first != ".." && !strings.ContainsAny(first, "*?[") {
+		if st, err := os.Stat(first); err != nil || !st.IsDir() {
+			return "", fmt.Errorf("%w: %s: file:// names a local path, and %q is no local directory (file:// of another host is not supported)", ErrUnsupported, label, first)
+		}
 	}
 	if rest == "" {
 		return "", fmt.Errorf("source %s: no path after file://", label)

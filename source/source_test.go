@@ -129,7 +129,7 @@ func TestVideoFile(t *testing.T) {
 // and ffmpeg as a file: path.
 func TestLocalFilesReachFFmpegAsPaths(t *testing.T) {
 	dir := sourcetest.FakeFFmpeg(t)
-	for _, uri := range []string{"file://http://example.com/x.mp4", "file://rtsp://cam/x"} {
+	for _, uri := range []string{"file://http://example.com/x.mp4", "file://rtsp://cam/x", "file://example.com/share/x.mp4"} {
 		if _, err := Open(context.Background(), uri, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "local path") {
 			t.Errorf("%s: got %v, want a refusal", uri, err)
 		}
