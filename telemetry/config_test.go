@@ -2,9 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,24 +116,11 @@ func TestNewRejectsUnreadableCertificates(t *testing.T) {
 // metrics handler over HTTP.
 func TestEmbeddedBrokerAndMetrics(t *testing.T) {
 	log, _ := testLogger()
-	b, cfg, err := StartBroker(Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
+	b, p := embeddedPublisher(t, Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}, nil, log)
+	if !strings.HasPrefix(b.Addr(), "127.0.0.1:") {
+		t.Fatalf("embedded broker on %q, want loopback", b.Addr())
 	}
-	defer b.Close()
-	if !strings.HasPrefix(b.Addr(), "127.0.0.1:") || cfg.BrokerURL != b.URL() {
-		t.Fatalf("embedded broker on %q, config url %q, want loopback and the broker's url", b.Addr(), cfg.BrokerURL)
-	}
-	p, err := New(context.Background(), cfg, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closePublisher(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
 	var col collector
 	col.attach(t, b, "anytime/#")
 	for i := 1; i <= 3; i++ {
@@ -149,17 +133,7 @@ func TestEmbeddedBrokerAndMetrics(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "results through the embedded broker", func() bool { return len(col.results(t, "/result")) == 3 })
 	waitFor(t, 5*time.Second, "spool emptied", func() bool { return p.spool.Stats().Records == 0 })
-	srv := httptest.NewServer(p.Metrics())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := scrape(t, p)
 	for _, want := range []string{
 		"edge_frames_total 3",
 		`edge_events_total{kind="source-stalled"} 1`,

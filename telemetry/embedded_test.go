@@ -16,23 +16,11 @@ import (
 // credentials cannot command it.
 func TestEmbeddedBrokerRoles(t *testing.T) {
 	log, _ := testLogger()
-	b, cfg, err := StartBroker(Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0",
-		Username: "drone-7", Password: "d-secret", BrokerUsers: map[string]string{"ops": "o-secret"}}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
-	p, err := New(context.Background(), cfg, ctrl, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closePublisher(t, p)
+	b, p := embeddedPublisher(t, Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0",
+		Username: "drone-7", Password: "d-secret", BrokerUsers: map[string]string{"ops": "o-secret"}}, ctrl, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var col collector
 	col.attach(t, b, "anytime/#")
 	if err := p.Publish(ctx, sampleResult(1)); err != nil {

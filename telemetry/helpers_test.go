@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -232,4 +235,47 @@ func connectedPublisher(t testing.TB, url string, ctrl Controller, log *slog.Log
 		t.Fatal(err)
 	}
 	return p
+}
+
+// embeddedPublisher starts the embedded broker that cfg asks for (as its
+// owner does, StartBroker) and a Publisher connected to it; both are closed
+// when the test ends.
+func embeddedPublisher(t testing.TB, cfg Config, ctrl Controller, log *slog.Logger) (*broker.Broker, *Publisher) {
+	t.Helper()
+	b, cfg, err := StartBroker(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	p, err := New(context.Background(), cfg, ctrl, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closePublisher(t, p) }) // before the broker's
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b, p
+}
+
+// scrape returns p's metrics page, served over HTTP as its owner serves it.
+func scrape(t testing.TB, p *Publisher) []byte {
+	t.Helper()
+	srv := httptest.NewServer(p.Metrics())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, body)
+	}
+	return body
 }

@@ -3,10 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"context"
-	"io"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"testing"
@@ -25,23 +22,8 @@ import (
 // check metrics` accepts the page.
 func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	log, _ := testLogger()
-	b, cfg, err := StartBroker(Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	p, err := New(context.Background(), cfg, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closePublisher(t, p)
-	srv := httptest.NewServer(p.Metrics())
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, p := embeddedPublisher(t, Config{Site: "lab", Device: "drone-7", SpoolDir: t.TempDir(), BrokerListen: "127.0.0.1:0"}, nil, log)
+	ctx := context.Background()
 	res := sampleResult(1) // exits of 9.8 and 12.1 ms, 93.3 mJ
 	tel := &Telemetry{PowerW: 14, PowerSource: power.SourceJetson, TempsC: map[string]float64{"gpu": 61}, TempSource: power.SourceJetson, FPS: 30}
 	for _, m := range []Message{res, tel} {
@@ -51,15 +33,7 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "spool emptied", func() bool { return p.spool.Stats().Records == 0 })
 
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := scrape(t, p)
 	parser := expfmt.NewTextParser(model.LegacyValidation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {

@@ -8,9 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/pipeline"
-	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/sink"
 )
 
@@ -38,30 +36,12 @@ func runInfer(ctx context.Context, cfg Config, _ io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("infer: %w", err)
 	}
-	b, engine, err := openBundle(cfg.Engine, cfg.Engine.Bundle, log)
+	fr, err := openFrames(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer engine.Close()
-	if err := cfg.checkBundle(b); err != nil {
-		return err
-	}
-	pw, err := startPower(ctx, cfg.Power, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
-	if err != nil {
-		return err
-	}
-	defer pw.Stop()
-	var p *pipeline.Pipeline // made once its sinks exist, below
-	x, err := anytime.New(b, engine, anytime.Config{
-		Policy: pw.Policy, Meter: pw.Recorder, HardDeadline: cfg.Power.Limits.Deadline,
-		OnExit: func(e anytime.Exit, merged []float32, mask []uint8) { p.OnExit(e, merged, mask) },
-	})
-	if err != nil {
-		return err
-	}
-	if err := tune(ctx, x, b, cfg.Engine, log); err != nil {
-		return err
-	}
+	defer fr.Close()
+	b, x := fr.bundle, fr.exec
 	files, err := sink.NewFiles(sink.FilesOptions{
 		Dir: cfg.Infer.Out, ExitMaps: true, Summaries: true, Name: names, Threshold: x.Threshold,
 		Dump: cfg.Infer.Dump, DumpPerFrame: len(inputs) > 1,
@@ -76,12 +56,12 @@ func runInfer(ctx context.Context, cfg Config, _ io.Writer) error {
 			return err
 		}
 		defer fl.Close()
-		sink.Announce(ctx, fl.Pub, b, providers(engine, len(b.Stages)), log)
+		sink.Announce(ctx, fl.Pub, b, providers(fr.engine, len(b.Stages)), log)
 		outs = append(outs, sink.NewResults(fl.Pub, sink.ResultsOptions{Log: log}))
 	}
 	set := sink.New(b, sink.Options{Log: log, LogFrames: true, KeepFailures: true}, outs...)
 	src := pipeline.NewInputs(inputs, b.Input)
-	p = pipeline.New(src, []pipeline.Sink{set}, pipeline.Options{}, log.With("component", "pipeline"))
+	p := fr.newPipeline(src, []pipeline.Sink{set}, pipeline.Options{}, log)
 	if err := p.Run(ctx, x, src.Prepare); err != nil {
 		return err
 	}

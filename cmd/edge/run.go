@@ -10,11 +10,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/internal/sdnotify"
 	"github.com/anytime-edge/edge/liveview"
 	"github.com/anytime-edge/edge/pipeline"
-	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/sink"
 	"github.com/anytime-edge/edge/source"
 	"github.com/anytime-edge/edge/telemetry"
@@ -45,31 +43,12 @@ func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 			src.Close()
 		}
 	}()
-	b, engine, err := openBundle(cfg.Engine, cfg.Engine.Bundle, log)
+	fr, err := openFrames(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer engine.Close()
-	if err := cfg.checkBundle(b); err != nil {
-		return err
-	}
-	pw, err := startPower(ctx, cfg.Power, stageSeeds(b), power.DefaultDeviceSeed(engine.Provider(0)), log)
-	if err != nil {
-		return err
-	}
-	defer pw.Stop()
-
-	var p *pipeline.Pipeline // made once its sinks exist, below
-	x, err := anytime.New(b, engine, anytime.Config{
-		Policy: pw.Policy, Meter: pw.Recorder, HardDeadline: cfg.Power.Limits.Deadline,
-		OnExit: func(e anytime.Exit, merged []float32, mask []uint8) { p.OnExit(e, merged, mask) },
-	})
-	if err != nil {
-		return err
-	}
-	if err := tune(ctx, x, b, cfg.Engine, log); err != nil {
-		return err
-	}
+	defer fr.Close()
+	b, x, pw, engine := fr.bundle, fr.exec, fr.power, fr.engine
 	ctrl := sink.NewControl(pw.Policy, x, len(b.Stages))
 	fl, err := sink.OpenFleet(ctx, *cfg.Telemetry, ctrl, log)
 	if err != nil {
@@ -97,11 +76,10 @@ func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 			return err
 		}
 		defer live.Close(context.Background())
-		outs = append(outs, sink.NewLive(live, pw.Recorder, func() pipeline.Stats { return p.Stats() }))
+		outs = append(outs, sink.NewLive(live, pw.Recorder, func() pipeline.Stats { return fr.pipe.Stats() }))
 		log.Info("live view", "url", "http://"+live.Addr()+"/")
 	}
-	p = pipeline.New(src, []pipeline.Sink{sink.New(b, sink.Options{Log: log}, outs...)},
-		pipeline.Options{DropWhenBusy: !rc.Once}, log.With("component", "pipeline"))
+	p := fr.newPipeline(src, []pipeline.Sink{sink.New(b, sink.Options{Log: log}, outs...)}, pipeline.Options{DropWhenBusy: !rc.Once}, log)
 	src = nil
 
 	healthCtx, stopHealth := context.WithCancel(ctx)
