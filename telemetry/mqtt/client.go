@@ -181,7 +181,7 @@ func New(cfg Config) (*Client, error) {
 		SetPingTimeout(cfg.PingTimeout).
 		SetWriteTimeout(cfg.WriteTimeout).
 		SetConnectTimeout(cfg.ConnectTimeout).
-		SetStore(paho.NewOrderedMemoryStore()).
+		SetStore(newCopyingStore()).
 		SetDefaultPublishHandler(c.dispatch).
 		SetOnConnectHandler(func(paho.Client) { c.onConnect() }).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { c.onDown(nil, true) }).
