@@ -56,7 +56,6 @@ type state struct {
 	history  []Point
 	keep     time.Duration
 	counters Counters
-	limits   any
 }
 
 // addPoint appends p and forgets points older than keep.
