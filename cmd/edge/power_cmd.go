@@ -48,6 +48,7 @@ func runPower(ctx context.Context, cfg Config, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("power sample: %w", err)
 		}
+		r.DropImplausible() // shown as missing, as the policy sees them
 		if asJSON {
 			return enc.Encode(r)
 		}
