@@ -204,6 +204,8 @@ func TestInferHaltsOnLimits(t *testing.T) {
 		{"max exit", []string{"--max-exit", "2"}, "max-exit", 2},
 		{"energy budget", []string{"--energy-budget", "0.0001"}, "energy-budget", 1},
 		{"thermal hard limit", []string{"--power-backend", "jetson", "--sysfs", filepath.Join(repo, "power/jetson/testdata/orin-nx"), "--thermal-hard", "40"}, "thermal", 1},
+		// The estimate backend has no temperature: a thermal limit fails safe.
+		{"thermal limit without a temperature", []string{"--power-backend", "estimate", "--thermal-soft", "80"}, "thermal", 1},
 		{"deadline", []string{"--deadline", "1ns"}, "deadline", 1},
 	}
 	for _, tt := range tests {

@@ -104,9 +104,13 @@ type powerRuntime struct {
 	Policy   *power.Policy
 	Recorder *power.Recorder
 	Choice   backend.Choice
-	stop     func()
-	sampler  power.Sampler
-	wg       sync.WaitGroup
+	// OnThermalUnknown, when set before frames run, is told what the
+	// policy's fail-safe says (power.Config.OnThermalUnknown), after the
+	// log line.
+	OnThermalUnknown func(why string)
+	stop             func()
+	sampler          power.Sampler
+	wg               sync.WaitGroup
 }
 
 // startPower opens the power backend cfg names, starts sampling it in the
@@ -130,6 +134,7 @@ func startPower(ctx context.Context, cfg PowerConfig, seeds []power.StageSeed, d
 	} else {
 		log.Warn("first power sample failed", "err", err)
 	}
+	var pr *powerRuntime
 	p, err := power.NewPolicy(power.Config{Stages: seeds, Device: dev, Limits: limits, State: rec, Window: rec,
 		OnThermalUnknown: func(why string) {
 			if why != "" {
@@ -137,13 +142,16 @@ func startPower(ctx context.Context, cfg PowerConfig, seeds []power.StageSeed, d
 			} else {
 				log.Info("temperature known again: thermal limits back in force")
 			}
+			if pr.OnThermalUnknown != nil {
+				pr.OnThermalUnknown(why)
+			}
 		}})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	pr := &powerRuntime{Policy: p, Recorder: rec, Choice: choice, stop: cancel, sampler: s}
+	pr = &powerRuntime{Policy: p, Recorder: rec, Choice: choice, stop: cancel, sampler: s}
 	pr.wg.Add(1)
 	go func() {
 		defer pr.wg.Done()

@@ -56,6 +56,7 @@ func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
 	}
 	defer fl.Close()
 	watch.pub = fl.Pub
+	pw.OnThermalUnknown = func(why string) { thermalEvent(fl.Pub, why, log) }
 	sink.Announce(ctx, fl.Pub, b, providers(engine, len(b.Stages)), log)
 	outs := []sink.Output{sink.NewResults(fl.Pub, sink.ResultsOptions{
 		Progressive: rc.Progressive, Limits: ctrl.Limits, Snapshot: ctrl.TakeSnapshot, Log: log,
@@ -189,6 +190,20 @@ func (w *sourceWatch) lastRetry() time.Time {
 		return time.Unix(0, ns)
 	}
 	return time.Time{}
+}
+
+// thermalEvent publishes event/thermal-unknown when the policy starts
+// failing safe for want of a temperature (why), and event/thermal-known
+// when it stops (why empty).
+func thermalEvent(pub *telemetry.Publisher, why string, log *slog.Logger) {
+	ev := &telemetry.Event{Kind: "thermal-known", Message: "temperature known again: thermal limits back in force"}
+	if why != "" {
+		ev = &telemetry.Event{Kind: "thermal-unknown", Message: "no fresh temperature under thermal limits: frames halt at exit 1",
+			Data: map[string]string{"why": why}}
+	}
+	if err := pub.Publish(context.Background(), ev); err != nil {
+		log.Warn("publish", "err", err)
+	}
 }
 
 // providers lists the execution provider of each stage.

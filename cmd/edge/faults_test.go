@@ -50,7 +50,7 @@ func TestSIGTERMStopsARunWithAStalledCamera(t *testing.T) {
 	bundle, _ := filepath.Abs(filepath.Join(repo, "testdata/bundles/tiny"))
 	cmd := exec.Command(os.Args[0], "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
 		// No broker answers: MQTT is not what this test is about.
-		"--mqtt", "tcp://" + freePort(t), "--spool", filepath.Join(dir, "spool"), "--site", "t", "--device", "d",
+		"--mqtt", "tcp://"+freePort(t), "--spool", filepath.Join(dir, "spool"), "--site", "t", "--device", "d",
 		"rtsp://operator:hunter2@127.0.0.1:8554/cam")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "EDGE_TEST_MAIN=1")
@@ -108,5 +108,34 @@ func TestSIGTERMStopsARunWithAStalledCamera(t *testing.T) {
 	text := strings.Join(log, "\n")
 	if strings.Contains(text, "hunter2") || !strings.Contains(text, "operator:***@127.0.0.1") {
 		t.Errorf("the log shows the password or no redacted source:\n%s", text)
+	}
+}
+
+// TestRunSaysWhenThermalLimitsLackATemperature: with a thermal limit and a
+// backend that reads no temperature, frames halt at exit 1 and the fleet is
+// told why (event/thermal-unknown), instead of the limit being dropped.
+func TestRunSaysWhenThermalLimitsLackATemperature(t *testing.T) {
+	lib := ortOrSkip(t)
+	base := "anytime/v1/test/unit-3/"
+	b, col := startBroker(t, base)
+	err := runEdge(t, "run", "--once", "--ort-lib", lib, "--providers", "cpu", "--bundle", filepath.Join(repo, "testdata/bundles/tiny"),
+		"--threshold", "2", "--power-backend", "estimate", "--thermal-soft", "80",
+		"--mqtt", b.URL(), "--site", "test", "--device", "unit-3", "--spool", filepath.Join(t.TempDir(), "spool"),
+		filepath.Join(repo, "testdata/images/street.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := col.get(base + "event/thermal-unknown")
+	if len(events) != 1 || !strings.Contains(string(events[0]), "no reading") && !strings.Contains(string(events[0]), "no temperature") {
+		t.Errorf("event/thermal-unknown: got %q, want one saying why", events)
+	}
+	results := col.get(base + "result")
+	for _, r := range results {
+		if !strings.Contains(string(r), `"halt":{"exit":1,"reason":"thermal"`) {
+			t.Errorf("result %s, want a thermal halt at exit 1", r)
+		}
+	}
+	if len(results) != 1 {
+		t.Errorf("got %d results, want 1", len(results))
 	}
 }
