@@ -45,7 +45,7 @@ const calibrationLow = 0.25
 func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, error) {
 	var out []Calibration
 	for i, s := range x.bundle.Stages {
-		if s.Mode == bundle.ModeSparse {
+		if s.Mode == bundle.ModeSparse && x.sparse[i].hasSparse {
 			c, err := x.calibrateSparse(ctx, i, reps)
 			if err != nil {
 				return out, err
@@ -54,7 +54,7 @@ func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, erro
 			continue
 		}
 		if s.Mode != bundle.ModeBlocks {
-			continue
+			continue // other stages, and sparse ones whose sparse graph is not open, have nothing to calibrate
 		}
 		t := x.tables[i]
 		c := Calibration{Stage: i, Blocks: map[int]time.Duration{}}

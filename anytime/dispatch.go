@@ -40,6 +40,18 @@ func ParseDispatch(s string) (Dispatch, error) {
 	return 0, fmt.Errorf("dispatch %q: want auto, sparse or dense", s)
 }
 
+// Paths are the graphs of sparse stages that d can run: an engine needs to
+// open only these (engines.Paths).
+func (d Dispatch) Paths() engines.Paths {
+	switch d {
+	case DispatchSparse:
+		return engines.PathSparse
+	case DispatchDense:
+		return engines.PathMasked | engines.PathDense
+	}
+	return engines.AllPaths
+}
+
 func (d Dispatch) String() string {
 	switch d {
 	case DispatchSparse:
@@ -63,6 +75,9 @@ type sparseStage struct {
 	bufs   [][]int64 // the engine's table buffers
 	lens   []int
 	dense  bool // the stage has a plain dense graph
+	// hasSparse is false when the engine did not open the sparse graph:
+	// the stage then runs as under DispatchDense.
+	hasSparse bool
 	// breakEven is the largest computed fraction (float64 bits) at which
 	// the sparse graph runs under DispatchAuto; above it the masked graph
 	// runs. ones is the path of an all-ones mask under DispatchAuto.
@@ -82,6 +97,9 @@ func newSparseStage(b *bundle.Bundle, i int, e engines.Engine) (*sparseStage, er
 		})
 	}
 	bufs := e.Tables(i)
+	if bufs == nil { // the engine did not open the sparse graph
+		return &sparseStage{dense: s.Sparse.Dense != nil}, nil
+	}
 	if len(bufs) != len(specs) {
 		return nil, fmt.Errorf("stage %q: the engine has %d index tables, the bundle %d", s.Name, len(bufs), len(specs))
 	}
@@ -90,7 +108,7 @@ func newSparseStage(b *bundle.Bundle, i int, e engines.Engine) (*sparseStage, er
 			return nil, fmt.Errorf("stage %q: the engine's table %d holds %d entries, want %d", s.Name, k, len(bufs[k]), sp.Height*sp.Width)
 		}
 	}
-	ss := &sparseStage{tables: masking.NewTables(h, w, specs), bufs: bufs, lens: make([]int, len(specs)), dense: s.Sparse.Dense != nil}
+	ss := &sparseStage{tables: masking.NewTables(h, w, specs), bufs: bufs, lens: make([]int, len(specs)), dense: s.Sparse.Dense != nil, hasSparse: true}
 	ss.breakEven.Store(math.Float64bits(1))
 	sparse := RanSparse
 	ss.ones.Store(&sparse)
@@ -100,6 +118,9 @@ func newSparseStage(b *bundle.Bundle, i int, e engines.Engine) (*sparseStage, er
 // path is the path sparse stage ss runs for a mask computing a fraction
 // active of the pixels.
 func (ss *sparseStage) path(d Dispatch, active float64) string {
+	if !ss.hasSparse {
+		d = DispatchDense
+	}
 	switch d {
 	case DispatchSparse:
 		return RanSparse

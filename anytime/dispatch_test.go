@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/engines/enginestest"
 	"github.com/anytime-edge/edge/masking"
 )
@@ -374,6 +375,41 @@ func BenchmarkGoWorkW18Small(b *testing.B) {
 		}
 		if len(f.Runs) > 1<<19 {
 			f.Runs, f.SparseRuns = f.Runs[:0], f.SparseRuns[:0]
+		}
+	}
+}
+
+// TestSparseStageWithoutItsSparseGraph runs an engine opened without the
+// sparse graphs (engines.PathMasked|PathDense): sparse stages run their
+// masked graph whatever the dispatch, and calibration leaves them alone.
+func TestSparseStageWithoutItsSparseGraph(t *testing.T) {
+	b := sparseBundle()
+	f := enginestest.NewFake(len(b.Stages), 3*testH*testW, testChannels, testHW)
+	f.Compute = randomStages(5)
+	var cfg Config
+	recs := recordExits(&cfg)
+	x, err := New(b, f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cal, err := x.Calibrate(context.Background(), 1); err != nil || len(cal) != 0 {
+		t.Fatalf("calibrated %v, %v; want nothing", cal, err)
+	}
+	x.SetDispatch(DispatchSparse)
+	if _, err := x.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.SparseRuns) != 0 || (*recs)[1].exit.Ran != RanMasked {
+		t.Errorf("sparse runs %v, stage 2 ran %q; want none and masked", f.SparseRuns, (*recs)[1].exit.Ran)
+	}
+}
+
+func TestDispatchPaths(t *testing.T) {
+	for d, want := range map[Dispatch]engines.Paths{
+		DispatchAuto: engines.AllPaths, DispatchSparse: engines.PathSparse, DispatchDense: engines.PathMasked | engines.PathDense,
+	} {
+		if got := d.Paths(); got != want {
+			t.Errorf("%v: paths %b, want %b", d, got, want)
 		}
 	}
 }

@@ -9,6 +9,20 @@ import (
 // library cannot be loaded.
 var ErrUnavailable = errors.New("inference backend unavailable")
 
+// Paths is a set of the exact paths of sparse stages: their sparse graph,
+// their reference masked graph and their plain dense graph. Each graph an
+// engine opens holds its own copy of the stage's weights, so an engine
+// opens only the paths it is asked for.
+type Paths uint8
+
+// Paths of sparse stages.
+const (
+	PathSparse Paths = 1 << iota
+	PathMasked
+	PathDense
+	AllPaths = PathSparse | PathMasked | PathDense
+)
+
 // Engine is a bundle's stages opened on one backend. Buffers are allocated
 // once and reused for every frame; the caller fills Image (and Mask before a
 // masked stage) in place. An Engine is not safe for concurrent use.
@@ -34,6 +48,9 @@ type Engine interface {
 	RunSparse(ctx context.Context, i int, lens []int) error
 	// RunDense runs sparse stage i's plain dense graph, which equals Run
 	// when the mask is all ones; an error when the stage has none.
+	//
+	// Run, RunSparse and RunDense of a sparse stage fail when the engine
+	// was not opened with that path.
 	RunDense(ctx context.Context, i int) error
 	// BlockInputs returns blocks stage i's buffers for one of its buckets:
 	// the cell ids ([bucket]) and the neighbour table ([bucket·8]), to be

@@ -36,7 +36,7 @@ func openBundle(cfg EngineConfig, dir string, log *slog.Logger) (*bundle.Bundle,
 		return nil, nil, err
 	}
 	log.Debug("onnx runtime loaded", "version", rt.Version, "library", rt.Library)
-	e, err := ort.Open(rt, b, ort.Config{Providers: cfg.Providers, Log: log})
+	e, err := ort.Open(rt, b, ort.Config{Providers: cfg.Providers, Log: log, Paths: cfg.Dispatch.Paths()})
 	if err != nil {
 		return nil, nil, err
 	}

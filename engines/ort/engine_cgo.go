@@ -110,6 +110,10 @@ func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	paths := cfg.Paths
+	if paths == 0 {
+		paths = engines.AllPaths
+	}
 	graphs := make([]bundle.GraphInfo, len(b.Stages))
 	for i := range b.Stages {
 		if graphs[i], err = GraphInfo(b.StagePath(i)); err != nil {
@@ -171,7 +175,7 @@ func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 			e.state[out.Name] = t
 		}
 		t0 := time.Now()
-		st, err := e.openStage(b, i, graphs[i], twins[i], cfg.Providers, unavailable, log)
+		st, err := e.openStage(b, i, graphs[i], twins[i], cfg.Providers, paths, unavailable, log)
 		if st != nil {
 			e.stages = append(e.stages, st) // closed with the engine even on error
 		}
@@ -188,7 +192,7 @@ func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 	return e, nil
 }
 
-func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
+func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, opts trt.Options, paths engines.Paths, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
 	s := b.Stages[i]
 	outNames := []string{s.Logits}
 	outVals := []onnx.Value{e.logits[i]}
@@ -196,21 +200,18 @@ func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, op
 		outNames = append(outNames, name)
 		outVals = append(outVals, e.state[name])
 	}
+	if s.Mode == bundle.ModeSparse {
+		return e.openSparseStage(b, i, g, twin, outNames, outVals, opts, paths, unavailable, log)
+	}
 	path, graph := b.StagePath(i), g
-	switch s.Mode {
-	case bundle.ModeBlocks:
+	if s.Mode == bundle.ModeBlocks {
 		path, graph = b.DensePath(i), twin
-	case bundle.ModeSparse:
-		path, graph = b.MaskedPath(i), twin
 	}
 	inNames, inVals, err := e.bind(s, graph, nil)
 	if err != nil {
 		return nil, err
 	}
 	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name}
-	if s.Mode == bundle.ModeSparse {
-		key.Stage += "-masked"
-	}
 	st := &stage{name: s.Name}
 	st.provider, err = choose(opts, key, nil, unavailable, log, s.Name, path, func(so *onnx.SessionOptions) (err error) {
 		st.session, err = onnx.NewAdvancedSession(path, inNames, outNames, inVals, outVals, so)
@@ -223,16 +224,8 @@ func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, op
 	if st.run, err = onnx.NewRunOptions(); err != nil {
 		return st, fmt.Errorf("stage %q: run options: %w", s.Name, err)
 	}
-	switch s.Mode {
-	case bundle.ModeBlocks:
+	if s.Mode == bundle.ModeBlocks {
 		if st.blocks, err = e.openBlocks(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
-			return st, err
-		}
-	case bundle.ModeSparse:
-		if st.sparse, err = e.openSparse(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
-			return st, err
-		}
-		if st.dense, err = e.openPlainDense(b, i, outNames, outVals, opts, unavailable, log); err != nil {
 			return st, err
 		}
 	}
@@ -375,6 +368,9 @@ func configure(so *onnx.SessionOptions, p trt.Provider, opts trt.Options, key tr
 			return err
 		}
 	}
+	if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
+		return err
+	}
 	switch p {
 	case trt.TensorRT:
 		po, err := onnx.NewTensorRTProviderOptions()
@@ -444,6 +440,9 @@ func (e *Engine) Provider(i int) string { return string(e.stages[i].provider) }
 // termination, so a deadline also stops a stage in flight.
 func (e *Engine) Run(ctx context.Context, i int) error {
 	s := e.stages[i]
+	if s.session == nil {
+		return fmt.Errorf("run stage %q: its masked graph was not opened", s.name)
+	}
 	if err := e.runGraph(ctx, s, s.session); err != nil {
 		return fmt.Errorf("run stage %q: %w", s.name, err)
 	}

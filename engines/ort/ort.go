@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -25,6 +26,9 @@ type Config struct {
 	// OnStage, when set, is called after each stage's session is created
 	// (where TensorRT builds or loads its engine), for progress reports.
 	OnStage func(i int, name string, provider trt.Provider, took time.Duration)
+	// Paths are the graphs opened for sparse stages (each holds its own
+	// copy of the weights); zero opens all three.
+	Paths engines.Paths
 }
 
 // ProviderStatus says whether a provider can be set up here and, if not, the

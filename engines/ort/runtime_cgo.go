@@ -41,9 +41,31 @@ func Init(explicit string) (*Runtime, error) {
 			tried = append(tried, fmt.Sprintf("%s (%v)", path, err))
 			continue
 		}
+		if err := shareArena(); err != nil {
+			onnx.DestroyEnvironment()
+			return nil, fmt.Errorf("%w: %s: shared CPU arena: %v", engines.ErrUnavailable, path, err)
+		}
 		current = &Runtime{Version: onnx.GetVersion(), Library: path}
 		return current, nil
 	}
 	return nil, fmt.Errorf("%w: ONNX Runtime 1.24 library not found or not loadable; tried %s; install it with %s or set --ort-lib / %s",
 		engines.ErrUnavailable, strings.Join(tried, ", "), FixCommand, LibraryEnv)
+}
+
+// shareArena registers one CPU arena with the environment; every session
+// uses it (session.use_env_allocators, set in configure), so the
+// activations of a bundle's sessions — several per sparse stage — share
+// memory instead of each growing an arena of its own. Only one session runs
+// at a time, so the arena holds about one stage's working set.
+func shareArena() error {
+	mi, err := onnx.GetMemoryInfo()
+	if err != nil {
+		return err
+	}
+	cfg, err := onnx.NewArenaCfg(0, -1, -1, -1)
+	if err != nil {
+		return err
+	}
+	defer cfg.Destroy()
+	return onnx.CreateAndRegisterAllocator(mi, cfg)
 }

@@ -13,6 +13,7 @@ import (
 	onnx "github.com/yalue/onnxruntime_go"
 
 	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -94,6 +95,56 @@ func checkSparse(b *bundle.Bundle, i int, g bundle.GraphInfo) (bundle.GraphInfo,
 	return masked, b.CheckSparseGraphs(i, g, masked, dense)
 }
 
+// openSparseStage opens sparse stage i's graphs among paths: the masked
+// graph (masked, its information), the sparse graph (g) and the plain dense
+// graph. The stage's provider is the first opened graph's.
+func (e *Engine) openSparseStage(b *bundle.Bundle, i int, g, masked bundle.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, paths engines.Paths, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
+	s := b.Stages[i]
+	st := &stage{name: s.Name}
+	var err error
+	if st.run, err = onnx.NewRunOptions(); err != nil {
+		return st, fmt.Errorf("stage %q: run options: %w", s.Name, err)
+	}
+	var providers []trt.Provider
+	if paths&engines.PathMasked != 0 {
+		inNames, inVals, err := e.bind(s, masked, nil)
+		if err != nil {
+			return st, err
+		}
+		path := b.MaskedPath(i)
+		key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name + "-masked"}
+		p, err := choose(opts, key, nil, unavailable, log, s.Name+" (masked)", path, func(so *onnx.SessionOptions) (err error) {
+			st.session, err = onnx.NewAdvancedSession(path, inNames, outNames, inVals, outVals, so)
+			return err
+		})
+		if err != nil {
+			return st, err
+		}
+		providers = append(providers, p)
+	}
+	if paths&engines.PathSparse != 0 {
+		if st.sparse, err = e.openSparse(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
+			return st, err
+		}
+		providers = append(providers, st.sparse.provider)
+	}
+	if paths&engines.PathDense != 0 {
+		var p trt.Provider
+		if st.dense, p, err = e.openPlainDense(b, i, outNames, outVals, opts, unavailable, log); err != nil {
+			return st, err
+		}
+		if st.dense != nil {
+			providers = append(providers, p)
+		}
+	}
+	if len(providers) == 0 {
+		return st, fmt.Errorf("stage %q: no graph opened (paths %b)", s.Name, paths)
+	}
+	st.provider = providers[0]
+	log.Info("stage ready", "stage", s.Name, "providers", providers)
+	return st, nil
+}
+
 // openSparse creates sparse stage i's sparse session and its table tensors.
 func (e *Engine) openSparse(b *bundle.Bundle, i int, g bundle.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*sparseGraph, error) {
 	s := b.Stages[i]
@@ -136,27 +187,27 @@ func (e *Engine) openSparse(b *bundle.Bundle, i int, g bundle.GraphInfo, outName
 
 // openPlainDense creates sparse stage i's plain dense session; nil when the
 // stage has no dense graph.
-func (e *Engine) openPlainDense(b *bundle.Bundle, i int, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*onnx.AdvancedSession, error) {
+func (e *Engine) openPlainDense(b *bundle.Bundle, i int, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*onnx.AdvancedSession, trt.Provider, error) {
 	path := b.PlainDensePath(i)
 	if path == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	s := b.Stages[i]
 	g, err := GraphInfo(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	inNames, inVals, err := e.bind(s, g, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var session *onnx.AdvancedSession
 	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name + "-dense"}
-	_, err = choose(opts, key, nil, unavailable, log, s.Name+" (dense)", path, func(so *onnx.SessionOptions) (err error) {
+	p, err := choose(opts, key, nil, unavailable, log, s.Name+" (dense)", path, func(so *onnx.SessionOptions) (err error) {
 		session, err = onnx.NewAdvancedSession(path, inNames, outNames, inVals, outVals, so)
 		return err
 	})
-	return session, err
+	return session, p, err
 }
 
 // Tables implements engines.Engine.
@@ -173,7 +224,7 @@ func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error {
 	s := e.stages[i]
 	sg := s.sparse
 	if sg == nil {
-		return fmt.Errorf("run stage %q: not a sparse stage", s.name)
+		return fmt.Errorf("run stage %q: not a sparse stage, or its sparse graph was not opened", s.name)
 	}
 	if len(lens) != len(sg.tables) {
 		return fmt.Errorf("run stage %q: %d table lengths for %d tables", s.name, len(lens), len(sg.tables))
@@ -200,7 +251,7 @@ func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error {
 func (e *Engine) RunDense(ctx context.Context, i int) error {
 	s := e.stages[i]
 	if s.dense == nil {
-		return fmt.Errorf("run stage %q: no plain dense graph", s.name)
+		return fmt.Errorf("run stage %q: no plain dense graph, or it was not opened", s.name)
 	}
 	if err := e.runGraph(ctx, s, s.dense); err != nil {
 		return fmt.Errorf("run stage %q (dense): %w", s.name, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/internal/npy"
 )
 
@@ -108,5 +109,39 @@ func TestSparseFrameAllocations(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(5, func() { ex.Run(context.Background()) }); n > float64(library) {
 		t.Errorf("a sparse frame allocates %v times, want at most the %d of onnxruntime_go's dynamic runs", n, library)
+	}
+}
+
+// TestOpenOnlySomePaths opens the sparse tiny bundle with its sparse graphs
+// only, then with its masked and dense graphs only: the frames still match
+// PyTorch, and a path not opened is an error, not a crash.
+func TestOpenOnlySomePaths(t *testing.T) {
+	rt := runtimeOrSkip(t)
+	b, err := bundle.Load(tinySparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		paths    engines.Paths
+		dispatch anytime.Dispatch
+		ran      string
+	}{
+		{engines.PathSparse, anytime.DispatchSparse, anytime.RanSparse},
+		{engines.PathMasked | engines.PathDense, anytime.DispatchDense, anytime.RanMasked},
+	} {
+		e, err := Open(rt, b, Config{Providers: cpuOptions(), Paths: tt.paths})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAgainstReference(t, tinySparse, b, e, func(x *anytime.Executor) { x.SetDispatch(tt.dispatch) }, tt.ran)
+		ctx := context.Background()
+		if tt.paths&engines.PathSparse == 0 {
+			if err := e.RunSparse(ctx, 1, make([]int, len(b.Stages[1].Tables()))); err == nil {
+				t.Error("RunSparse ran without the sparse graph")
+			}
+		} else if e.Run(ctx, 1) == nil || e.RunDense(ctx, 1) == nil {
+			t.Error("the masked or dense graph ran without being opened")
+		}
+		e.Close()
 	}
 }
