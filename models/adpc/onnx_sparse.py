@@ -230,18 +230,21 @@ class Res:
         return self._memo("mask_nchw", make)
 
     def band_taps_nchw(self, offsets: Sequence[tuple[int, int]]) -> tuple[str, str]:
-        """For the NCHW fill: int64 [K, B] pixel of each tap of each band
-        pixel (any pixel where it does not count) and float [K, B] 1 where
-        the tap is a computed pixel of a real (not padding) band entry."""
+        """For the fill of a dense convolution: int64 [K, B], the pixel of
+        each tap of each band pixel where that tap is a computed pixel (and
+        the entry not padding), else HW (a zero row appended to the map);
+        and float [K, B], 1 where the tap counts."""
         g = self.g
 
         def make() -> tuple[str, str]:
             nb = g.op("Transpose", [self.neighbours("band", offsets, 1, 0)], (), hint=f"bnb{self.S}", perm=[1, 0])
-            valid = g.op("Gather", [self.mask_flat(), nb.name], (), hint=f"bvalid{self.S}")
+            computed = g.op("Gather", [self.mask_flat(), nb.name], (), hint=f"bvalid{self.S}")
             real = g.op("Cast", [g.op("GreaterOrEqual", [self.band_in, g.shared("i0", _i64(0))], (),
                                       hint="real").name], (), hint="real", to=TensorProto.FLOAT)
-            valid = g.op("Mul", [valid.name, real.name], (), hint=f"bvalid{self.S}")
-            pix = g.op("Min", [nb.name, g.shared(f"last{self.S}", _i64(self.HW - 1))], (), hint=f"bpix{self.S}")
+            valid = g.op("Mul", [computed.name, real.name], (), hint=f"bvalid{self.S}")
+            ok = g.op("Cast", [valid.name], (), hint="ok", to=TensorProto.BOOL)
+            pix = g.op("Where", [ok.name, nb.name, g.shared(f"zero_row{self.S}", _i64(self.HW))], (),
+                       hint=f"bpix{self.S}")
             return pix.name, valid.name
         return self._memo(("band_nchw", tuple(offsets)), make)
 
@@ -443,17 +446,25 @@ class Emitter:
         offs, wts = rbf_support(float(m.Lambda.detach()))
         r.radius = max(r.radius, support_radius(offs))
         if offs:
+            # The fill reads whole rows (channels-last, a zero row appended):
+            # fill = sum_k w_k BN(y)[tap k] over the computed taps, and the
+            # reference's BN(fill of y) = fill - shift * sum w + shift, the
+            # frozen pixel already holding shift.
             pix, valid = r.band_taps_nchw(offs)
-            wk = g.op("Mul", [valid, g.const(f"{name}.rbf_taps", wts.reshape(-1, 1))], (), hint=f"{name}.wk")
             flat_y = g.op("Reshape", [y.name, g.shared(f"shape{cout}x{r.HW}", _i64(cout, r.HW))], (), hint="flat")
-            taps = g.op("Gather", [flat_y.name, pix], (), hint=f"{name}.taps", axis=1)  # [C, K, B]
-            prod = g.op("Mul", [taps.name, wk.name], (), hint=f"{name}.wtaps")
-            fill = g.op("ReduceSum", [prod.name, g.shared("ax1", _i64(1))], (), hint=f"{name}.fill", keepdims=0)
-            # Taps hold BN(y) = y' ; the fill of the reference is sum w (y' - shift) + shift, and the
-            # frozen pixel already holds shift: add sum w y' - shift * sum w.
-            wsum = g.op("ReduceSum", [wk.name, g.shared("ax0", _i64(0))], (), hint=f"{name}.wsum", keepdims=1)
-            corr = g.op("Mul", [g.const(f"{name}.shift_col", shift.reshape(cout, 1)), wsum.name], (), hint="corr")
+            rows_y = g.op("Transpose", [flat_y.name], (), hint=f"{name}.cl", perm=[1, 0])
+            table = g.op("Concat", [rows_y.name, self.zeros(1, cout)], (), hint=f"{name}.cl", axis=0)
+            taps = g.op("Gather", [table.name, pix], (), hint=f"{name}.taps", axis=0)  # [K, B, C]
+            tflat = g.op("Reshape", [taps.name, g.shared(f"shape{len(offs)}x-1", _i64(len(offs), -1))], (),
+                         hint=f"{name}.taps")
+            wk = g.const(f"{name}.rbf_taps", wts.reshape(1, -1))
+            fill = g.op("MatMul", [wk, tflat.name], (), hint=f"{name}.fill")  # [1, B*C]
+            fill = g.op("Reshape", [fill.name, g.shared(f"shape-1x{cout}", _i64(-1, cout))], (), hint=f"{name}.fill")
+            wsum = g.op("MatMul", [wk, valid], (), hint=f"{name}.wsum")  # [1, B]
+            wcol = g.op("Transpose", [wsum.name], (), hint=f"{name}.wsum", perm=[1, 0])
+            corr = g.op("Mul", [wcol.name, g.const(f"{name}.shift_row", shift.reshape(1, cout))], (), hint="corr")
             upd = g.op("Sub", [fill.name, corr.name], (), hint=f"{name}.upd")
+            upd = g.op("Transpose", [upd.name], (), hint=f"{name}.upd", perm=[1, 0])  # [C, B]
             flat = g.op("Reshape", [out, g.shared(f"shape{cout}x{r.HW}", _i64(cout, r.HW))], (), hint="flat")
             added = g.op("ScatterElements", [flat.name, r.band_scatter_nchw(cout), upd.name], (),
                          hint=f"{name}.filled", axis=1, reduction="add")
