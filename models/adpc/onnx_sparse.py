@@ -35,7 +35,7 @@ average pooling run on the full maps as the reference does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import onnx
@@ -138,11 +138,6 @@ class Res:
                        (), hint=f"rows_dest{self.S}", axis=0).name
             return g.op("Unsqueeze", [cat, g.shared("ax1", _i64(1))], (), hint=f"rows_dest{self.S}").name
         return self._memo("rows_dest", make)
-
-    def rows_src(self) -> str:
-        """Gather indices [N + B] of the computed and band pixels."""
-        return self._memo("rows_src", lambda: self.g.op(
-            "Concat", [self.safe("idx"), self.safe("band")], (), hint=f"rows_src{self.S}", axis=0).name)
 
     def inverse(self) -> str:
         """int64 [HW + 2]: position of each pixel in the computed list, N for
@@ -278,15 +273,29 @@ class NMap:
     C: int
 
 
+def lazy(make: Callable[[], str]) -> Callable[[], str]:
+    """make, called at most once: nodes emitted only if something uses them."""
+    done: list[str] = []
+
+    def get() -> str:
+        if not done:
+            done.append(make())
+        return done[0]
+    return get
+
+
 @dataclass
 class Rows:
-    """A masked layer's result: rows [N + B, C] at the computed then band
-    pixels of stride S; everywhere else `bg` (a [C] constant or a Map)."""
+    """A masked layer's result at stride S: `name`, its rows [N, C] at the
+    computed pixels; `band()` its rows [B, C] at the band pixels and `bg()`
+    its full map elsewhere ([HW + 2, C]), both emitted only when a consumer
+    reads pixels other than the computed ones (a 1x1 convolution does not)."""
 
     name: str
     S: int
     C: int
-    bg: Union[np.ndarray, Map]
+    band: Callable[[], str]
+    bg: Callable[[], str]
 
 
 Feature = Union[Map, NMap, Rows]
@@ -374,13 +383,8 @@ class Emitter:
         r = self.at(f.S)
 
         def make() -> Map:
-            if isinstance(f.bg, Map):
-                bg = f.bg.name
-            else:
-                bg = g.op("Expand", [g.const("bg", f.bg.reshape(1, -1).astype(np.float32)),
-                                     g.shared(f"shape{r.HW + 2}x{f.C}", _i64(r.HW + 2, f.C))], (), hint="bg").name
-            upd = g.op("Concat", [f.name, self.zeros(1, f.C)], (), hint="upd", axis=0)
-            return Map(g.op("ScatterND", [bg, r.rows_dest(), upd.name], (), hint="map").name, f.S, f.C)
+            upd = g.op("Concat", [f.name, f.band(), self.zeros(1, f.C)], (), hint="upd", axis=0)
+            return Map(g.op("ScatterND", [f.bg(), r.rows_dest(), upd.name], (), hint="map").name, f.S, f.C)
         return self._once(f, "map", make)  # type: ignore[return-value]
 
     def computed_rows(self, f: Feature, stride: int) -> str:
@@ -388,8 +392,7 @@ class Emitter:
         g = self.g
         r = self.at(stride)
         if isinstance(f, Rows):
-            return g.op("Slice", [f.name, g.shared("i0", _i64(0)), r.count(), g.shared("ax0", _i64(0))], (),
-                        hint="comp").name
+            return f.name
         if isinstance(f, NMap):
             flat = g.op("Reshape", [f.name, g.shared(f"shape{f.C}x{r.HW}", _i64(f.C, r.HW))], (), hint="flat")
             cols = g.op("Gather", [flat.name, r.safe("idx")], (), hint="cols", axis=1)
@@ -510,38 +513,49 @@ class Emitter:
                      hint=f"{name}.z").name
         offs, wts = rbf_support(float(m.Lambda.detach()))
         r.radius = max(r.radius, support_radius(offs))
-        if offs:
+        res: Optional[Map] = None
+        if residual is not None:
+            res = self.cl(residual)
+            if res.S != out_stride or res.C != cout:
+                raise ValueError(f"{name}: residual at stride {res.S} with {res.C} channels")
+        shift_row = g.const(f"{name}.shift", shift.reshape(1, cout)) if bn is not None else ""
+
+        def finish(rows: str, which: str) -> str:
+            """BN shift, residual, ReLU on rows of the computed or band pixels."""
+            if bn is not None:
+                rows = g.op("Add", [rows, shift_row], (), hint=f"{name}.bn").name
+            if res is not None:
+                res_rows = g.op("Gather", [res.name, r.safe(which)], (), hint=f"{name}.res", axis=0)
+                rows = g.op("Add", [rows, res_rows.name], (), hint=f"{name}.sum").name
+            if relu:
+                rows = g.op("Relu", [rows], (), hint=f"{name}.relu").name
+            return rows
+
+        def band() -> str:
+            if not offs:
+                nb_ = g.op("Shape", [r.band_in], (), hint="b")
+                shape = g.op("Concat", [nb_.name, g.shared(f"c{cout}", _i64(cout))], (), hint="bshape", axis=0)
+                return finish(g.op("Expand", [self.zeros(1, cout), shape.name], (), hint=f"{name}.fill").name, "band")
             zext = g.op("Concat", [z, self.zeros(1, cout)], (), hint=f"{name}.zext", axis=0)
             taps = g.op("Gather", [zext.name, r.fill_table(offs)], (), hint=f"{name}.taps", axis=0)  # [K, B, C]
             flat = g.op("Reshape", [taps.name, g.shared(f"shape{len(offs)}x-1", _i64(len(offs), -1))], (),
                         hint=f"{name}.taps")
             wsum = g.op("MatMul", [g.const(f"{name}.rbf_taps", wts.reshape(1, -1)), flat.name], (),
                         hint=f"{name}.fill")  # [1, B*C]
-            fill = g.op("Reshape", [wsum.name, g.shared(f"shape-1x{cout}", _i64(-1, cout))], (),
-                        hint=f"{name}.fill").name
-        else:
-            nb_ = g.op("Shape", [r.band_in], (), hint="b")
-            shape = g.op("Concat", [nb_.name, g.shared(f"c{cout}", _i64(cout))], (), hint="bshape", axis=0)
-            fill = g.op("Expand", [self.zeros(1, cout), shape.name], (), hint=f"{name}.fill").name
-        rows = g.op("Concat", [z, fill], (), hint=f"{name}.rows", axis=0).name
-        if bn is not None:
-            rows = g.op("Add", [rows, g.const(f"{name}.shift", shift.reshape(1, cout))], (), hint=f"{name}.bn").name
-        bg: Union[np.ndarray, Map] = shift
-        if residual is not None:
-            res = self.cl(residual)
-            if res.S != out_stride or res.C != cout:
-                raise ValueError(f"{name}: residual at stride {res.S} with {res.C} channels")
-            res_rows = g.op("Gather", [res.name, r.rows_src()], (), hint=f"{name}.res", axis=0)
-            rows = g.op("Add", [rows, res_rows.name], (), hint=f"{name}.sum").name
-            bgv = g.op("Add", [res.name, g.const(f"{name}.shift", shift.reshape(1, cout))], (), hint="bg")
-            bg = Map(bgv.name, out_stride, cout)
-        if relu:
-            rows = g.op("Relu", [rows], (), hint=f"{name}.relu").name
-            if isinstance(bg, Map):
-                bg = Map(g.op("Relu", [bg.name], (), hint="bg").name, out_stride, cout)
-            else:
-                bg = np.maximum(bg, 0)
-        return Rows(rows, out_stride, cout, bg)
+            fill = g.op("Reshape", [wsum.name, g.shared(f"shape-1x{cout}", _i64(-1, cout))], (), hint=f"{name}.fill")
+            return finish(fill.name, "band")
+
+        def bg() -> str:
+            """The value at pixels away from the computed ones: the BN shift
+            (0 without BN), plus the residual, through the ReLU."""
+            if res is not None:
+                v = g.op("Add", [res.name, shift_row], (), hint="bg").name if shift_row else res.name
+                return g.op("Relu", [v], (), hint="bg").name if relu else v
+            c = np.maximum(shift, 0) if relu else shift
+            return g.op("Expand", [g.const("bg", c.reshape(1, -1).astype(np.float32)),
+                                   g.shared(f"shape{r.HW + 2}x{cout}", _i64(r.HW + 2, cout))], (), hint="bg").name
+
+        return Rows(finish(z, "idx"), out_stride, cout, lazy(band), lazy(bg))
 
     def upsample(self, f: Feature, factor: int) -> NMap:
         """Bilinear upsampling (half-pixel) in NCHW, as the reference."""
