@@ -1,0 +1,143 @@
+"""Re-export a bundle in another mode with the same weights, read back from
+its own ONNX graphs (for bundles whose checkpoint is not stored, such as the
+shipped zoo demos).
+
+    python3 -m models.adpc.reexport --bundle models/zoo/fashion-seg-adpc --out DIR [--mode sparse]
+
+The model (arch and variant from `provenance`, classes from the logits) gets
+every parameter and BN statistic from the initializers of the same name; the
+learned RBF lambda of each masked convolution from its fill kernel
+(`NAME.rbf`: the weight ratio between distance 1 and distance sqrt(2) is
+exp(lambda^2)). The new manifest keeps the old one's name, task, input,
+labels, keypoints, confidence and provenance; only the stages change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from .config import ARCHS, OUTPUT_STRIDE
+from .export import MODES, export
+from .hrnet import ADPCHRNet
+from .labels import Label
+from .layers import MaskedConv2d
+
+# Files of a bundle other than its graphs, weights and manifest (kept as they are).
+GRAPH_SUFFIXES = (".onnx", ".weights")
+
+
+def initializers(bundle: Path) -> dict[str, np.ndarray]:
+    """Every initializer of every stage graph of the bundle, by name."""
+    man = json.loads((bundle / "bundle.json").read_text())
+    out: dict[str, np.ndarray] = {}
+    for st in man["stages"]:
+        files = [st["file"]] + [v["file"] for v in st.get("sparse", {}).values() if isinstance(v, dict)
+                                and "file" in v]
+        for f in files:
+            for t in onnx.load(str(bundle / f)).graph.initializer:
+                out.setdefault(t.name, numpy_helper.to_array(t))
+    return out
+
+
+def lambda_from_kernel(k: np.ndarray) -> float:
+    """The lambda of a normalised 7x7 RBF fill kernel ([C, 1, 7, 7] or [7, 7])."""
+    k = k.reshape(-1, 7, 7)[0].astype(np.float64)
+    return float(np.sqrt(np.log(k[3, 4] / k[4, 4])))
+
+
+def recover(bundle: str | Path) -> ADPCHRNet:
+    """The eval-mode model whose export the bundle is."""
+    bundle = Path(bundle)
+    man = json.loads((bundle / "bundle.json").read_text())
+    prov = man.get("provenance", {})
+    arch, variant = prov.get("arch"), prov.get("variant")
+    if arch not in ARCHS or variant is None:
+        raise ValueError(f"{bundle}/bundle.json: provenance names arch {arch!r} variant {variant!r}")
+    inits = initializers(bundle)
+    classes = int(inits["last_layer.3.weight"].shape[0])
+    model = ADPCHRNet(ARCHS[arch], variant, classes)
+    sd = model.state_dict()
+    new = {}
+    for name, value in sd.items():
+        if name.endswith("num_batches_tracked") or name.endswith("square_dis"):
+            new[name] = value
+        elif name.endswith(".Lambda"):
+            conv = name[: -len(".Lambda")]
+            if f"{conv}.rbf" not in inits:
+                raise ValueError(f"{bundle}: no fill kernel {conv}.rbf for {name}")
+            new[name] = torch.tensor(lambda_from_kernel(inits[f"{conv}.rbf"]))
+        elif name in inits:
+            if tuple(inits[name].shape) != tuple(value.shape):
+                raise ValueError(f"{bundle}: initializer {name} is {inits[name].shape}, want {tuple(value.shape)}")
+            new[name] = torch.from_numpy(inits[name].copy())
+        else:
+            raise ValueError(f"{bundle}: no initializer {name}")
+    model.load_state_dict(new)
+    return model.eval()
+
+
+def reexport(bundle: str | Path, out: str | Path, mode: str = "sparse") -> dict:
+    """Writes the bundle's model in `mode` to out, with the old manifest's
+    fields and every non-graph file (test sets, cards) copied."""
+    bundle, out = Path(bundle), Path(out)
+    old = json.loads((bundle / "bundle.json").read_text())
+    model = recover(bundle)
+    _, _, h, w = old["input"]["shape"]
+    labels = [Label(l["name"], tuple(l["color"])) for l in old["labels"]] or [
+        Label(f"c{i}", (128, 128, 128)) for i in range(model.num_classes)]
+    if old["output_stride"] != OUTPUT_STRIDE:
+        raise ValueError(f"{bundle}: output stride {old['output_stride']}, want {OUTPUT_STRIDE}")
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        man = export(model, tmp, height=h, width=w, threshold=old["confidence"]["threshold"], labels=labels,
+                     name=old["name"], checkpoint_sha256=old.get("provenance", {}).get("checkpoint_sha256", ""),
+                     mode=mode)
+        for key in ("name", "task", "input", "labels", "keypoints", "confidence"):
+            if key in old:
+                man[key] = old[key]
+        man["provenance"] = dict(old.get("provenance", {}), **{k: man["provenance"][k]
+                                                               for k in ("exporter", "torch", "opset")})
+        keys = [k for k in old if k != "stages"] + ["stages"]
+        man = {k: man[k] for k in keys}
+        same = out.resolve() == bundle.resolve()
+        if not same:
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(bundle, out, ignore=lambda d, names: [n for n in names if n.endswith(GRAPH_SUFFIXES)])
+        else:
+            for f in bundle.iterdir():
+                if f.is_file() and f.name.endswith(GRAPH_SUFFIXES):
+                    f.unlink()
+        for f in Path(tmp).iterdir():
+            if f.name != "bundle.json":
+                shutil.copy2(f, out / f.name)
+        (out / "bundle.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python3 -m models.adpc.reexport", description=__doc__.split("\n\n")[0])
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--out", required=True, help="may be the bundle itself (rewritten in place)")
+    p.add_argument("--mode", choices=MODES[:2], default="sparse")
+    args = p.parse_args(argv)
+    try:
+        reexport(args.bundle, args.out, args.mode)
+    except (ValueError, OSError, KeyError) as e:
+        print(f"reexport: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({args.mode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
