@@ -5,7 +5,9 @@
 # (docs/bundle.md): stageK.sparse.onnx, stageK.onnx (masked reference),
 # stageK.dense.onnx, weights once in stageK.weights. --sparse-min-channels 32
 # makes the 3x3 convolutions with 32 or more outputs sparse and the narrower
-# ones dense, so both kinds are exercised (1x1 convolutions are always sparse).
+# ones dense, so both kinds are exercised (1x1 convolutions are always sparse);
+# --dense-fill-max-pixels 128: dense convolutions fill at the band pixels on the
+# stride-4 map and with a depthwise convolution on the smaller ones.
 #
 # reference/ holds the PyTorch results (the masked forward, which every path
 # must reproduce), as written by `models.adpc.infer --threshold 0.8`:
@@ -18,7 +20,7 @@ cd "$(dirname "$0")/.."
 out=testdata/bundles/tiny-sparse
 rm -rf "$out"
 "$PYTHON" -m models.adpc.export --arch hrnet_tiny --variant adpc --seed 1 \
-    --height 64 --width 128 --threshold 0.8 --mode sparse --sparse-min-channels 32 \
+    --height 64 --width 128 --threshold 0.8 --mode sparse --sparse-min-channels 32 --dense-fill-max-pixels 128 \
     --name tiny-sparse-random --out "$out"
 mkdir -p "$out/reference"
 "$PYTHON" -m models.adpc.sample --seed 7 --height 64 --width 128 --out "$out/reference/x.npy"

@@ -87,12 +87,14 @@ def blocks_macs(counts: list, stage: int) -> dict:
 def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,
            labels: Sequence[Label], name: str, checkpoint_sha256: str = "", mode: str = "sparse",
            block_size: int = cells.DEFAULT_SIZE, buckets: Optional[Sequence[int]] = None,
-           min_cell: int = cells.MIN_CELL, sparse_min_channels: int = onnx_sparse.SPARSE_MIN_CHANNELS) -> dict:
+           min_cell: int = cells.MIN_CELL, sparse_min_channels: int = onnx_sparse.SPARSE_MIN_CHANNELS,
+           dense_fill_max_pixels: int = onnx_sparse.DENSE_FILL_MAX_PIXELS) -> dict:
     """Writes the bundle to out and returns the manifest. Mode `sparse`
     (adpc only; other variants fall back to `masked`): stages 2-4 as sparse
     stages (1x1 convolutions and 3x3 ones with at least sparse_min_channels
     outputs computed at the computed pixels only, the others densely with the
-    exact mask); `masked`: the variant's own stages (masked for adpc, dense
+    exact mask; their fill is a depthwise convolution on maps of at most
+    dense_fill_max_pixels pixels, a gather at the band pixels on larger ones); `masked`: the variant's own stages (masked for adpc, dense
     otherwise); `blocks`: stages
     2-4 are blocks stages with cells of block_size exit-map pixels; branches
     whose cells are at least min_cell pixels run blockwise, the others densely
@@ -143,7 +145,8 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
             })
             continue
         if mode == "sparse" and model.masked and k > 1:
-            stages.append(_sparse_stage(model, k, values, sources, out, height, width, counts, sparse_min_channels))
+            stages.append(_sparse_stage(model, k, values, sources, out, height, width, counts, sparse_min_channels,
+                                        dense_fill_max_pixels))
             continue
         mask = None
         if model.masked and k > 1:
@@ -178,14 +181,15 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
 
 
 def _sparse_stage(model: ADPCHRNet, k: int, values: list[Value], sources: dict, out: Path,
-                  height: int, width: int, counts: list, min_channels: int) -> dict:
+                  height: int, width: int, counts: list, min_channels: int, dense_fill_max_pixels: int) -> dict:
     """Writes the three graphs of sparse stage k with their shared weights
     file and returns the stage's manifest entry."""
     states = state_names(model, k)
     outs = states + ["logits"]
     oh, ow = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
     sparse_file, masked_file, dense_file = f"stage{k}.sparse.onnx", f"stage{k}.onnx", f"stage{k}.dense.onnx"
-    proto, bands = onnx_sparse.stage_graph(model, k, values, states, height, width, min_channels=min_channels)
+    proto, bands = onnx_sparse.stage_graph(model, k, values, states, height, width, min_channels=min_channels,
+                                           dense_fill_max_pixels=dense_fill_max_pixels)
     inputs = dict(sources)
     for s in bands:
         inputs[f"idx{s}"] = f"index:{s}"
@@ -277,6 +281,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--sparse-min-channels", type=int, default=onnx_sparse.SPARSE_MIN_CHANNELS,
                    help="sparse mode: 3x3 convolutions with fewer output channels run densely (exactly) in the "
                         "sparse graph (default %(default)s)")
+    p.add_argument("--dense-fill-max-pixels", type=int, default=onnx_sparse.DENSE_FILL_MAX_PIXELS,
+                   help="sparse mode: dense convolutions on maps up to this many pixels fill with a depthwise "
+                        "convolution, on larger ones at the band pixels only (default %(default)s)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
@@ -296,7 +303,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     export(model, args.out, height=args.height, width=args.width, threshold=threshold, labels=labels,
            name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "",
            mode=args.mode, block_size=args.block_size, buckets=buckets, min_cell=args.min_cell,
-           sparse_min_channels=args.sparse_min_channels)
+           sparse_min_channels=args.sparse_min_channels, dense_fill_max_pixels=args.dense_fill_max_pixels)
     print(f"wrote {args.out}/bundle.json and {NUM_EXITS} stage graphs")
     return 0
 

@@ -212,17 +212,21 @@ class Res:
             return g.op("ScatterND", [zeros.name, ind.name, ones.name], (), hint=f"mflat{self.S}").name
         return self._memo("mask_flat", make)
 
-    def mask_nchw(self) -> str:
-        """bool [1, 1, H, W]: the mask at this stride."""
+    def mask_float(self) -> str:
+        """float [1, 1, H, W]: the mask at this stride."""
         g = self.g
 
         def make() -> str:
             body = g.op("Slice", [self.mask_flat(), g.shared("i0", _i64(0)), g.shared(f"hw{self.S}", _i64(self.HW)),
                                   g.shared("ax0", _i64(0))], (), hint=f"mbody{self.S}")
-            m4 = g.op("Reshape", [body.name, g.shared(f"shape1x1x{self.H}x{self.W}", _i64(1, 1, self.H, self.W))],
-                      (), hint=f"m{self.S}")
-            return g.op("Cast", [m4.name], (), hint=f"mbool{self.S}", to=TensorProto.BOOL).name
-        return self._memo("mask_nchw", make)
+            return g.op("Reshape", [body.name, g.shared(f"shape1x1x{self.H}x{self.W}", _i64(1, 1, self.H, self.W))],
+                        (), hint=f"m{self.S}").name
+        return self._memo("mask_float", make)
+
+    def mask_nchw(self) -> str:
+        """bool [1, 1, H, W]: the mask at this stride."""
+        return self._memo("mask_nchw", lambda: self.g.op("Cast", [self.mask_float()], (), hint=f"mbool{self.S}",
+                                                         to=TensorProto.BOOL).name)
 
     def band_taps_nchw(self, offsets: Sequence[tuple[int, int]]) -> tuple[str, str]:
         """For the fill of a dense convolution: int64 [K, B], the pixel of
@@ -303,6 +307,10 @@ Feature = Union[Map, NMap, Rows]
 # 3x3 convolutions with at least this many output channels run sparsely by
 # default; narrower ones densely with the exact mask (docs/sparse.md).
 SPARSE_MIN_CHANNELS = 64
+# Dense convolutions on maps of at most this many pixels fill with a dense
+# depthwise convolution of the cut kernel (a few nodes) instead of gathering
+# the band pixels (about twenty nodes, which cost more than they save there).
+DENSE_FILL_MAX_PIXELS = 4096
 
 
 class Emitter:
@@ -310,11 +318,13 @@ class Emitter:
     least min_channels outputs run sparsely (channels-last rows), the others
     densely in NCHW with the exact mask and the fill at the band pixels only."""
 
-    def __init__(self, model: ADPCHRNet, height: int, width: int, min_channels: int = SPARSE_MIN_CHANNELS) -> None:
+    def __init__(self, model: ADPCHRNet, height: int, width: int, min_channels: int = SPARSE_MIN_CHANNELS,
+                 dense_fill_max_pixels: int = DENSE_FILL_MAX_PIXELS) -> None:
         self.g = Graph()
         self.model = model
         self.height, self.width = height, width
         self.min_channels = min_channels
+        self.dense_fill_max_pixels = dense_fill_max_pixels
         self.res: dict[int, Res] = {}
         self._converted: dict[tuple[str, str], Feature] = {}
 
@@ -445,10 +455,24 @@ class Emitter:
                                                        for k in ("weight", "bias", "running_mean", "running_var")],
                      (), hint=f"{name}.bn", epsilon=float(bn.eps))
         shift4 = g.const(f"{name}.shift", shift.reshape(1, cout, 1, 1))
-        out = g.op("Where", [r.mask_nchw(), y.name, shift4], (), hint=f"{name}.masked").name
         offs, wts = rbf_support(float(m.Lambda.detach()))
         r.radius = max(r.radius, support_radius(offs))
-        if offs:
+        if offs and r.HW <= self.dense_fill_max_pixels:
+            # Small map: out = Where(M, y', shift + DW(M * (y' - shift))), DW the
+            # cut RBF kernel as a depthwise convolution (its radius only).
+            rad = support_radius(offs)
+            kernel = np.zeros((2 * rad + 1, 2 * rad + 1), np.float32)
+            for (dy, dx), wt in zip(offs, wts):
+                kernel[rad + dy, rad + dx] = wt
+            z = g.op("Sub", [y.name, shift4], (), hint=f"{name}.z")
+            zm = g.op("Mul", [z.name, r.mask_float()], (), hint=f"{name}.kept")
+            fill = g.op("Conv", [zm.name, g.const(f"{name}.rbf_cut", np.broadcast_to(kernel, (cout, 1) + kernel.shape)),
+                                 g.const(f"{name}.shift_b", shift)], (), hint=f"{name}.fill",
+                        kernel_shape=list(kernel.shape), strides=[1, 1], pads=[rad] * 4, dilations=[1, 1], group=cout)
+            out = g.op("Where", [r.mask_nchw(), y.name, fill.name], (), hint=f"{name}.masked").name
+        else:
+            out = g.op("Where", [r.mask_nchw(), y.name, shift4], (), hint=f"{name}.masked").name
+        if offs and r.HW > self.dense_fill_max_pixels:
             # The fill reads whole rows (channels-last, a zero row appended):
             # fill = sum_k w_k BN(y)[tap k] over the computed taps, and the
             # reference's BN(fill of y) = fill - shift * sum w + shift, the
@@ -635,14 +659,17 @@ class Emitter:
 
 def stage_graph(model: ADPCHRNet, k: int, inputs: Sequence[Value], state_names: Sequence[str],
                 height: int, width: int, logits_name: str = "logits",
-                min_channels: int = SPARSE_MIN_CHANNELS) -> tuple[onnx.ModelProto, dict[str, int]]:
+                min_channels: int = SPARSE_MIN_CHANNELS,
+                dense_fill_max_pixels: int = DENSE_FILL_MAX_PIXELS) -> tuple[onnx.ModelProto, dict[str, int]]:
     """The sparse graph of stage k > 1 and its band radii per stride
     (`sparse.bands`). Graph inputs: the state inputs, then idxS and bandS
     for each stride S used, ascending. 1x1 convolutions and 3x3 ones with at
-    least min_channels outputs run sparsely, the others densely (exactly)."""
+    least min_channels outputs run sparsely, the others densely (exactly),
+    their fill a dense depthwise convolution on maps of at most
+    dense_fill_max_pixels pixels and a gather at the band pixels on larger ones."""
     if k < 2 or not model.masked:
         raise ValueError(f"stage {k}: sparse stages are stages 2-4 of an adpc model")
-    e = Emitter(model, height, width, min_channels)
+    e = Emitter(model, height, width, min_channels, dense_fill_max_pixels)
     tname, sname, hname = (("transition1", "stage2", "exit2"), ("transition2", "stage3", "exit3"),
                            ("transition3", "stage4", "last_layer"))[k - 2]
     trans = getattr(model, tname)

@@ -107,12 +107,14 @@ class StageTest(unittest.TestCase):
             for k in (2, 3):
                 cls.states[k], _ = cls.model.stage(k, cls.states[k - 1], None)
         cls.bundles = {}
-        # 0: every 3x3 convolution sparse; 32: mixed; a huge value: all dense (1x1 sparse).
-        for mc in (0, 32, 10**6):
-            out = Path(cls.dir.name) / f"mc{mc}"
+        # Min channels 0: every 3x3 convolution sparse; 32: mixed; a huge
+        # value: all dense (1x1 sparse), their fill at the band pixels or
+        # (on maps up to 128 pixels: strides 16 and 32) depthwise.
+        for mc, fill in ((0, 0), (32, 0), (10**6, 0), (10**6, 128)):
+            out = Path(cls.dir.name) / f"mc{mc}-fill{fill}"
             export(cls.model, out, height=H, width=W, threshold=0.8, labels=CITYSCAPES, name="t",
-                   sparse_min_channels=mc)
-            cls.bundles[mc] = out
+                   sparse_min_channels=mc, dense_fill_max_pixels=fill)
+            cls.bundles[mc, fill] = out
 
     @classmethod
     def tearDownClass(cls):
@@ -151,14 +153,14 @@ class StageTest(unittest.TestCase):
             self.assertLess(rel_l2(g, w), REL_L2, f"{label} stage {k} {name}")
 
     def test_stages_match_pytorch(self):
-        for mc, bundle in self.bundles.items():
+        for (mc, fill), bundle in self.bundles.items():
             for label, mask in self.masks().items():
                 for k in (2, 3, 4):
-                    self.check(bundle, k, mask, 0, f"min_channels {mc} mask {label}")
+                    self.check(bundle, k, mask, 0, f"min_channels {mc} dense fill max {fill} mask {label}")
 
     def test_padding_changes_nothing(self):
         from models.adpc.bundle_run import graph_output_shapes
-        bundle = self.bundles[32]
+        bundle = self.bundles[32, 0]
         man = json.loads((bundle / "bundle.json").read_text())
         mask = self.masks()["random"]
         for k in (2, 3, 4):
@@ -173,13 +175,14 @@ class StageTest(unittest.TestCase):
 
     def test_no_computed_pixel_at_a_resolution(self):
         mask = self.masks()["odd"]
-        man = json.loads((self.bundles[0] / "bundle.json").read_text())
+        man = json.loads((self.bundles[0, 0] / "bundle.json").read_text())
         for k in (2, 3, 4):
             st = man["stages"][k - 1]
             ins = sparse_tables.feeds(st, mask, 4)
             empty = [n for n, s in st["inputs"].items() if s.startswith("index:") and len(ins[n]) == 0]
             self.assertTrue(empty, f"stage {k}: every resolution has computed pixels")
-            self.check(self.bundles[0], k, mask, 3, "odd")
+            for bundle in self.bundles.values():
+                self.check(bundle, k, mask, 3, f"odd {bundle.name}")
 
 
 class BundleTest(unittest.TestCase):
