@@ -87,6 +87,17 @@ def rbf_support(lam: float, tol: float = RBF_TOLERANCE) -> tuple[list[tuple[int,
     return offs[:keep], w[:keep].astype(np.float32)
 
 
+def rbf_separable(lam: float, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's normalised RBF kernel on the square of `radius` as a
+    row and a column factor (float32): row[dx] * col[dy] equals the kernel at
+    (dy, dx) everywhere but the centre (where the reference has 0)."""
+    d = square_distances().double().numpy()
+    total = np.exp(-(lam**2) * d).sum() + 1e-5
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-(lam**2) * t * t)
+    return g.astype(np.float32), (g / total).astype(np.float32)
+
+
 def support_radius(offs: Sequence[tuple[int, int]]) -> int:
     """Chebyshev radius of a set of taps (0 for none)."""
     return max((max(abs(dy), abs(dx)) for dy, dx in offs), default=0)
@@ -311,6 +322,9 @@ SPARSE_MIN_CHANNELS = 64
 # depthwise convolution of the cut kernel (a few nodes) instead of gathering
 # the band pixels (about twenty nodes, which cost more than they save there).
 DENSE_FILL_MAX_PIXELS = 4096
+# Fills with more taps than this run as a dense separable filter (2 x 7 taps
+# per pixel) rather than at the band pixels (K taps per band pixel).
+BAND_FILL_MAX_TAPS = 12
 
 
 class Emitter:
@@ -457,22 +471,29 @@ class Emitter:
         shift4 = g.const(f"{name}.shift", shift.reshape(1, cout, 1, 1))
         offs, wts = rbf_support(float(m.Lambda.detach()))
         r.radius = max(r.radius, support_radius(offs))
-        if offs and r.HW <= self.dense_fill_max_pixels:
-            # Small map: out = Where(M, y', shift + DW(M * (y' - shift))), DW the
-            # cut RBF kernel as a depthwise convolution (its radius only).
+        dense_fill = bool(offs) and (r.HW <= self.dense_fill_max_pixels or len(offs) > BAND_FILL_MAX_TAPS)
+        if dense_fill:
+            # out = Where(M, y', shift + F(M * (y' - shift))), F the fill as a
+            # dense depthwise filter: the cut kernel at radius 1; at larger
+            # radii the reference's Gaussian, separable, as a row then a column
+            # pass over the square of that radius (its centre tap meets only
+            # zeros at frozen pixels, and computed ones take y').
             rad = support_radius(offs)
-            kernel = np.zeros((2 * rad + 1, 2 * rad + 1), np.float32)
-            for (dy, dx), wt in zip(offs, wts):
-                kernel[rad + dy, rad + dx] = wt
             z = g.op("Sub", [y.name, shift4], (), hint=f"{name}.z")
             zm = g.op("Mul", [z.name, r.mask_float()], (), hint=f"{name}.kept")
-            fill = g.op("Conv", [zm.name, g.const(f"{name}.rbf_cut", np.broadcast_to(kernel, (cout, 1) + kernel.shape)),
-                                 g.const(f"{name}.shift_b", shift)], (), hint=f"{name}.fill",
-                        kernel_shape=list(kernel.shape), strides=[1, 1], pads=[rad] * 4, dilations=[1, 1], group=cout)
-            out = g.op("Where", [r.mask_nchw(), y.name, fill.name], (), hint=f"{name}.masked").name
+            if rad == 1:
+                kernel = np.zeros((3, 3), np.float32)
+                for (dy, dx), wt in zip(offs, wts):
+                    kernel[1 + dy, 1 + dx] = wt
+                fill = self.depthwise(zm.name, kernel, cout, shift, f"{name}.fill")
+            else:
+                row, col = rbf_separable(float(m.Lambda.detach()), rad)
+                h = self.depthwise(zm.name, row.reshape(1, -1), cout, None, f"{name}.fill_rows")
+                fill = self.depthwise(h, col.reshape(-1, 1), cout, shift, f"{name}.fill")
+            out = g.op("Where", [r.mask_nchw(), y.name, fill], (), hint=f"{name}.masked").name
         else:
             out = g.op("Where", [r.mask_nchw(), y.name, shift4], (), hint=f"{name}.masked").name
-        if offs and r.HW > self.dense_fill_max_pixels:
+        if offs and not dense_fill:
             # The fill reads whole rows (channels-last, a zero row appended):
             # fill = sum_k w_k BN(y)[tap k] over the computed taps, and the
             # reference's BN(fill of y) = fill - shift * sum w + shift, the
@@ -580,6 +601,16 @@ class Emitter:
                                    g.shared(f"shape{r.HW + 2}x{cout}", _i64(r.HW + 2, cout))], (), hint="bg").name
 
         return Rows(finish(z, "idx"), out_stride, cout, lazy(band), lazy(bg))
+
+    def depthwise(self, x: str, kernel: np.ndarray, c: int, bias: Optional[np.ndarray], name: str) -> str:
+        """The same 2-D kernel on each of the c channels (zero padding, same size)."""
+        g = self.g
+        kh, kw = kernel.shape
+        ins = [x, g.const(f"{name}.kernel", np.ascontiguousarray(np.broadcast_to(kernel, (c, 1, kh, kw))))]
+        if bias is not None:
+            ins.append(g.const(f"{name}.bias", bias.astype(np.float32)))
+        return g.op("Conv", ins, (), hint=name, kernel_shape=[kh, kw], strides=[1, 1],
+                    pads=[kh // 2, kw // 2, kh // 2, kw // 2], dilations=[1, 1], group=c).name
 
     def upsample(self, f: Feature, factor: int) -> NMap:
         """Bilinear upsampling (half-pixel) in NCHW, as the reference."""

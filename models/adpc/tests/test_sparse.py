@@ -71,6 +71,15 @@ class SupportTest(unittest.TestCase):
         self.assertEqual(onnx_sparse.rbf_support(5.0)[0], [(-1, 0), (0, -1), (0, 1), (1, 0)])
 
 
+    def test_separable_factors_give_the_kernel(self):
+        for lam in (0.5, 0.8, 1.5, 3.0):
+            full = onnx_sparse.rbf_weights(lam)
+            row, col = onnx_sparse.rbf_separable(lam, 3)
+            outer = np.outer(col.astype(np.float64), row.astype(np.float64))
+            outer[3, 3] = 0.0
+            np.testing.assert_allclose(outer, full, rtol=1e-6, atol=1e-12)
+
+
 class TablesTest(unittest.TestCase):
     def test_against_brute_force(self):
         rng = np.random.default_rng(1)
