@@ -2,8 +2,10 @@ package ort
 
 import (
 	"log/slog"
+	"math/bits"
 	"time"
 
+	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/trt"
 )
@@ -46,4 +48,38 @@ func Probe(rt *Runtime, opts trt.Options) []ProviderStatus {
 		out = append(out, ProviderStatus{Provider: p, Err: setUp(p, opts)})
 	}
 	return out
+}
+
+// bucketSizes are the lengths a table of capacity n is padded to: every
+// length up to 31, then 16 per octave, so padding adds at most 1/16.
+func bucketSizes(n int) []int {
+	var out []int
+	for b := 1; b < n; {
+		out = append(out, b)
+		if shift := bits.Len(uint(b)) - 5; shift > 0 {
+			b += 1 << shift
+		} else {
+			b++
+		}
+	}
+	return append(out, max(n, 1))
+}
+
+// tableLen is the capacity of an index table: its map's pixel count.
+func tableLen(b *bundle.Bundle, t bundle.Table) int {
+	return (b.Input.Height() / t.Stride) * (b.Input.Width() / t.Stride)
+}
+
+// sparseProfile is the TensorRT optimisation profile of sparse stage i's
+// sparse graph: each table's length ranges over 1 (an empty list is padded
+// to one −1) to its map's pixel count, optimised for half of it.
+func sparseProfile(b *bundle.Bundle, i int) *trt.Profile {
+	p := &trt.Profile{}
+	for _, tb := range b.Stages[i].Tables() {
+		n := int64(max(1, tableLen(b, tb)))
+		p.Min = append(p.Min, trt.Shape{Name: tb.Input, Dims: []int64{1}})
+		p.Opt = append(p.Opt, trt.Shape{Name: tb.Input, Dims: []int64{max(1, n/2)}})
+		p.Max = append(p.Max, trt.Shape{Name: tb.Input, Dims: []int64{n}})
+	}
+	return p
 }

@@ -301,3 +301,28 @@ func TestBucketSizes(t *testing.T) {
 		t.Errorf("%d buckets for a 128×256 map, want at most 200", got)
 	}
 }
+
+// TestSparseProfile checks the TensorRT option map of a sparse graph: every
+// table input ranges from 1 to its map's pixels, and its engine has a cache
+// prefix of its own.
+func TestSparseProfile(t *testing.T) {
+	b, err := bundle.Load(tinySparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := trt.DefaultOptions()
+	opts.CacheDir = "/cache"
+	m := opts.TensorRTOptions(trt.StageKey{BundleSHA256: b.SHA256, Stage: "stage4-sparse"}, sparseProfile(b, 3))
+	// 64×128 input: strides 4, 8, 16, 32 have 512, 128, 32 and 8 pixels.
+	want := map[string]string{
+		"trt_profile_min_shapes":  "band16:1,band32:1,band4:1,band8:1,idx16:1,idx32:1,idx4:1,idx8:1",
+		"trt_profile_opt_shapes":  "band16:16,band32:4,band4:256,band8:64,idx16:16,idx32:4,idx4:256,idx8:64",
+		"trt_profile_max_shapes":  "band16:32,band32:8,band4:512,band8:128,idx16:32,idx32:8,idx4:512,idx8:128",
+		"trt_engine_cache_prefix": "edge1_stage4-sparse_" + b.SHA256[:12],
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %q, want %q", k, m[k], v)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"slices"
 
 	onnx "github.com/yalue/onnxruntime_go"
@@ -41,21 +40,6 @@ type table struct {
 	data    []int64
 	sizes   []int // bucket lengths, ascending, the last len(data)
 	tensors []*onnx.Tensor[int64]
-}
-
-// bucketSizes are the lengths a table of capacity n is padded to: every
-// length up to 31, then 16 per octave, so padding adds at most 1/16.
-func bucketSizes(n int) []int {
-	var out []int
-	for b := 1; b < n; {
-		out = append(out, b)
-		if shift := bits.Len(uint(b)) - 5; shift > 0 {
-			b += 1 << shift
-		} else {
-			b++
-		}
-	}
-	return append(out, max(n, 1))
 }
 
 // Run runs the graph on the inputs of the last RunSparse.
@@ -150,9 +134,8 @@ func (e *Engine) openSparse(b *bundle.Bundle, i int, g bundle.GraphInfo, outName
 	s := b.Stages[i]
 	sg := &sparseGraph{outputs: outVals}
 	extra := map[string]onnx.Value{}
-	profile := &trt.Profile{}
 	for _, tb := range s.Tables() {
-		n := (b.Input.Height() / tb.Stride) * (b.Input.Width() / tb.Stride)
+		n := tableLen(b, tb)
 		t := &table{input: tb.Input, data: make([]int64, n), sizes: bucketSizes(n)}
 		sg.tables = append(sg.tables, t)
 		sg.buffers = append(sg.buffers, t.data)
@@ -164,9 +147,6 @@ func (e *Engine) openSparse(b *bundle.Bundle, i int, g bundle.GraphInfo, outName
 			t.tensors = append(t.tensors, v)
 		}
 		extra[tb.Input] = t.tensors[len(t.tensors)-1]
-		profile.Min = append(profile.Min, trt.Shape{Name: tb.Input, Dims: []int64{1}})
-		profile.Opt = append(profile.Opt, trt.Shape{Name: tb.Input, Dims: []int64{int64(max(1, n/2))}})
-		profile.Max = append(profile.Max, trt.Shape{Name: tb.Input, Dims: []int64{int64(max(1, n))}})
 	}
 	inNames, inVals, err := e.bind(s, g, extra)
 	if err != nil {
@@ -178,7 +158,7 @@ func (e *Engine) openSparse(b *bundle.Bundle, i int, g bundle.GraphInfo, outName
 	}
 	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name + "-sparse"}
 	path := b.StagePath(i)
-	sg.provider, err = choose(opts, key, profile, unavailable, log, s.Name+" (sparse)", path, func(so *onnx.SessionOptions) (err error) {
+	sg.provider, err = choose(opts, key, sparseProfile(b, i), unavailable, log, s.Name+" (sparse)", path, func(so *onnx.SessionOptions) (err error) {
 		sg.session, err = onnx.NewDynamicAdvancedSession(path, inNames, outNames, so)
 		return err
 	})
