@@ -320,6 +320,9 @@ func TestRedact(t *testing.T) {
 		{"rtsp://token@cam.local/stream", "rtsp://***@cam.local/stream"},
 		{"rtsp://u:p%40ss@h/s", "rtsp://u:***@h/s"},
 		{"rtsp://u:p@ss/w@rd@h/s", "rtsp://u:***@h/s"}, // unescaped: too much hidden, never too little
+		{"rtsp://u:p?ss#w@h/s", "rtsp://u:***@h/s"},
+		{"https://h/live?email=a@b.example&token=t0k", "https://***@b.example&token=***"},
+		{"rtsp://h/stream@main", "rtsp://***@main"},
 		{"https://h/live.m3u8?user=a&password=b&Token=c#x", "https://h/live.m3u8?user=a&password=***&Token=***#x"},
 		{"rtsp://cam.local/stream", "rtsp://cam.local/stream"},
 		{"/data/clip.mp4", "/data/clip.mp4"},

@@ -14,9 +14,9 @@ import (
 // Every place that shows or publishes a source URI (logs, errors, results,
 // the spool, the live view) passes it through Redact; only the decoder
 // subprocess is given the URI itself. When the user-info is ambiguous (an
-// unescaped '@' or '/' in a password), Redact hides too much rather than too
-// little: everything before the last '@' of the URI's path part counts as
-// user-info.
+// unescaped '@', '/', '?' or '#' in a password), Redact hides too much
+// rather than too little: everything before the URI's last '@' counts as
+// user-info (so rtsp://host/a@b shows as rtsp://***@b).
 func Redact(uri string) string {
 	r, _ := redact(uri)
 	return r
@@ -28,29 +28,17 @@ var secretKeys = []string{"pass", "pwd", "token", "secret", "key", "auth", "sig"
 
 // redact returns Redact(uri) and the secret substrings it hid, so that text
 // that may quote the URI (a decoder's error output) can be scrubbed too.
+// The query is redacted first; then everything before the last '@' is
+// user-info, so that an unescaped '@', '?', '#' or '/' in a password never
+// leaves part of it showing.
 func redact(uri string) (string, []string) {
 	scheme, rest, ok := strings.Cut(uri, "://")
 	if !ok {
 		return uri, nil
 	}
 	var secrets []string
-	head, tail := rest, ""
-	if i := strings.IndexAny(rest, "?#"); i >= 0 {
-		head, tail = rest[:i], rest[i:]
-	}
-	if at := strings.LastIndex(head, "@"); at >= 0 {
-		userinfo := head[:at]
-		user, pass, hasPass := strings.Cut(userinfo, ":")
-		if hasPass && !strings.Contains(user, "/") {
-			secrets = append(secrets, pass)
-			head = user + ":***" + head[at:]
-		} else {
-			secrets = append(secrets, userinfo)
-			head = "***" + head[at:]
-		}
-	}
-	if strings.HasPrefix(tail, "?") {
-		query, fragment, hasFragment := strings.Cut(tail[1:], "#")
+	if q := strings.Index(rest, "?"); q >= 0 {
+		query, fragment, hasFragment := strings.Cut(rest[q+1:], "#")
 		params := strings.Split(query, "&")
 		for i, kv := range params {
 			k, v, hasV := strings.Cut(kv, "=")
@@ -59,9 +47,20 @@ func redact(uri string) (string, []string) {
 				params[i] = k + "=***"
 			}
 		}
-		tail = "?" + strings.Join(params, "&")
+		rest = rest[:q+1] + strings.Join(params, "&")
 		if hasFragment {
-			tail += "#" + fragment
+			rest += "#" + fragment
+		}
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		userinfo := rest[:at]
+		user, pass, hasPass := strings.Cut(userinfo, ":")
+		if hasPass && !strings.ContainsAny(user, "/?#") {
+			secrets = append(secrets, pass)
+			rest = user + ":***" + rest[at:]
+		} else {
+			secrets = append(secrets, userinfo)
+			rest = "***" + rest[at:]
 		}
 	}
 	// Percent-decoded forms of the secrets may appear in a decoder's output.
@@ -70,7 +69,7 @@ func redact(uri string) (string, []string) {
 			secrets = append(secrets, d)
 		}
 	}
-	return scheme + "://" + head + tail, secrets
+	return scheme + "://" + rest, secrets
 }
 
 func isSecretKey(k string) bool {
