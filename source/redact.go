@@ -14,9 +14,9 @@ import (
 // Every place that shows or publishes a source URI (logs, errors, results,
 // the spool, the live view) passes it through Redact; only the decoder
 // subprocess is given the URI itself. When the user-info is ambiguous (an
-// unescaped '@', '/', '?' or '#' in a password), Redact hides too much
-// rather than too little: everything before the URI's last '@' counts as
-// user-info (so rtsp://host/a@b shows as rtsp://***@b).
+// '@' outside the authority or more than one: an unescaped '@', '/', '?' or
+// '#' in a password, or an '@' in the path), Redact hides too much rather
+// than too little: everything after the scheme (rtsp://***).
 func Redact(uri string) string {
 	r, _ := redact(uri)
 	return r
@@ -28,15 +28,34 @@ var secretKeys = []string{"pass", "pwd", "token", "secret", "key", "auth", "sig"
 
 // redact returns Redact(uri) and the secret substrings it hid, so that text
 // that may quote the URI (a decoder's error output) can be scrubbed too.
-// The query is redacted first; then everything before the last '@' is
-// user-info, so that an unescaped '@', '?', '#' or '/' in a password never
-// leaves part of it showing.
 func redact(uri string) (string, []string) {
 	scheme, rest, ok := strings.Cut(uri, "://")
 	if !ok {
 		return uri, nil
 	}
 	var secrets []string
+	authority := rest[:authorityEnd(rest)]
+	switch at := strings.LastIndex(rest, "@"); {
+	case at < 0:
+	case strings.Count(rest, "@") == 1 && at < len(authority):
+		userinfo := rest[:at]
+		if user, pass, hasPass := strings.Cut(userinfo, ":"); hasPass {
+			secrets = append(secrets, pass)
+			rest = user + ":***" + rest[at:]
+		} else {
+			secrets = append(secrets, userinfo)
+			rest = "***" + rest[at:]
+		}
+	default:
+		// An '@' outside the authority, or more than one: an unescaped
+		// character in a password, or an '@' in the path. Which part is
+		// secret cannot be told, so nothing after the scheme is shown.
+		secrets = append(secrets, rest, rest[:at])
+		if _, pass, hasPass := strings.Cut(rest[:at], ":"); hasPass {
+			secrets = append(secrets, pass)
+		}
+		return scheme + "://***", withUnescaped(secrets)
+	}
 	if q := strings.Index(rest, "?"); q >= 0 {
 		query, fragment, hasFragment := strings.Cut(rest[q+1:], "#")
 		params := strings.Split(query, "&")
@@ -52,24 +71,27 @@ func redact(uri string) (string, []string) {
 			rest += "#" + fragment
 		}
 	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		userinfo := rest[:at]
-		user, pass, hasPass := strings.Cut(userinfo, ":")
-		if hasPass && !strings.ContainsAny(user, "/?#") {
-			secrets = append(secrets, pass)
-			rest = user + ":***" + rest[at:]
-		} else {
-			secrets = append(secrets, userinfo)
-			rest = "***" + rest[at:]
-		}
+	return scheme + "://" + rest, withUnescaped(secrets)
+}
+
+// authorityEnd is the length of the authority at the start of rest (the
+// part of a URI after "scheme://"): up to the first '/', '?' or '#'.
+func authorityEnd(rest string) int {
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		return i
 	}
-	// Percent-decoded forms of the secrets may appear in a decoder's output.
+	return len(rest)
+}
+
+// withUnescaped adds the percent-decoded forms of secrets, which may appear
+// in a decoder's output.
+func withUnescaped(secrets []string) []string {
 	for _, s := range secrets {
 		if d, err := url.PathUnescape(s); err == nil && d != s {
 			secrets = append(secrets, d)
 		}
 	}
-	return scheme + "://" + rest, secrets
+	return secrets
 }
 
 func isSecretKey(k string) bool {
