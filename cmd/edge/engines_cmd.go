@@ -117,8 +117,8 @@ func stageKeys(b *bundle.Bundle) []trt.StageKey {
 }
 
 // buildEngines creates every stage's session on TensorRT only (its engine is
-// built or loaded from the cache), then runs one frame so that nothing is
-// left to build at the first real frame.
+// built or loaded from the cache), then runs every path of every stage once
+// so that nothing is left to build at the first real frame.
 func buildEngines(ctx context.Context, cfg Config, w io.Writer) error {
 	log := newLogger(cfg.Log)
 	opts := cfg.Engine.Providers
@@ -149,6 +149,11 @@ func buildEngines(ctx context.Context, cfg Config, w io.Writer) error {
 	x, err := anytime.New(b, e, anytime.Config{})
 	if err != nil {
 		return err
+	}
+	// Every path of every sparse (and blocks) stage runs once, so each
+	// of their engines is built now too.
+	if _, err := x.Calibrate(context.WithoutCancel(ctx), 1); err != nil {
+		return fmt.Errorf("engines build: warm-up of every path: %w", err)
 	}
 	x.SetThreshold(2) // run every stage
 	if _, err := x.Run(context.WithoutCancel(ctx)); err != nil {
