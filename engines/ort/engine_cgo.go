@@ -34,10 +34,13 @@ type stage struct {
 	name     string
 	session  *onnx.AdvancedSession // the stage, a sparse stage's masked graph or a blocks stage's dense twin
 	run      *onnx.RunOptions
-	provider trt.Provider
-	blocks   *blocksGraph          // blocks stages only
-	sparse   *sparseGraph          // sparse stages only
-	dense    *onnx.AdvancedSession // a sparse stage's plain dense graph, if it has one
+	provider trt.Provider // of session (a sparse stage's: of its first opened graph)
+	// Sparse stages: the provider of the plain dense graph, and of the
+	// graph that ran last (what Provider reports).
+	denseProvider, last trt.Provider
+	blocks              *blocksGraph          // blocks stages only
+	sparse              *sparseGraph          // sparse stages only
+	dense               *onnx.AdvancedSession // a sparse stage's plain dense graph, if it has one
 }
 
 // runner is a session bound to its inputs and outputs.
@@ -434,7 +437,12 @@ func (e *Engine) Mask() []float32 {
 func (e *Engine) Logits(i int) []float32 { return e.logits[i].GetData() }
 
 // Provider implements engines.Engine.
-func (e *Engine) Provider(i int) string { return string(e.stages[i].provider) }
+func (e *Engine) Provider(i int) string {
+	if s := e.stages[i]; s.last != "" {
+		return string(s.last)
+	}
+	return string(e.stages[i].provider)
+}
 
 // Run implements engines.Engine. A context that can end arms RunOptions
 // termination, so a deadline also stops a stage in flight.
@@ -442,6 +450,9 @@ func (e *Engine) Run(ctx context.Context, i int) error {
 	s := e.stages[i]
 	if s.session == nil {
 		return fmt.Errorf("run stage %q: its masked graph was not opened", s.name)
+	}
+	if s.sparse != nil || s.dense != nil {
+		s.last = s.provider
 	}
 	if err := e.runGraph(ctx, s, s.session); err != nil {
 		return fmt.Errorf("run stage %q: %w", s.name, err)

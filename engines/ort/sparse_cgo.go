@@ -113,12 +113,11 @@ func (e *Engine) openSparseStage(b *bundle.Bundle, i int, g, masked bundle.Graph
 		providers = append(providers, st.sparse.provider)
 	}
 	if paths&engines.PathDense != 0 {
-		var p trt.Provider
-		if st.dense, p, err = e.openPlainDense(b, i, outNames, outVals, opts, unavailable, log); err != nil {
+		if st.dense, st.denseProvider, err = e.openPlainDense(b, i, outNames, outVals, opts, unavailable, log); err != nil {
 			return st, err
 		}
 		if st.dense != nil {
-			providers = append(providers, p)
+			providers = append(providers, st.denseProvider)
 		}
 	}
 	if len(providers) == 0 {
@@ -221,6 +220,7 @@ func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error {
 		}
 		sg.inputs[t.pos] = t.tensors[j]
 	}
+	s.last = sg.provider
 	if err := e.runGraph(ctx, s, sg); err != nil {
 		return fmt.Errorf("run stage %q (sparse): %w", s.name, err)
 	}
@@ -233,6 +233,7 @@ func (e *Engine) RunDense(ctx context.Context, i int) error {
 	if s.dense == nil {
 		return fmt.Errorf("run stage %q: no plain dense graph, or it was not opened", s.name)
 	}
+	s.last = s.denseProvider
 	if err := e.runGraph(ctx, s, s.dense); err != nil {
 		return fmt.Errorf("run stage %q (dense): %w", s.name, err)
 	}
