@@ -229,12 +229,9 @@ func TestCommandsEndToEnd(t *testing.T) {
 		}
 		return last.Limits == want
 	})
-	var retained []received
 	sub := &collector{}
 	sub.attach(t, b, p.Topics().Topic("config/reported"))
-	for _, m := range sub.snapshot() {
-		retained = append(retained, m)
-	}
+	retained := sub.snapshot()
 	if len(retained) != 1 || !retained[0].retained {
 		t.Fatalf("a new subscriber got %d config/reported messages (retained: %v), want the retained one", len(retained), retained)
 	}
