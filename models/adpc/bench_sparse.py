@@ -12,7 +12,8 @@ runs every stage's sparse graph and its dense graph alternately (interleaved:
 A, B, B, A, ...) on the same states; the figures are medians over frames.
 The frame ratio is (stage 1 + the sparse stages) / (stage 1 + the dense
 stages), i.e. this bundle against its `rh` twin, before the runtime's own
-per-frame work (tables, confidence, merge).
+per-frame work (tables, confidence, merge). `--masked` also times the masked
+reference graphs in the same rotation.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .config import ARCHS, OUTPUT_STRIDE
 from .export import export
 from .init import random_image
 from .labels import CITYSCAPES
+from .layers import MaskedConv2d
 from .ort import Runtime
 from . import sparse_tables
 from .bundle_run import graph_output_shapes
@@ -69,8 +71,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--frames", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bundle", help="an exported adpc bundle of this arch and size (default: export one)")
+    p.add_argument("--lambda-range", help="LO,HI: when exporting, draw each fill's lambda uniformly from this "
+                   "range (seeded) instead of the random initialisation's 0.8-3.0, e.g. 2.1,4.1 as trained")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                    help="cpu: process CPU time (robust on a loaded machine with --threads 1)")
+    p.add_argument("--masked", action="store_true", help="also time the masked reference graphs")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
     points = [tuple(float(v) for v in a.split(",")) for a in args.active]
@@ -83,8 +88,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         tmp = tempfile.TemporaryDirectory(prefix="bench-sparse-")
         bundle = Path(tmp.name)
-        export(build(args.arch, "adpc", seed=args.seed), bundle, height=args.height, width=args.width,
-               threshold=0.998, labels=CITYSCAPES, name="bench")
+        model = build(args.arch, "adpc", seed=args.seed)
+        if args.lambda_range:
+            lo, hi = (float(v) for v in args.lambda_range.split(","))
+            g = torch.Generator().manual_seed(args.seed)
+            for m in model.modules():
+                if isinstance(m, MaskedConv2d):
+                    m.Lambda.data.fill_(float(lo + (hi - lo) * torch.rand((), generator=g)))
+        export(model, bundle, height=args.height, width=args.width, threshold=0.998, labels=CITYSCAPES,
+               name="bench")
     man = json.loads((bundle / "bundle.json").read_text())
     rt = Runtime(threads=args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -93,7 +105,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     h, w = args.height // OUTPUT_STRIDE, args.width // OUTPUT_STRIDE
     sess = {}
     for st in stages:
-        files = [st["file"]] + ([st["sparse"]["dense"]["file"]] if st["mode"] == "sparse" else [])
+        files = [st["file"]]
+        if st["mode"] == "sparse":
+            files.append(st["sparse"]["dense"]["file"])
+            if args.masked:
+                files.append(st["sparse"]["masked"]["file"])
         for f in files:
             sess[f] = (rt.session(bundle / f), graph_output_shapes(bundle / f))
 
@@ -113,39 +129,46 @@ def main(argv: Optional[list[str]] = None) -> int:
         _, res = run(st["sparse"]["dense"]["file"], feeds)
         state.update(res)
     report = {"arch": args.arch, "height": args.height, "width": args.width, "threads": args.threads,
+              "lambda_range": args.lambda_range or "init (0.8-3.0)",
               "clock": args.clock, "load": os.getloadavg()[0],
               "seed": args.seed, "frames": args.frames, "points": []}
     for pt in points:
         masks = synthetic_masks(h, w, pt, args.seed)
         sparse_feeds = [dict(f, **sparse_tables.feeds(st, m, OUTPUT_STRIDE)) for f, st, m in
                         zip(dense_feeds, stages[1:], masks)]
+        masked_feeds = [dict(f, **{st["sparse"]["masked"]["mask"]: m[None, None].astype(np.float32)})
+                        for f, st, m in zip(dense_feeds, stages[1:], masks)]
         times: dict[str, list[float]] = {"stage1": []}
         for k in range(2, len(stages) + 1):
-            times[f"sparse{k}"], times[f"dense{k}"] = [], []
+            times[f"sparse{k}"], times[f"dense{k}"], times[f"masked{k}"] = [], [], []
         for frame in range(args.frames + 1):  # the first frame warms up
             t1, _ = run(stages[0]["file"], {"image": x})
             got = {"stage1": t1}
-            for k, (st, sf, df) in enumerate(zip(stages[1:], sparse_feeds, dense_feeds), start=2):
+            for k, (st, sf, df, mf) in enumerate(zip(stages[1:], sparse_feeds, dense_feeds, masked_feeds), start=2):
                 order = [("sparse", st["file"], sf), ("dense", st["sparse"]["dense"]["file"], df)]
+                if args.masked:
+                    order.append(("masked", st["sparse"]["masked"]["file"], mf))
                 for kind, file, feeds in (order if frame % 2 else order[::-1]):
                     got[f"{kind}{k}"], _ = run(file, feeds)
             if frame:
                 for key, v in got.items():
                     times[key].append(v)
-        med = {key: statistics.median(v) for key, v in times.items()}
+        med = {key: statistics.median(v) for key, v in times.items() if v}
         per_stage = []
         for k, (st, m) in enumerate(zip(stages[1:], masks), start=2):
             fr = {s: float(sparse_tables.at_stride(m, int(s), OUTPUT_STRIDE).mean()) for s in st["sparse"]["bands"]}
             per_stage.append({"stage": k, "active": pt[k - 2], "computed_fraction": fr,
                               "sparse_ms": med[f"sparse{k}"] * 1e3, "dense_ms": med[f"dense{k}"] * 1e3,
                               "speedup": med[f"dense{k}"] / med[f"sparse{k}"]})
+            if args.masked:
+                per_stage[-1]["masked_ms"] = med[f"masked{k}"] * 1e3
         sparse_frame = med["stage1"] + sum(med[f"sparse{k}"] for k in range(2, len(stages) + 1))
         dense_frame = med["stage1"] + sum(med[f"dense{k}"] for k in range(2, len(stages) + 1))
         point = {"active": list(pt), "stage1_ms": med["stage1"] * 1e3, "stages": per_stage,
                  "frame_ratio": sparse_frame / dense_frame}
         report["points"].append(point)
         cells = ", ".join(f"stage {s['stage']} {s['sparse_ms']:.0f}/{s['dense_ms']:.0f} ms ({s['speedup']:.2f}x)"
-                          for s in per_stage)
+                          + (f" masked {s['masked_ms']:.0f} ms" if "masked_ms" in s else "") for s in per_stage)
         print(f"active {','.join(map(str, pt))}: frame ratio {point['frame_ratio']:.3f} "
               f"(stage 1 {point['stage1_ms']:.0f} ms; sparse/dense {cells})", flush=True)
     if args.json:

@@ -9,7 +9,8 @@ always with twin=True), and copy aggregation uses the block mask.
 
 Sparse stages run the graph `path` names: `sparse` (index tables from
 `sparse_tables`, each padded with `pad` entries of -1), `masked`, or
-`dense` (the dense graph where the mask is all ones, else the sparse one)."""
+`dense` (the dense graph where the mask is all ones, else the masked one, as
+the Go runtime's --dispatch dense)."""
 
 from __future__ import annotations
 
@@ -78,11 +79,11 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional
             if path == "dense" and mask.all():  # type: ignore[union-attr]
                 file = st["sparse"]["dense"]["file"]
                 inputs = {n: s for n, s in inputs.items() if s.startswith("state:")}
-            elif path == "masked":
+            elif path in ("masked", "dense"):
                 file = st["sparse"]["masked"]["file"]
                 inputs = {n: s for n, s in inputs.items() if s.startswith("state:")}
                 inputs[st["sparse"]["masked"]["mask"]] = "mask"
-            elif path in ("sparse", "dense"):
+            elif path == "sparse":
                 feeds.update(sparse_tables.feeds(st, mask, man["output_stride"], pad))
             else:
                 raise ValueError(f"path {path!r}: want sparse, masked or dense")

@@ -50,8 +50,9 @@ FROZEN_RANGE = (0.2, 0.8)
 LOW_THRESHOLD = 0.05
 
 # A runner runs a bundle on an input at a threshold (work: scratch directory;
-# dispatch: how sparse stages run, "sparse" or "dense", the latter on the
-# dense graph where a mask is all ones) and returns (merged logits, masks).
+# dispatch: how sparse stages run: "sparse", "masked" (the reference graph) or
+# "dense" (the dense graph where a mask is all ones, else the masked one; the
+# edge runner's --dispatch dense does both)) and returns (merged logits, masks).
 Runner = Callable[..., tuple[list[np.ndarray], list[np.ndarray]]]
 
 
@@ -69,7 +70,7 @@ def edge_runner(binary: str) -> Runner:
         # Sparse and blocks stages run the path `dispatch` forces (not the
         # one the auto dispatcher may prefer), so that the check covers it.
         cmd = [binary, "infer", "--bundle", str(bundle), "--providers", "cpu", "--threshold", repr(threshold),
-               "--dispatch", dispatch, "--tensor", str(xp), "--dump", str(dump)]
+               "--dispatch", "dense" if dispatch == "masked" else dispatch, "--tensor", str(xp), "--dump", str(dump)]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise Failure(f"{' '.join(cmd)}: exit {p.returncode}\n{p.stderr[-2000:]}")
@@ -223,9 +224,10 @@ def check_blocks(adpc: ADPCHRNet, arch: str, x: np.ndarray, block_size: int, run
 
 def check_sparse(adpc: ADPCHRNet, arch: str, x: np.ndarray, threshold: float, want: Torch, run: Runner,
                  work: Path, log: Callable[[str], None]) -> None:
-    """The adpc weights as a sparse-mode bundle: its sparse graphs (dispatch
-    sparse) at the chosen threshold, and at threshold 1.0 (masks all ones)
-    its dense graphs (dispatch dense) against the PyTorch rh forward."""
+    """The adpc weights as a sparse-mode bundle: at the chosen threshold its
+    sparse graphs (dispatch sparse) and its masked reference graphs (dispatch
+    dense: the masked graph where pixels are frozen); at threshold 1.0 (masks
+    all ones) its dense graphs (dispatch dense) against the PyTorch rh forward."""
     t0 = time.time()
     h, w = x.shape[2], x.shape[3]
     bundle = work / f"{arch}-sparse"
@@ -233,10 +235,12 @@ def check_sparse(adpc: ADPCHRNet, arch: str, x: np.ndarray, threshold: float, wa
            name=f"crosscheck-{arch}-sparse", mode="sparse")
     lines = compare(f"{arch} sparse @ {threshold:.6f}", want, run(bundle, x, threshold, work, dispatch="sparse"),
                     threshold)
+    masked = compare(f"{arch} sparse bundle @ {threshold:.6f} dispatch dense (masked graphs)", want,
+                     run(bundle, x, threshold, work, dispatch="masked"), threshold)
     dense = compare(f"{arch} sparse bundle @ 1.0 dispatch dense vs PyTorch rh", torch_run(rh_twin(adpc), x, 1.0),
                     run(bundle, x, 1.0, work, dispatch="dense"), 1.0)
-    log(f"ok {arch} sparse threshold {threshold:.6f}: {', '.join(lines)}; dispatch dense @ 1.0: "
-        f"{', '.join(dense)} ({time.time() - t0:.1f}s)")
+    log(f"ok {arch} sparse threshold {threshold:.6f}: {', '.join(lines)}; masked graphs: {', '.join(masked)}; "
+        f"dispatch dense @ 1.0: {', '.join(dense)} ({time.time() - t0:.1f}s)")
     shutil.rmtree(bundle)
 
 
