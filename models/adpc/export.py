@@ -87,12 +87,13 @@ def blocks_macs(counts: list, stage: int) -> dict:
 def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,
            labels: Sequence[Label], name: str, checkpoint_sha256: str = "", mode: str = "sparse",
            block_size: int = cells.DEFAULT_SIZE, buckets: Optional[Sequence[int]] = None,
-           min_cell: int = cells.MIN_CELL, sparse_min_channels: int = onnx_sparse.SPARSE_MIN_CHANNELS,
+           min_cell: int = cells.MIN_CELL,
+           sparse_min_channels: int | Sequence[int] = onnx_sparse.SPARSE_MIN_CHANNELS_PER_STAGE,
            dense_fill_max_pixels: int = onnx_sparse.DENSE_FILL_MAX_PIXELS) -> dict:
     """Writes the bundle to out and returns the manifest. Mode `sparse`
     (adpc only; other variants fall back to `masked`): stages 2-4 as sparse
     stages (1x1 convolutions and 3x3 ones with at least sparse_min_channels
-    outputs computed at the computed pixels only, the others densely with the
+    outputs (one value, or one per stage 2, 3, 4) computed at the computed pixels only, the others densely with the
     exact mask; their fill is a depthwise convolution on maps of at most
     dense_fill_max_pixels pixels, a gather at the band pixels on larger ones); `masked`: the variant's own stages (masked for adpc, dense
     otherwise); `blocks`: stages
@@ -145,7 +146,8 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
             })
             continue
         if mode == "sparse" and model.masked and k > 1:
-            stages.append(_sparse_stage(model, k, values, sources, out, height, width, counts, sparse_min_channels,
+            mc = sparse_min_channels if isinstance(sparse_min_channels, int) else sparse_min_channels[k - 2]
+            stages.append(_sparse_stage(model, k, values, sources, out, height, width, counts, mc,
                                         dense_fill_max_pixels))
             continue
         mask = None
@@ -258,6 +260,17 @@ def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str],
             raise RuntimeError(f"{file}: {v.name} is not a static float32 tensor")
 
 
+def parse_min_channels(spec: str) -> int | list[int]:
+    """--sparse-min-channels: one integer, or three (stages 2, 3, 4)."""
+    try:
+        values = [int(v) for v in spec.split(",")]
+    except ValueError:
+        raise ValueError(f"--sparse-min-channels {spec!r}: want an integer or three, comma-separated") from None
+    if len(values) not in (1, 3) or min(values) < 0:
+        raise ValueError(f"--sparse-min-channels {spec!r}: want one or three non-negative integers")
+    return values[0] if len(values) == 1 else values
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m models.adpc.export", description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", required=True, choices=sorted(ARCHS))
@@ -278,9 +291,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                    "from 8 up to the number of cells)")
     p.add_argument("--min-cell", type=int, default=cells.MIN_CELL,
                    help="blocks mode: branches whose cells are smaller (in their own pixels) run densely")
-    p.add_argument("--sparse-min-channels", type=int, default=onnx_sparse.SPARSE_MIN_CHANNELS,
+    p.add_argument("--sparse-min-channels",
+                   default=",".join(map(str, onnx_sparse.SPARSE_MIN_CHANNELS_PER_STAGE)),
                    help="sparse mode: 3x3 convolutions with fewer output channels run densely (exactly) in the "
-                        "sparse graph (default %(default)s)")
+                        "sparse graph; one value or one per stage 2,3,4 (default %(default)s)")
     p.add_argument("--dense-fill-max-pixels", type=int, default=onnx_sparse.DENSE_FILL_MAX_PIXELS,
                    help="sparse mode: dense convolutions on maps up to this many pixels fill with a depthwise "
                         "convolution, on larger ones at the band pixels only (default %(default)s)")
@@ -289,6 +303,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         check_size(args.height, args.width)
         buckets = [int(b) for b in args.buckets.split(",")] if args.buckets else None
+        min_channels = parse_min_channels(args.sparse_min_channels)
         if args.mode == "blocks":
             cells.Grid(args.height // OUTPUT_STRIDE, args.width // OUTPUT_STRIDE, args.block_size)
         labels = load_labels(args.classes)
@@ -303,7 +318,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     export(model, args.out, height=args.height, width=args.width, threshold=threshold, labels=labels,
            name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "",
            mode=args.mode, block_size=args.block_size, buckets=buckets, min_cell=args.min_cell,
-           sparse_min_channels=args.sparse_min_channels, dense_fill_max_pixels=args.dense_fill_max_pixels)
+           sparse_min_channels=min_channels, dense_fill_max_pixels=args.dense_fill_max_pixels)
     print(f"wrote {args.out}/bundle.json and {NUM_EXITS} stage graphs")
     return 0
 

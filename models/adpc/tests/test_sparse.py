@@ -80,6 +80,21 @@ class SupportTest(unittest.TestCase):
             np.testing.assert_allclose(outer, full, rtol=1e-6, atol=1e-12)
 
 
+class FlagsTest(unittest.TestCase):
+    def test_bad_min_channels_is_an_error(self):
+        import io
+        from contextlib import redirect_stderr
+        from models.adpc import export as export_cli
+        for bad in ("1,2", "x", "-1"):
+            with redirect_stderr(io.StringIO()) as err:
+                rc = export_cli.main(["--arch", "hrnet_tiny", "--variant", "adpc", "--seed", "1", "--height", "64",
+                                      "--width", "128", "--sparse-min-channels", bad, "--out", "/nonexistent/x"])
+            self.assertEqual(rc, 2, bad)
+            self.assertIn("--sparse-min-channels", err.getvalue())
+        self.assertEqual(export_cli.parse_min_channels("64,64,0"), [64, 64, 0])
+        self.assertEqual(export_cli.parse_min_channels("32"), 32)
+
+
 class TablesTest(unittest.TestCase):
     def test_against_brute_force(self):
         rng = np.random.default_rng(1)
