@@ -2,7 +2,8 @@
 its own ONNX graphs (for bundles whose checkpoint is not stored, such as the
 shipped zoo demos).
 
-    python3 -m models.adpc.reexport --bundle models/zoo/fashion-seg-adpc --out DIR [--mode sparse]
+    python3 -m models.adpc.reexport --bundle models/zoo/fashion-seg-adpc --out DIR [--mode sparse] \
+        [--sparse-min-channels 64]
 
 The model (arch and variant from `provenance`, classes from the logits) gets
 every parameter and BN statistic from the initializers of the same name; the
@@ -28,7 +29,8 @@ import torch
 from onnx import numpy_helper
 
 from .config import ARCHS, OUTPUT_STRIDE
-from .export import MODES, export
+from .export import MODES, export, parse_min_channels
+from .onnx_sparse import SPARSE_MIN_CHANNELS_PER_STAGE
 from .hrnet import ADPCHRNet
 from .labels import Label
 from .layers import MaskedConv2d
@@ -87,7 +89,8 @@ def recover(bundle: str | Path) -> ADPCHRNet:
     return model.eval()
 
 
-def reexport(bundle: str | Path, out: str | Path, mode: str = "sparse") -> dict:
+def reexport(bundle: str | Path, out: str | Path, mode: str = "sparse",
+             sparse_min_channels: int | list[int] = list(SPARSE_MIN_CHANNELS_PER_STAGE)) -> dict:
     """Writes the bundle's model in `mode` to out, with the old manifest's
     fields and every non-graph file (test sets, cards) copied."""
     bundle, out = Path(bundle), Path(out)
@@ -101,7 +104,7 @@ def reexport(bundle: str | Path, out: str | Path, mode: str = "sparse") -> dict:
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         man = export(model, tmp, height=h, width=w, threshold=old["confidence"]["threshold"], labels=labels,
                      name=old["name"], checkpoint_sha256=old.get("provenance", {}).get("checkpoint_sha256", ""),
-                     mode=mode)
+                     mode=mode, sparse_min_channels=sparse_min_channels)
         for key in ("name", "task", "input", "labels", "keypoints", "confidence"):
             if key in old:
                 man[key] = old[key]
@@ -129,9 +132,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--bundle", required=True)
     p.add_argument("--out", required=True, help="may be the bundle itself (rewritten in place)")
     p.add_argument("--mode", choices=MODES[:2], default="sparse")
+    p.add_argument("--sparse-min-channels", default=",".join(map(str, SPARSE_MIN_CHANNELS_PER_STAGE)),
+                   help="as export's (default %(default)s)")
     args = p.parse_args(argv)
     try:
-        reexport(args.bundle, args.out, args.mode)
+        reexport(args.bundle, args.out, args.mode, parse_min_channels(args.sparse_min_channels))
     except (ValueError, OSError, KeyError) as e:
         print(f"reexport: {e}", file=sys.stderr)
         return 2
