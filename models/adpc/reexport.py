@@ -33,7 +33,6 @@ from .export import MODES, export, parse_min_channels
 from .onnx_sparse import SPARSE_MIN_CHANNELS_PER_STAGE
 from .hrnet import ADPCHRNet
 from .labels import Label
-from .layers import MaskedConv2d
 
 # Files of a bundle other than its graphs, weights and manifest (kept as they are).
 GRAPH_SUFFIXES = (".onnx", ".weights")

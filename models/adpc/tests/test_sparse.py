@@ -257,6 +257,32 @@ class BundleTest(unittest.TestCase):
                 conv_bytes = sum(int(np.prod(t.dims)) * 4 for t in conv.values())
                 self.assertLess(size, 1.5 * conv_bytes + 4096 * (len(conv) + 64))
 
+    def test_reexport_recovers_the_weights(self):
+        from models.adpc import reexport
+        from models.adpc.bundle_run import run_bundle
+        model = build("hrnet_tiny", "adpc", seed=7)
+        x = random_image(13, H, W).numpy()
+        with tempfile.TemporaryDirectory() as d:
+            masked, sparse = Path(d) / "masked", Path(d) / "sparse"
+            export(model, masked, height=H, width=W, threshold=0.8, labels=CITYSCAPES, name="orig", mode="masked")
+            (masked / "card.md").write_text("kept\n")
+            got = reexport.recover(masked).state_dict()
+            for name, want in model.state_dict().items():
+                if name.endswith("num_batches_tracked"):  # not in a graph, unused in eval
+                    continue
+                tol = 1e-5 if name.endswith("Lambda") else 0
+                np.testing.assert_allclose(got[name].numpy(), want.numpy(), rtol=tol, atol=0, err_msg=name)
+            man = reexport.reexport(masked, sparse)
+            self.assertEqual(man["name"], "orig")
+            self.assertEqual([st["mode"] for st in man["stages"]], ["dense", "sparse", "sparse", "sparse"])
+            self.assertEqual((sparse / "card.md").read_text(), "kept\n")
+            ref, ref_masks = run_bundle(masked, x, 0.8, self.rt)
+            out, masks = run_bundle(sparse, x, 0.8, self.rt)
+            for k in range(4):
+                self.assertLess(rel_l2(out[k], ref[k]), REL_L2)
+            for a, b in zip(masks, ref_masks):
+                np.testing.assert_array_equal(a, b)
+
     def test_tiny_sparse_testdata(self):
         from models.adpc.bundle_run import run_bundle
         ref = TINY / "reference"
