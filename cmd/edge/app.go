@@ -17,13 +17,20 @@ func newApp() *cli.App {
 		Version: version,
 		Flags:   appFlags(),
 		Commands: []*cli.Command{
-			probeCommand(),
-			inferCommand(),
-			runCommand(),
-			powerCommand(),
-			benchCommand(),
+			command("probe", "report ONNX Runtime, execution providers, host and power sensors",
+				engineFlags(), engineOnlyConfig, runProbe),
+			pipelineCommand("infer", "[IMAGE...]", "run a bundle on images (or a tensor) and write every exit's result",
+				inferFlags(), inferConfig, runInfer),
+			pipelineCommand("run", "[SOURCE-URI]", "the daemon: frames from a source through the anytime pipeline to MQTT, files and the live view",
+				runFlags(), runConfig, runDaemon),
+			command("power", "show rails, total power, temperatures and throttle state (tegrastats-like)",
+				flags(powerFlags(), monitorFlags()), monitorConfig, runPower),
+			command("bench", "time every exit of a bundle (and a baseline) on the same frames; --simulate checks the halting policy",
+				flags(engineFlags(), benchFlags(), simulateFlags()), benchConfig, benchMode),
 			enginesCommand(),
-			simulateCommand(),
+			// the same as `edge bench --simulate`
+			command("simulate", "run the halting policy on a simulated device and check the issue 5 bounds",
+				simulateFlags(), simulateConfig, runSimulation),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
 	}

@@ -13,29 +13,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/source"
 )
 
-func benchCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "bench",
-		Usage: "time every exit of a bundle (and a baseline) on the same frames; --simulate checks the halting policy",
-		Flags: flags(engineFlags(), benchFlags(), simulateFlags()),
-		Action: action(benchConfig, func(ctx context.Context, cfg Config, w io.Writer) error {
-			switch {
-			case cfg.Bench.Simulate:
-				return runSimulation(ctx, cfg, w)
-			case len(cfg.Bench.BlockSizes) > 0:
-				return runBlockFractions(ctx, cfg, w)
-			}
-			return runBench(ctx, cfg, w)
-		}),
+// benchMode is `edge bench`: the halting-policy simulation with
+// --simulate, the active fractions with --blocks, else the timing.
+func benchMode(ctx context.Context, cfg Config, w io.Writer) error {
+	switch {
+	case cfg.Bench.Simulate:
+		return runSimulation(ctx, cfg, w)
+	case len(cfg.Bench.BlockSizes) > 0:
+		return runBlockFractions(ctx, cfg, w)
 	}
+	return runBench(ctx, cfg, w)
 }
 
 // benchReport is what `edge bench` measured.

@@ -18,61 +18,60 @@ import (
 // time: each is refused before anything is opened (no bundle, source or
 // backend), with an error naming the flag and the value.
 func TestBadSettingsAreRefusedUpFront(t *testing.T) {
-	mqtt := []string{"--site", "s", "--device", "d"}
 	tests := []struct {
-		cmd  string
-		args []string
+		args string // the command line, split on spaces
 		want string
 	}{
-		{"infer", []string{"--threshold", "NaN"}, "--threshold NaN"},
-		{"infer", []string{"--threshold", "Inf"}, "--threshold +Inf"},
-		{"infer", []string{"--threshold", "-0.1"}, "--threshold -0.1"},
-		{"infer", []string{"--threshold", "1e39"}, "--threshold 1e+39"}, // +Inf as a float32
-		{"infer", []string{"--deadline", "-1ms"}, "--deadline -1ms"},
-		{"infer", []string{"--max-exit", "-1"}, "--max-exit -1"},
-		{"infer", []string{"--energy-budget", "-2"}, "--energy-budget -2"},
-		{"infer", []string{"--energy-budget", "NaN"}, "--energy-budget NaN"},
-		{"infer", []string{"--power-cap", "-1"}, "--power-cap -1"},
-		{"infer", []string{"--power-cap", "Inf"}, "--power-cap +Inf"},
-		{"infer", []string{"--power-window", "0s"}, "--power-window 0s"},
-		{"infer", []string{"--thermal-soft", "NaN"}, "--thermal-soft NaN"},
-		{"infer", []string{"--thermal-soft", "-5"}, "--thermal-soft -5"},
-		{"infer", []string{"--thermal-hard", "2e6"}, "--thermal-hard 2e+06"},
-		{"infer", []string{"--thermal-soft", "90", "--thermal-hard", "80"}, "--thermal-soft 90 is above --thermal-hard 80"},
-		{"infer", []string{"--power-interval", "0s"}, "--power-interval 0s"},
-		{"infer", []string{"--power-backend", "tegrastats"}, "--power-backend"},
-		{"infer", []string{"--threads", "-1"}, "--threads -1"},
-		{"infer", []string{"--dla-core", "-2"}, "--dla-core -2"},
-		{"infer", []string{"--device-id", "-1"}, "--device-id -1"},
-		{"infer", []string{"--dispatch", "fast"}, `--dispatch "fast"`},
-		{"infer", append([]string{"--mqtt-labels-qos", "2"}, mqtt...), "--mqtt-labels-qos 2"},
-		{"infer", append([]string{"--spool-max-age", "-1h"}, mqtt...), "--spool-max-age -1h0m0s"},
-		{"run", []string{"--threshold", "NaN"}, "--threshold NaN"},
-		{"run", []string{"--deadline", "-40ms"}, "--deadline -40ms"},
-		{"run", []string{"--fps", "-1"}, "--fps -1"},
-		{"run", []string{"--fps", "NaN"}, "--fps NaN"},
-		{"run", []string{"--input-width", "-640"}, "--input-width -640"},
-		{"bench", []string{"--threshold", "NaN"}, "--threshold NaN"},
-		{"bench", []string{"--frames", "0"}, "--frames 0"},
-		{"bench", []string{"--blocks", "8,x"}, `--blocks "8,x"`},
-		{"bench", []string{"--active", "0.4,0.6"}, `--active "0.4,0.6"`},
-		{"bench", []string{"--active", "1.5"}, `--active "1.5"`},
-		{"bench", []string{"--simulate", "--sim-frames", "10"}, "--sim-frames 10"},
-		{"simulate", []string{"--sim-period", "0s"}, "--sim-period 0s"},
-		{"power", []string{"--interval", "-1s"}, "--interval -1s"},
-		{"power", []string{"--power-backend", "tegrastats"}, "--power-backend"},
+		{"infer --threshold NaN", "--threshold NaN"},
+		{"infer --threshold Inf", "--threshold +Inf"},
+		{"infer --threshold -0.1", "--threshold -0.1"},
+		{"infer --threshold 1e39", "--threshold 1e+39"}, // +Inf as a float32
+		{"infer --deadline -1ms", "--deadline -1ms"},
+		{"infer --max-exit -1", "--max-exit -1"},
+		{"infer --energy-budget -2", "--energy-budget -2"},
+		{"infer --energy-budget NaN", "--energy-budget NaN"},
+		{"infer --power-cap -1", "--power-cap -1"},
+		{"infer --power-cap Inf", "--power-cap +Inf"},
+		{"infer --power-window 0s", "--power-window 0s"},
+		{"infer --thermal-soft NaN", "--thermal-soft NaN"},
+		{"infer --thermal-soft -5", "--thermal-soft -5"},
+		{"infer --thermal-hard 2e6", "--thermal-hard 2e+06"},
+		{"infer --thermal-soft 90 --thermal-hard 80", "--thermal-soft 90 is above --thermal-hard 80"},
+		{"infer --power-interval 0s", "--power-interval 0s"},
+		{"infer --power-backend tegrastats", "--power-backend"},
+		{"infer --threads -1", "--threads -1"},
+		{"infer --dla-core -2", "--dla-core -2"},
+		{"infer --device-id -1", "--device-id -1"},
+		{"infer --dispatch fast", `--dispatch "fast"`},
+		{"infer --mqtt-labels-qos 2 --site s --device d", "--mqtt-labels-qos 2"},
+		{"infer --spool-max-age -1h --site s --device d", "--spool-max-age -1h0m0s"},
+		{"run --threshold NaN", "--threshold NaN"},
+		{"run --deadline -40ms", "--deadline -40ms"},
+		{"run --fps -1", "--fps -1"},
+		{"run --fps NaN", "--fps NaN"},
+		{"run --input-width -640", "--input-width -640"},
+		{"bench --threshold NaN", "--threshold NaN"},
+		{"bench --frames 0", "--frames 0"},
+		{"bench --blocks 8,x", `--blocks "8,x"`},
+		{"bench --active 0.4,0.6", `--active "0.4,0.6"`},
+		{"bench --active 1.5", `--active "1.5"`},
+		{"bench --simulate --sim-frames 10", "--sim-frames 10"},
+		{"simulate --sim-period 0s", "--sim-period 0s"},
+		{"power --interval -1s", "--interval -1s"},
+		{"power --power-backend tegrastats", "--power-backend"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.cmd+" "+strings.Join(tt.args, " "), func(t *testing.T) {
-			args := []string{tt.cmd}
-			switch tt.cmd {
+		t.Run(tt.args, func(t *testing.T) {
+			cmd, rest, _ := strings.Cut(tt.args, " ")
+			args := []string{cmd}
+			switch cmd {
 			case "infer", "run", "bench":
 				args = append(args, "--bundle", "/nonexistent")
 			case "power":
 				args = append(args, "--sysfs", "/nonexistent")
 			}
-			args = append(args, tt.args...)
-			switch tt.cmd {
+			args = append(args, strings.Fields(rest)...)
+			switch cmd {
 			case "infer":
 				args = append(args, "/nonexistent/x.png")
 			case "run":

@@ -24,24 +24,13 @@ func enginesCommand() *cli.Command {
 		Name:  "engines",
 		Usage: "build, list and prune the TensorRT engine cache",
 		Subcommands: []*cli.Command{
-			{
-				Name:   "build",
-				Usage:  "build (or load) the TensorRT engine of every stage of a bundle, with progress",
-				Flags:  engineFlags(),
-				Action: action(engineOnlyConfig, buildEngines),
-			},
-			{
-				Name:   "ls",
-				Usage:  "list the cache with the bundle and stage each engine was built for",
-				Flags:  cacheFlags(),
-				Action: action(cacheConfig, listEngines),
-			},
-			{
-				Name:   "prune",
-				Usage:  "delete engines built for other versions of the bundle's stages (stale)",
-				Flags:  flags(cacheFlags(), []cli.Flag{&cli.BoolFlag{Name: flagDryRun, Usage: "only list what would be deleted", EnvVars: env(flagDryRun)}}),
-				Action: action(cacheConfig, pruneEngines),
-			},
+			command("build", "build (or load) the TensorRT engine of every stage of a bundle, with progress",
+				engineFlags(), engineOnlyConfig, buildEngines),
+			command("ls", "list the cache with the bundle and stage each engine was built for",
+				cacheFlags(), cacheConfig, listEngines),
+			command("prune", "delete engines built for other versions of the bundle's stages (stale)",
+				flags(cacheFlags(), []cli.Flag{&cli.BoolFlag{Name: flagDryRun, Usage: "only list what would be deleted", EnvVars: env(flagDryRun)}}),
+				cacheConfig, pruneEngines),
 		},
 	}
 }

@@ -280,6 +280,13 @@ func cacheFlags() []cli.Flag {
 	}
 }
 
+// pipelineFlags are the flags of the commands that run frames through the
+// pipeline (`edge run`, `edge infer`): the engine, the halting limits, the
+// power sensing and MQTT telemetry, with the command's own in between.
+func pipelineFlags(own []cli.Flag) []cli.Flag {
+	return flags(engineFlags(), limitFlags(), powerFlags(), []cli.Flag{powerIntervalFlag()}, own, telemetryFlags())
+}
+
 // flags joins flag groups into one command's list.
 func flags(groups ...[]cli.Flag) []cli.Flag {
 	var out []cli.Flag

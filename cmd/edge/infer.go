@@ -6,21 +6,9 @@ import (
 	"io"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/anytime-edge/edge/pipeline"
 	"github.com/anytime-edge/edge/sink"
 )
-
-func inferCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "infer",
-		Usage:     "run a bundle on images (or a tensor) and write every exit's result",
-		ArgsUsage: "[IMAGE...]",
-		Flags:     flags(engineFlags(), limitFlags(), powerFlags(), []cli.Flag{powerIntervalFlag()}, inferFlags(), telemetryFlags()),
-		Action:    action(inferConfig, runInfer),
-	}
-}
 
 // runInfer is `edge infer`: every input once through the pipeline (a
 // finite source that never drops), each failure reported and the rest

@@ -9,22 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/power/backend"
 )
-
-// powerCommand is `edge power`: a tegrastats-like view of the device's
-// power, temperatures and throttle state, from whichever backend reads.
-func powerCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "power",
-		Usage:  "show rails, total power, temperatures and throttle state (tegrastats-like)",
-		Flags:  flags(powerFlags(), monitorFlags()),
-		Action: action(monitorConfig, runPower),
-	}
-}
 
 // runPower prints one reading, or one every cfg.Power.Interval with
 // --watch until ctx ends.

@@ -9,20 +9,9 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/masking"
 )
-
-func probeCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "probe",
-		Usage:  "report ONNX Runtime, execution providers, host and power sensors",
-		Flags:  engineFlags(),
-		Action: action(engineOnlyConfig, runProbe),
-	}
-}
 
 // runProbe is `edge probe`.
 func runProbe(ctx context.Context, cfg Config, w io.Writer) error {

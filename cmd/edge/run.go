@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/anytime-edge/edge/internal/sdnotify"
 	"github.com/anytime-edge/edge/liveview"
 	"github.com/anytime-edge/edge/pipeline"
@@ -17,16 +15,6 @@ import (
 	"github.com/anytime-edge/edge/source"
 	"github.com/anytime-edge/edge/telemetry"
 )
-
-func runCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "run",
-		Usage:     "the daemon: frames from a source through the anytime pipeline to MQTT, files and the live view",
-		ArgsUsage: "[SOURCE-URI]",
-		Flags:     flags(engineFlags(), limitFlags(), powerFlags(), []cli.Flag{powerIntervalFlag()}, runFlags(), telemetryFlags()),
-		Action:    action(runConfig, runDaemon),
-	}
-}
 
 // runDaemon is `edge run`: it runs until the source ends (finite sources
 // without --loop) or ctx is cancelled.

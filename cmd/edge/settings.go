@@ -30,6 +30,22 @@ type settings struct {
 	errors []error
 }
 
+// command is one `edge` command (or subcommand) named name: its one-line
+// usage, its flags, build turning those into the command's Config, and run
+// doing the work with it.
+func command(name, usage string, fl []cli.Flag, build func(*settings) (Config, error), run func(context.Context, Config, io.Writer) error) *cli.Command {
+	return &cli.Command{Name: name, Usage: usage, Flags: fl, Action: action(build, run)}
+}
+
+// pipelineCommand is a command that runs frames through the pipeline
+// (`edge run`, `edge infer`): its positional arguments are args, and it
+// takes pipelineFlags with its own flags.
+func pipelineCommand(name, args, usage string, own []cli.Flag, build func(*settings) (Config, error), run func(context.Context, Config, io.Writer) error) *cli.Command {
+	c := command(name, usage, pipelineFlags(own), build, run)
+	c.ArgsUsage = args
+	return c
+}
+
 // action is a command's cli entry point: it builds the command's Config
 // from its flags with build, then hands it to run with the context and the
 // writer for the command's output.

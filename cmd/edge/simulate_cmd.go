@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/anytime-edge/edge/power/sim"
 )
 
@@ -22,14 +20,4 @@ func runSimulation(_ context.Context, cfg Config, w io.Writer) error {
 		return errors.New("simulation: a bound was not met (rows marked NO)")
 	}
 	return nil
-}
-
-// simulateCommand is `edge simulate`, the same as `edge bench --simulate`.
-func simulateCommand() *cli.Command {
-	return &cli.Command{
-		Name:   "simulate",
-		Usage:  "run the halting policy on a simulated device and check the issue 5 bounds",
-		Flags:  simulateFlags(),
-		Action: action(simulateConfig, runSimulation),
-	}
 }
