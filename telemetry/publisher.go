@@ -242,12 +242,19 @@ func (p *Publisher) Publish(ctx context.Context, m Message) error {
 	if p.closed {
 		return ErrClosed
 	}
+	if _, up := p.client.Epoch(); k == retained && !up {
+		// Not sent, so no seq is used: a gap in seq stays a counted loss.
+		// announce() publishes the latest status and config on connect.
+		return nil
+	}
 	payload, err := p.encodeLocked(m)
 	if err != nil {
 		return err
 	}
 	if k == retained {
-		p.sendDirect(queued{topic: p.topics.Topic(suffix), qos: 1, retain: true, payload: payload})
+		if !p.sendDirect(queued{topic: p.topics.Topic(suffix), qos: 1, retain: true, payload: payload}) {
+			p.m.queueDrops.Inc()
+		}
 		return nil
 	}
 	return p.enqueueLocked(queued{topic: p.topics.Topic(suffix), qos: 1, seq: p.seq, payload: payload})
@@ -418,6 +425,7 @@ func (p *Publisher) writer() {
 	defer p.wg.Done()
 	defer close(p.writerEnd)
 	batch := make([]queued, 0, 512)
+	failing := 0 // appends failed in a row; only the first is logged
 	for {
 		q, ok := <-p.in
 		if !ok {
@@ -441,7 +449,13 @@ func (p *Publisher) writer() {
 			hi = max(hi, q.seq)
 			if _, err := p.spool.Append(q.topic, q.qos, q.payload); err != nil {
 				p.m.spoolErrors.Inc()
-				p.log.Error("spool append failed; message lost", "topic", q.topic, "err", err)
+				if failing == 0 {
+					p.log.Error("spool append failed; messages are lost (and counted) until a write succeeds", "topic", q.topic, "err", err)
+				}
+				failing++
+			} else if failing > 0 {
+				p.log.Info("spool appends succeed again", "failed_appends", failing)
+				failing = 0
 			}
 		}
 		if err := p.spool.Sync(); err != nil {

@@ -171,3 +171,40 @@ func TestSpoolCapDropsOldest(t *testing.T) {
 		t.Fatalf("event/spool-dropped dropped_total = %q, want the counter before the telemetry's %d", ev.Data["dropped_total"], sent.Spool.Dropped)
 	}
 }
+
+// TestRetainedWhileDisconnectedUsesNoSeq: status and config/reported are
+// not sent while the link is down (announce republishes them on connect),
+// so they must not use up a seq — a gap in seq is always a counted loss.
+func TestRetainedWhileDisconnectedUsesNoSeq(t *testing.T) {
+	b := startBroker(t, "127.0.0.1:0")
+	url := b.URL()
+	if err := b.Close(); err != nil { // nothing listens at url now
+		t.Fatal(err)
+	}
+	log, _ := testLogger()
+	p, err := New(context.Background(), testConfig(t, url), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePublisher(t, p)
+	if _, up := p.client.Epoch(); up {
+		t.Fatal("connected to a closed broker")
+	}
+	seq := func() uint64 { p.pubMu.Lock(); defer p.pubMu.Unlock(); return p.seq }
+	before := seq()
+	if err := p.Publish(context.Background(), &ConfigReported{Limits: Limits{Threshold: 0.8}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), &Status{Online: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := seq(); got != before {
+		t.Fatalf("seq went from %d to %d for retained messages that were not sent", before, got)
+	}
+	if err := p.Publish(context.Background(), sampleResult(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := seq(); got != before+1 {
+		t.Fatalf("a spooled result moved seq from %d to %d, want +1", before, got)
+	}
+}
