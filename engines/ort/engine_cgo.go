@@ -374,6 +374,12 @@ func configure(so *onnx.SessionOptions, p trt.Provider, opts trt.Options, key tr
 	if err := so.AddSessionConfigEntry("session.use_env_allocators", "1"); err != nil {
 		return err
 	}
+	// A bundle has several sessions (one per stage, up to three per sparse
+	// stage) and they run one after another: an intra-op pool left
+	// spinning after its run takes the cores from the next session's.
+	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+		return err
+	}
 	switch p {
 	case trt.TensorRT:
 		po, err := onnx.NewTensorRTProviderOptions()
