@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"image"
 	"image/png"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/telemetry"
 )
 
@@ -33,20 +33,6 @@ func (f *fakeCommands) received() []string {
 	return append([]string(nil), f.got...)
 }
 
-func get(t *testing.T, url string) (*http.Response, []byte) {
-	t.Helper()
-	r, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r, b
-}
-
 func TestServesFramesStateAndCommands(t *testing.T) {
 	cmds := &fakeCommands{}
 	s, err := Listen(Options{Addr: "127.0.0.1:0", Commands: cmds, Limits: func() any { return map[string]int{"max_exit": 3} }, MinInterval: time.Nanosecond})
@@ -56,11 +42,11 @@ func TestServesFramesStateAndCommands(t *testing.T) {
 	defer s.Close(context.Background())
 	base := "http://" + s.Addr()
 
-	r, body := get(t, base+"/")
+	r, body := testkit.Get(t, base+"/")
 	if r.StatusCode != 200 || !strings.Contains(string(body), `<canvas id="chart-power"`) || strings.Contains(string(body), "http") && strings.Contains(string(body), "cdn") {
 		t.Fatalf("page: %d %q", r.StatusCode, body[:min(len(body), 200)])
 	}
-	if r, _ := get(t, base+"/api/frame.png"); r.StatusCode != http.StatusNotFound {
+	if r, _ := testkit.Get(t, base+"/api/frame.png"); r.StatusCode != http.StatusNotFound {
 		t.Errorf("frame before any: got %d, want 404", r.StatusCode)
 	}
 
@@ -74,7 +60,7 @@ func TestServesFramesStateAndCommands(t *testing.T) {
 	var st stateJSON
 	deadline := time.Now().Add(5 * time.Second)
 	for st.Seq == 0 && time.Now().Before(deadline) {
-		_, b := get(t, base+"/api/state")
+		_, b := testkit.Get(t, base+"/api/state")
 		if err := json.Unmarshal(b, &st); err != nil {
 			t.Fatal(err)
 		}
@@ -83,37 +69,24 @@ func TestServesFramesStateAndCommands(t *testing.T) {
 	if st.Frame == nil || st.Frame.ID != 7 || st.Frame.Halt != "deadline" || st.Counters.Dropped != 1 || len(st.History) != 1 || !st.Controls || st.Limits == nil {
 		t.Fatalf("state: %+v", st)
 	}
-	r, b := get(t, base+"/api/frame.png")
+	r, b := testkit.Get(t, base+"/api/frame.png")
 	img, err := png.Decode(strings.NewReader(string(b)))
 	if r.StatusCode != 200 || err != nil || img.Bounds().Dx() != 8 {
 		t.Fatalf("frame.png: %d %v", r.StatusCode, err)
 	}
-	if r, _ := get(t, base+"/api/exit/2.png"); r.StatusCode != 200 {
+	if r, _ := testkit.Get(t, base+"/api/exit/2.png"); r.StatusCode != 200 {
 		t.Errorf("exit 2 thumbnail: %d", r.StatusCode)
 	}
-	if r, _ := get(t, base+"/api/exit/3.png"); r.StatusCode != http.StatusNotFound {
+	if r, _ := testkit.Get(t, base+"/api/exit/3.png"); r.StatusCode != http.StatusNotFound {
 		t.Errorf("exit 3 thumbnail: got %d, want 404", r.StatusCode)
 	}
 
-	resp, err := http.Post(base+"/api/command/set-max-exit", "application/json", strings.NewReader(`{"v":1}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ack, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ack := testkit.Post(t, base+"/api/command/set-max-exit", "application/json", strings.NewReader(`{"v":1}`))
 	if got := cmds.received(); string(ack) != `{"status":"accepted"}` || len(got) != 1 || got[0] != `set-max-exit {"v":1}` {
 		t.Errorf("command: ack %q, forwarded %v", ack, got)
 	}
 	big := strings.NewReader(strings.Repeat("x", maxCommandBytes+10))
-	resp, err = http.Post(base+"/api/command/set-deadline", "application/json", big)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := testkit.Post(t, base+"/api/command/set-deadline", "application/json", big); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("oversized command: got %d", resp.StatusCode)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/liveview"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/telemetry"
@@ -95,21 +95,9 @@ func TestLivePageTakesTheCommandPath(t *testing.T) {
 	now := time.Now().UTC()
 	body := fmt.Sprintf(`{"v":1,"cmd_id":"web-1","name":"set-threshold","issued_at":%q,"expires_at":%q,"args":{"threshold":0.6}}`,
 		now.Format(time.RFC3339Nano), now.Add(time.Minute).Format(time.RFC3339Nano))
-	req, err := http.NewRequest("POST", "http://"+live.Addr()+"/api/command/set-threshold", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	req := testkit.Request(t, http.MethodPost, "http://"+live.Addr()+"/api/command/set-threshold", "application/json", strings.NewReader(body))
 	req.Header.Set("Origin", "http://"+live.Addr())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, raw := testkit.Do(t, req)
 	var ack telemetry.CmdAck
 	if err := json.Unmarshal(raw, &ack); err != nil {
 		t.Fatalf("page ack %q: %v", raw, err)

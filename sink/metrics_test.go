@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
 // TestServeMetrics serves a handler on /metrics at a loopback address and
@@ -18,15 +20,7 @@ func TestServeMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://" + m.Addr() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := testkit.Get(t, "http://"+m.Addr()+"/metrics")
 	if resp.StatusCode != http.StatusOK || string(body) != "edge_frames_total 3\n" {
 		t.Fatalf("GET /metrics: %d %q", resp.StatusCode, body)
 	}

@@ -21,16 +21,9 @@ func benchPublish(b *testing.B, rate float64) {
 		// the figure is the pipeline's throughput, not the queue's size.
 		cfg.QueueLen = b.N + 16
 	}
-	p, err := New(context.Background(), cfg, nil, log)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := newPublisher(b, cfg, nil, log)
 	defer closePublisher(b, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		b.Fatal(err)
-	}
+	waitConnected(b, p)
 	msgs := make([]*Result, b.N)
 	for i := range msgs {
 		msgs[i] = sampleResult(uint64(i + 1))

@@ -2,11 +2,12 @@ package telemetry
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
 // TestLocalCommandTakesTheMQTTPath: a command handed to Publisher.Command
@@ -15,14 +16,8 @@ import (
 // cmd/{name}; its cmd_id is shared with MQTT's, so the same id sent over
 // MQTT afterwards is answered as a duplicate and not applied again.
 func TestLocalCommandTakesTheMQTTPath(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0")
-	defer b.Close()
-	var col collector
-	col.attach(t, b, "anytime/#")
-	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
-	var logs syncBuf
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	p := connectedPublisher(t, b.URL(), ctrl, log)
+	log, logs := testkit.Logger(slog.LevelInfo)
+	b, col, ctrl, p := commandRig(t, log)
 	defer closePublisher(t, p)
 	now := time.Now()
 
@@ -44,16 +39,7 @@ func TestLocalCommandTakesTheMQTTPath(t *testing.T) {
 	}
 	var acks []wire
 	waitFor(t, 5*time.Second, "three acks on cmd-ack", func() bool {
-		acks = acks[:0]
-		for _, m := range col.snapshot() {
-			if strings.HasSuffix(m.topic, "/cmd-ack") {
-				var a wire
-				if err := json.Unmarshal(m.payload, &a); err != nil {
-					t.Fatal(err)
-				}
-				acks = append(acks, a)
-			}
-		}
+		acks = decoded[wire](t, col, "/cmd-ack")
 		return len(acks) == 3
 	})
 	want := []wire{{"web-1", AckAccepted, false}, {"web-2", AckRejected, false}, {"web-1", AckAccepted, true}}
@@ -69,9 +55,8 @@ func TestLocalCommandTakesTheMQTTPath(t *testing.T) {
 		t.Errorf("controller applied %d changes, want 1", applied)
 	}
 	waitFor(t, 5*time.Second, "config/reported with the new deadline", func() bool {
-		for _, m := range col.snapshot() {
-			var c ConfigReported
-			if strings.HasSuffix(m.topic, "/config/reported") && json.Unmarshal(m.payload, &c) == nil && c.Limits.DeadlineMS == 40 {
+		for _, c := range decoded[ConfigReported](t, col, "/config/reported") {
+			if c.Limits.DeadlineMS == 40 {
 				return true
 			}
 		}

@@ -142,13 +142,8 @@ func FuzzParseCommand(f *testing.F) {
 // TestCommandsEndToEnd sends commands through the broker and checks the
 // controller, cmd-ack and retained config/reported.
 func TestCommandsEndToEnd(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0")
-	defer b.Close()
-	var col collector
-	col.attach(t, b, "anytime/#")
-	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
 	log, _ := testLogger()
-	p := connectedPublisher(t, b.URL(), ctrl, log)
+	b, col, ctrl, p := commandRig(t, log)
 	defer closePublisher(t, p)
 	// Let the subscription settle.
 	waitFor(t, 5*time.Second, "config/reported on connect", func() bool { return len(col.results(t, "/config/reported")) > 0 })
@@ -187,16 +182,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 		send(tc.cmd, tc.id, tc.args, tc.issued, tc.expires)
 		var got ack
 		waitFor(t, 5*time.Second, "cmd-ack for "+tc.name, func() bool {
-			var acks []ack
-			for _, m := range col.snapshot() {
-				if strings.HasSuffix(m.topic, "/cmd-ack") {
-					var a ack
-					if err := json.Unmarshal(m.payload, &a); err != nil {
-						t.Fatal(err)
-					}
-					acks = append(acks, a)
-				}
-			}
+			acks := decoded[ack](t, col, "/cmd-ack")
 			if len(acks) > i {
 				got = acks[i]
 				return true
@@ -220,12 +206,8 @@ func TestCommandsEndToEnd(t *testing.T) {
 	// config/reported is retained and carries the latest limits.
 	var last ConfigReported
 	waitFor(t, 5*time.Second, "config/reported after the last change", func() bool {
-		for _, m := range col.snapshot() {
-			if strings.HasSuffix(m.topic, "/config/reported") {
-				if err := json.Unmarshal(m.payload, &last); err != nil {
-					t.Fatal(err)
-				}
-			}
+		if all := decoded[ConfigReported](t, col, "/config/reported"); len(all) > 0 {
+			last = all[len(all)-1]
 		}
 		return last.Limits == want
 	})

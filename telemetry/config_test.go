@@ -2,19 +2,17 @@ package telemetry
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
 func TestConfigValidation(t *testing.T) {
 	dir := t.TempDir()
-	garbage := filepath.Join(dir, "garbage.pem")
-	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	garbage := testkit.WriteFile(t, filepath.Join(dir, "garbage.pem"), []byte("not a certificate"))
 	base := func() Config {
 		return Config{BrokerURL: "tcp://127.0.0.1:1", Site: "lab", Device: "drone-7", SpoolDir: t.TempDir()}
 	}
@@ -82,10 +80,7 @@ func TestConfigValidation(t *testing.T) {
 
 func TestNewRejectsUnreadableCertificates(t *testing.T) {
 	dir := t.TempDir()
-	garbage := filepath.Join(dir, "garbage.pem")
-	if err := os.WriteFile(garbage, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	garbage := testkit.WriteFile(t, filepath.Join(dir, "garbage.pem"), []byte("not a certificate"))
 	tests := []struct {
 		name string
 		mod  func(*Config)

@@ -1,11 +1,9 @@
 package telemetry
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,32 +14,13 @@ import (
 	"time"
 
 	"github.com/anytime-edge/edge/anytime"
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/telemetry/broker"
 )
 
-// syncBuf is a goroutine-safe log sink.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLogger() (*slog.Logger, *syncBuf) {
-	b := &syncBuf{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelWarn})), b
-}
+// testLogger logs warnings and errors to a buffer the test reads.
+func testLogger() (*slog.Logger, *testkit.Buffer) { return testkit.Logger(slog.LevelWarn) }
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.
 func freeAddr(t testing.TB) string {
@@ -105,16 +84,23 @@ type resultMsg struct {
 
 func (c *collector) results(t testing.TB, suffix string) []resultMsg {
 	t.Helper()
-	var out []resultMsg
+	return decoded[resultMsg](t, c, suffix)
+}
+
+// decoded decodes the JSON of each message c has on a topic ending in
+// suffix, in arrival order.
+func decoded[T any](t testing.TB, c *collector, suffix string) []T {
+	t.Helper()
+	var out []T
 	for _, m := range c.snapshot() {
 		if !strings.HasSuffix(m.topic, suffix) {
 			continue
 		}
-		var r resultMsg
-		if err := json.Unmarshal(m.payload, &r); err != nil {
+		var v T
+		if err := json.Unmarshal(m.payload, &v); err != nil {
 			t.Fatalf("bad JSON on %s: %v: %s", m.topic, err, m.payload)
 		}
-		out = append(out, r)
+		out = append(out, v)
 	}
 	return out
 }
@@ -221,20 +207,47 @@ func closePublisher(t testing.TB, p *Publisher) {
 	}
 }
 
+// commandRig starts a broker (closed when the test ends) with a collector
+// on everything under anytime/, and a Publisher connected to it for a
+// controller of a 4-exit bundle at threshold 0.8; the caller closes the
+// Publisher.
+func commandRig(t testing.TB, log *slog.Logger) (*broker.Broker, *collector, *fakeController, *Publisher) {
+	t.Helper()
+	b := startBroker(t, "127.0.0.1:0")
+	t.Cleanup(func() { b.Close() })
+	col := &collector{}
+	col.attach(t, b, "anytime/#")
+	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
+	return b, col, ctrl, connectedPublisher(t, b.URL(), ctrl, log)
+}
+
 // connectedPublisher starts a Publisher against url and waits until it is
 // connected; the caller closes it.
 func connectedPublisher(t testing.TB, url string, ctrl Controller, log *slog.Logger) *Publisher {
 	t.Helper()
-	p, err := New(context.Background(), testConfig(t, url), ctrl, log)
+	p := newPublisher(t, testConfig(t, url), ctrl, log)
+	waitConnected(t, p)
+	return p
+}
+
+// newPublisher is New, failing the test on error; the caller closes it.
+func newPublisher(t testing.TB, cfg Config, ctrl Controller, log *slog.Logger) *Publisher {
+	t.Helper()
+	p, err := New(context.Background(), cfg, ctrl, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// waitConnected waits up to 10 s for p's first connection.
+func waitConnected(t testing.TB, p *Publisher) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return p
 }
 
 // embeddedPublisher starts the embedded broker that cfg asks for (as its
@@ -247,16 +260,9 @@ func embeddedPublisher(t testing.TB, cfg Config, ctrl Controller, log *slog.Logg
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	p, err := New(context.Background(), cfg, ctrl, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, ctrl, log)
 	t.Cleanup(func() { closePublisher(t, p) }) // before the broker's
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitConnected(t, p)
 	return b, p
 }
 
@@ -265,15 +271,7 @@ func scrape(t testing.TB, p *Publisher) []byte {
 	t.Helper()
 	srv := httptest.NewServer(p.Metrics())
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := testkit.Get(t, srv.URL+"/metrics")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, body)
 	}

@@ -58,16 +58,11 @@ func TestLabelsCarryEnvelope(t *testing.T) {
 			log, _ := testLogger()
 			cfg := testConfig(t, b.URL())
 			cfg.LabelsQoS = tc.qos
-			p, err := New(context.Background(), cfg, nil, log)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := newPublisher(t, cfg, nil, log)
 			defer closePublisher(t, p)
+			waitConnected(t, p)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := p.WaitConnected(ctx); err != nil {
-				t.Fatal(err)
-			}
 			src := paletted(t)
 			ts := time.Date(2026, 11, 27, 3, 0, 0, 5, time.UTC)
 			if err := p.PublishLabels(ctx, 1203, ts, src, false); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/telemetry/mqtt"
 )
 
@@ -70,18 +71,13 @@ func startMosquittoConf(t *testing.T, extra string) *mosquitto {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pw := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pw, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pw := testkit.WriteFile(t, filepath.Join(dir, "pw"), nil)
 	for u, p := range mosquittoUsers {
 		if out, err := exec.Command("mosquitto_passwd", "-b", pw, u, p).CombinedOutput(); err != nil {
 			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "acl"), []byte(aclFile), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Join(dir, "acl"), []byte(aclFile))
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	conf := fmt.Sprintf(`per_listener_settings false
 allow_anonymous false
@@ -94,9 +90,7 @@ listener %s 127.0.0.1
 	if os.Geteuid() == 0 {
 		conf += "user root\n" // do not drop to user mosquitto, which cannot read the temp dir
 	}
-	if err := os.WriteFile(filepath.Join(dir, "mosquitto.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, filepath.Join(dir, "mosquitto.conf"), []byte(conf))
 	m := &mosquitto{bin: bin, port: port, dir: dir, out: &strings.Builder{}}
 	t.Cleanup(func() {
 		m.stop(syscall.SIGKILL)
@@ -216,10 +210,7 @@ func devicePublisher(t *testing.T, m *mosquitto, device, password string, ctrl C
 	t.Helper()
 	log, _ := testLogger()
 	cfg := Config{BrokerURL: m.url(), Site: "lab", Device: device, Username: device, Password: password, SpoolDir: t.TempDir(), Software: "test"}
-	p, err := New(context.Background(), cfg, ctrl, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPublisher(t, cfg, ctrl, log)
 	t.Cleanup(func() { closePublisher(t, p) })
 	return p
 }
@@ -230,11 +221,9 @@ func TestMosquittoInterop(t *testing.T) {
 	m := startMosquitto(t)
 	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
 	p := devicePublisher(t, m, "drone-7", "pass-7", ctrl)
+	waitConnected(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
 	lines := m.sub(t, "ops", "anytime/v1/lab/drone-7/#", 100, 15*time.Second)
 	for i := 1; i <= 20; i++ {
 		if err := p.Publish(ctx, sampleResult(uint64(i))); err != nil {
@@ -299,11 +288,9 @@ func TestMosquittoACL(t *testing.T) {
 	m := startMosquitto(t)
 	ctrl := &fakeController{exits: 4}
 	p := devicePublisher(t, m, "drone-7", "pass-7", ctrl)
+	waitConnected(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
 	ops := m.sub(t, "ops", "anytime/v1/lab/drone-7/result", 10, 10*time.Second)
 	snoop := m.sub(t, "drone-8", "anytime/v1/lab/drone-7/cmd/#", 1, 6*time.Second)
 
@@ -425,30 +412,9 @@ func TestMosquittoRestartNoLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := devicePublisher(t, m, "drone-7", "pass-7", nil)
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var down time.Time
-	for i := 1; i <= n; i++ {
-		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {
-			t.Fatalf("Publish %d: %v", i, err)
-		}
-		switch i {
-		case 600:
-			m.stop(syscall.SIGTERM) // saves its persistence database
-			down = time.Now()
-		case 1200:
-			time.Sleep(time.Second - time.Since(down))
-			m.start(t)
-		}
-		if i%20 == 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitFor(t, 60*time.Second, "all results at the consumer", func() bool { return len(firstSeen(col.results(t, "/result"))) >= n })
-	for i, r := range firstSeen(col.results(t, "/result")) {
-		if r.Frame.ID != uint64(i+1) {
-			t.Fatalf("result %d in arrival order is frame %d: lost or out of order", i+1, r.Frame.ID)
-		}
-	}
+	waitConnected(t, p)
+	publishThroughOutage(t, p, n,
+		func() { m.stop(syscall.SIGTERM) }, // saves its persistence database
+		func() { m.start(t) })
+	allInOrder(t, &col, n)
 }

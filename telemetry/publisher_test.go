@@ -46,39 +46,17 @@ func TestBrokerRestartNoLoss(t *testing.T) {
 	}()
 	p := connectedPublisher(t, b.URL(), nil, log)
 	defer closePublisher(t, p)
-	var down time.Time
-	for i := 1; i <= n; i++ {
-		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {
-			t.Fatalf("Publish %d: %v", i, err)
+	publishThroughOutage(t, p, n, func() {
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
 		}
-		switch i {
-		case 600:
-			if err := b.Close(); err != nil {
-				t.Fatal(err)
-			}
-			down = time.Now()
-		case 1200:
-			// An outage of at least a second, so the client notices.
-			time.Sleep(time.Second - time.Since(down))
-			b = startTapped(t, addr, &col)
-		}
-		if i%20 == 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitFor(t, 60*time.Second, "all results", func() bool { return len(firstSeen(col.results(t, "/result"))) >= n })
-	got := firstSeen(col.results(t, "/result"))
+	}, func() { b = startTapped(t, addr, &col) })
+	got := allInOrder(t, &col, n)
 	replays := 0
-	for i, r := range got {
-		if r.Frame.ID != uint64(i+1) {
-			t.Fatalf("result %d in arrival order is frame %d: lost or out of order", i+1, r.Frame.ID)
-		}
+	for _, r := range got {
 		if r.Replay {
 			replays++
 		}
-	}
-	if len(got) != n {
-		t.Fatalf("got %d distinct results, want %d", len(got), n)
 	}
 	if replays == 0 {
 		t.Error("no result was marked replay:true although the broker was down for 600 of them")
@@ -86,6 +64,47 @@ func TestBrokerRestartNoLoss(t *testing.T) {
 	if c := p.client.Reconnects(); c == 0 {
 		t.Error("Reconnects = 0 after a broker restart")
 	}
+}
+
+// publishThroughOutage publishes results 1 to n, pausing 20 ms every 20;
+// the broker is down from result 600 (stop) to result 1200 (start), for at
+// least a second so that the client notices.
+func publishThroughOutage(t *testing.T, p *Publisher, n int, stop, start func()) {
+	t.Helper()
+	var down time.Time
+	for i := 1; i <= n; i++ {
+		if err := p.Publish(context.Background(), sampleResult(uint64(i))); err != nil {
+			t.Fatalf("Publish %d: %v", i, err)
+		}
+		switch i {
+		case 600:
+			stop()
+			down = time.Now()
+		case 1200:
+			time.Sleep(time.Second - time.Since(down))
+			start()
+		}
+		if i%20 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// allInOrder waits for results 1 to n at col and returns them after
+// de-duplication, failing the test if one is lost or out of order.
+func allInOrder(t *testing.T, col *collector, n int) []resultMsg {
+	t.Helper()
+	waitFor(t, 60*time.Second, "all results", func() bool { return len(firstSeen(col.results(t, "/result"))) >= n })
+	got := firstSeen(col.results(t, "/result"))
+	for i, r := range got {
+		if r.Frame.ID != uint64(i+1) {
+			t.Fatalf("result %d in arrival order is frame %d: lost or out of order", i+1, r.Frame.ID)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("got %d distinct results, want %d", len(got), n)
+	}
+	return got
 }
 
 // TestSpoolCapDropsOldest publishes into a spool too small for the outage;

@@ -242,13 +242,8 @@ func TestExamplesMatchSchemas(t *testing.T) {
 // TestPublishedMessagesMatchSchemas publishes one of each message and
 // checks what reached the broker.
 func TestPublishedMessagesMatchSchemas(t *testing.T) {
-	b := startBroker(t, "127.0.0.1:0")
-	defer b.Close()
-	var col collector
-	col.attach(t, b, "anytime/#")
-	ctrl := &fakeController{exits: 4, lim: Limits{Threshold: 0.8}}
 	log, _ := testLogger()
-	p := connectedPublisher(t, b.URL(), ctrl, log)
+	b, col, _, p := commandRig(t, log)
 	ctx := context.Background()
 	pose := sampleResult(2)
 	pose.Classes = nil

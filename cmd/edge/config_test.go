@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/power"
 	"github.com/anytime-edge/edge/power/backend"
 )
@@ -155,7 +156,7 @@ func buildConfig(t *testing.T, command string, args ...string) (Config, error) {
 // for each kind of value.
 func TestSettingsPrecedence(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "edge.json")
-	mustWrite(t, cfgFile, []byte(`{"deadline": "30ms", "max-exit": 3, "threshold": 0.25, "energy-budget": 1.5,
+	testkit.WriteFile(t, cfgFile, []byte(`{"deadline": "30ms", "max-exit": 3, "threshold": 0.25, "energy-budget": 1.5,
 		"providers": ["cuda", "cpu"], "trt-fp16": false, "out": "from-file", "mqtt-labels-qos": 1, "site": "s", "device": "from-file"}`))
 	t.Setenv("EDGE_MAX_EXIT", "2")
 	t.Setenv("EDGE_DEVICE", "from-env")
@@ -191,7 +192,7 @@ func TestSettingsPrecedence(t *testing.T) {
 // as its flag's type is refused, naming the file and the key.
 func TestConfigFileValueOfTheWrongType(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "edge.json")
-	mustWrite(t, cfgFile, []byte(`{"max-exit": "two"}`))
+	testkit.WriteFile(t, cfgFile, []byte(`{"max-exit": "two"}`))
 	if _, err := buildConfig(t, "infer", "--config", cfgFile, "infer", "x.png"); err == nil || !strings.Contains(err.Error(), `max-exit "two": want an integer`) {
 		t.Errorf("a file value of the wrong type passed: %v", err)
 	}
@@ -237,17 +238,11 @@ func TestPowerBackendHasOneName(t *testing.T) {
 // be regular files of bounded size, refused before they are read.
 func TestSettingFilesAreBounded(t *testing.T) {
 	dir := t.TempDir()
-	big := filepath.Join(dir, "big.json")
-	if err := os.WriteFile(big, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	big := testkit.WriteFile(t, filepath.Join(dir, "big.json"), nil)
 	if err := os.Truncate(big, 2<<20); err != nil {
 		t.Fatal(err)
 	}
-	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte("ops-without-password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	users := testkit.WriteFile(t, filepath.Join(dir, "users"), []byte("ops-without-password\n"))
 	tests := []struct {
 		args []string
 		want string

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
 // chromium finds a headless-capable Chromium, or skips.
@@ -93,7 +95,7 @@ func TestLiveViewEndToEnd(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		mustWrite(t, filepath.Join(out, "liveview-dom.html"), dom)
+		testkit.WriteFile(t, filepath.Join(out, "liveview-dom.html"), dom)
 	}
 	shot := filepath.Join(out, "liveview.png")
 	if b, err := exec.Command(browser, append(args, "--screenshot="+shot, base+"/")...).CombinedOutput(); err != nil {
@@ -107,16 +109,12 @@ func TestLiveViewEndToEnd(t *testing.T) {
 	// A limit change through the page's command path reaches the pipeline.
 	body := fmt.Sprintf(`{"v":1,"cmd_id":"e2e-1","name":"set-max-exit","issued_at":%q,"expires_at":%q,"args":{"exit":2}}`,
 		time.Now().UTC().Format(time.RFC3339), time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
-	resp, err := http.Post(base+"/api/command/set-max-exit", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, raw := testkit.Post(t, base+"/api/command/set-max-exit", "application/json", strings.NewReader(body))
 	var ack struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
 	}
-	json.NewDecoder(resp.Body).Decode(&ack)
-	resp.Body.Close()
+	mustUnmarshal(t, raw, &ack)
 	if ack.Status != "accepted" {
 		t.Fatalf("set-max-exit through the live view: %+v", ack)
 	}

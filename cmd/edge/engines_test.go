@@ -12,6 +12,7 @@ import (
 
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines/ort"
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -46,7 +47,7 @@ func TestEnginesPruneDeletesOnlyStaleEngines(t *testing.T) {
 	stale := trt.StageKey{BundleSHA256: strings.Repeat("0", 64), Stage: b.Stages[1].Name}.CachePrefix() + "_99_0_0_fp16_sm87.engine"
 	timing := "TensorrtExecutionProvider_cache_sm87.timing"
 	for _, f := range []string{"engines/" + current, "engines/" + stale, "timing/" + timing} {
-		mustWrite(t, filepath.Join(cache, f), []byte("x"))
+		testkit.WriteFile(t, filepath.Join(cache, f), []byte("x"))
 	}
 	if err := runEdge(t, "engines", "prune", "--bundle", dir, "--trt-cache", cache, "--dry-run"); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/engines/ort"
 	"github.com/anytime-edge/edge/internal/npy"
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/sink"
 )
 
@@ -28,17 +29,6 @@ func ortOrSkip(t *testing.T) string {
 		t.Skipf("ONNX Runtime not available (run make setup): %v", err)
 	}
 	return lib
-}
-
-// mustWrite writes a test file, failing the test on error.
-func mustWrite(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // mustAbs is filepath.Abs, failing the test on error.
@@ -96,7 +86,7 @@ func TestInferGolden(t *testing.T) {
 	}
 	golden := filepath.Join("testdata", "infer_golden.json")
 	if *update {
-		mustWrite(t, golden, append(got, '\n'))
+		testkit.WriteFile(t, golden, append(got, '\n'))
 	}
 	want, err := os.ReadFile(golden)
 	if err != nil {
@@ -166,7 +156,7 @@ func TestConfigFilePrecedence(t *testing.T) {
 	lib := ortOrSkip(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "edge.json")
-	mustWrite(t, cfg, []byte(`{"providers": "cpu", "threshold": 0.1, "bundle": "/nonexistent", "out": "`+filepath.Join(dir, "from-file")+`"}`))
+	testkit.WriteFile(t, cfg, []byte(`{"providers": "cpu", "threshold": 0.1, "bundle": "/nonexistent", "out": "`+filepath.Join(dir, "from-file")+`"}`))
 	t.Setenv("EDGE_BUNDLE", filepath.Join(repo, "testdata/bundles/tiny"))
 	// --out on the command line beats the file, EDGE_BUNDLE beats the
 	// file's bundle; providers and threshold come from the file.
@@ -184,7 +174,7 @@ func TestConfigFilePrecedence(t *testing.T) {
 	if s.Threshold != 0.1 || s.Bundle.Name != "tiny-adpc-random" {
 		t.Errorf("got threshold %v, bundle %q; want 0.1 from the file and the bundle from EDGE_BUNDLE", s.Threshold, s.Bundle.Name)
 	}
-	mustWrite(t, cfg, []byte(`{"provders": "cpu"}`))
+	testkit.WriteFile(t, cfg, []byte(`{"provders": "cpu"}`))
 	if err := runEdge(t, "--config", cfg, "infer", "x.png"); err == nil || !strings.Contains(err.Error(), `"provders" is not a flag`) {
 		t.Errorf("a typo in the config file passed: %v", err)
 	}

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
 // TestTelemetrySettingsAreCheckedUpFront runs infer with bad MQTT settings:
@@ -12,10 +13,7 @@ import (
 // password never appears in the error.
 func TestTelemetrySettingsAreCheckedUpFront(t *testing.T) {
 	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	empty := testkit.WriteFile(t, filepath.Join(dir, "empty"), nil)
 	tests := []struct {
 		args []string
 		want string

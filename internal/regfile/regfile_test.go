@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
 func TestReadRefusesWhatIsNotABoundedRegularFile(t *testing.T) {
@@ -19,14 +21,8 @@ func TestReadRefusesWhatIsNotABoundedRegularFile(t *testing.T) {
 	if err := os.Symlink("/dev/zero", zero); err != nil {
 		t.Fatal(err)
 	}
-	big := filepath.Join(dir, "big")
-	if err := os.WriteFile(big, make([]byte, 101), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ok := filepath.Join(dir, "ok")
-	if err := os.WriteFile(ok, []byte("hello"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	big := testkit.WriteFile(t, filepath.Join(dir, "big"), make([]byte, 101))
+	ok := testkit.WriteFile(t, filepath.Join(dir, "ok"), []byte("hello"))
 	tests := []struct {
 		path string
 		want error

@@ -3,6 +3,7 @@ package powertest
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anytime-edge/edge/power"
@@ -16,8 +17,8 @@ type Sampler struct {
 	Readings []power.Reading
 	Err      error
 	next     int
-	closed   bool
-	calls    int
+	closed   atomic.Bool
+	calls    atomic.Int64
 }
 
 // Sample implements power.Sampler.
@@ -25,9 +26,9 @@ func (s *Sampler) Sample(ctx context.Context) (power.Reading, error) {
 	if err := ctx.Err(); err != nil {
 		return power.Reading{}, err
 	}
+	s.calls.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls++
 	if s.Err != nil {
 		return power.Reading{}, s.Err
 	}
@@ -41,25 +42,15 @@ func (s *Sampler) Sample(ctx context.Context) (power.Reading, error) {
 
 // Close implements power.Sampler.
 func (s *Sampler) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
+	s.closed.Store(true)
 	return nil
 }
 
 // Closed reports whether Close was called.
-func (s *Sampler) Closed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
+func (s *Sampler) Closed() bool { return s.closed.Load() }
 
-// Calls is how many times Sample was called.
-func (s *Sampler) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
-}
+// Calls is how many times Sample was called (with a live context).
+func (s *Sampler) Calls() int { return int(s.calls.Load()) }
 
 // Latest is a power.Latest that returns R; a zero R is "no reading yet".
 type Latest struct{ R power.Reading }

@@ -64,14 +64,7 @@ func TestUsersAreRequired(t *testing.T) {
 		{"other", "right", false},
 	}
 	for _, tc := range tests {
-		c, err := mqtt.New(mqtt.Config{URL: b.URL(), ClientID: "c-" + tc.user + tc.pass, Username: tc.user, Password: tc.pass, Log: quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Start()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = c.WaitConnected(ctx)
-		cancel()
+		c, err := dial(t, b, tc.user, tc.pass, "c-"+tc.user+tc.pass, nil)
 		if tc.ok && err != nil {
 			t.Errorf("%s/%s: %v", tc.user, tc.pass, err)
 		}
@@ -175,6 +168,18 @@ func TestOversizedPublishRefused(t *testing.T) {
 // connect starts a client and waits for its connection.
 func connect(t *testing.T, b *Broker, user, pass, id string, will *mqtt.Message, subs ...mqtt.Subscription) *mqtt.Client {
 	t.Helper()
+	c, err := dial(t, b, user, pass, id, will, subs...)
+	if err != nil {
+		c.Close(context.Background(), 0)
+		t.Fatalf("connect %s as %q: %v", id, user, err)
+	}
+	return c
+}
+
+// dial starts a client and waits up to 5 s for its connection; it returns
+// the client, which the caller closes, and the wait's error.
+func dial(t *testing.T, b *Broker, user, pass, id string, will *mqtt.Message, subs ...mqtt.Subscription) (*mqtt.Client, error) {
+	t.Helper()
 	c, err := mqtt.New(mqtt.Config{URL: b.URL(), ClientID: id, Username: user, Password: pass, Will: will, Subscriptions: subs, Log: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -182,11 +187,7 @@ func connect(t *testing.T, b *Broker, user, pass, id string, will *mqtt.Message,
 	c.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.WaitConnected(ctx); err != nil {
-		c.Close(context.Background(), 0)
-		t.Fatalf("connect %s as %q: %v", id, user, err)
-	}
-	return c
+	return c, c.WaitConnected(ctx)
 }
 
 func wait(tok mqtt.Token) error {
@@ -326,14 +327,7 @@ func TestDeviceACL(t *testing.T) {
 		{"ops", "drone-7", nil},
 		{"ops", "ops-will", &mqtt.Message{Topic: base + "status", QoS: 1, Payload: []byte(`{"online":false}`)}},
 	} {
-		c, err := mqtt.New(mqtt.Config{URL: b.URL(), ClientID: tc.id, Username: tc.user, Password: pass[tc.user], Will: tc.will, Log: quiet()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Start()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = c.WaitConnected(ctx)
-		cancel()
+		c, err := dial(t, b, tc.user, pass[tc.user], tc.id, tc.will)
 		c.Close(context.Background(), 0)
 		if !errors.Is(err, mqtt.ErrRefused) {
 			t.Errorf("%s connecting as %s with will %v: %v, want refused", tc.user, tc.id, tc.will != nil, err)

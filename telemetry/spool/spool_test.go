@@ -10,34 +10,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
-// logBuf collects log output for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func open(t *testing.T, dir string, opts Options) (*Spool, *logBuf) {
+func open(t *testing.T, dir string, opts Options) (*Spool, *testkit.Buffer) {
 	t.Helper()
-	lb := &logBuf{}
-	opts.Log = slog.New(slog.NewTextHandler(lb, nil))
+	var lb *testkit.Buffer
+	opts.Log, lb = testkit.Logger(slog.LevelInfo)
 	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)

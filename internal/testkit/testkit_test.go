@@ -1,0 +1,60 @@
+package testkit
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestBufferTakesConcurrentWrites logs from several goroutines at once
+// (go test -race checks the locking) and finds every record, and none
+// below the level.
+func TestBufferTakesConcurrentWrites(t *testing.T) {
+	log, buf := Logger(slog.LevelInfo)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log.Info("hello", "i", i)
+			log.Debug("hidden")
+		}()
+	}
+	wg.Wait()
+	if got := strings.Count(buf.String(), "msg=hello"); got != 8 || strings.Contains(buf.String(), "hidden") {
+		t.Fatalf("log:\n%s\nwant 8 info records and no debug", buf)
+	}
+}
+
+// TestWriteFileCreatesItsDirectories writes below a directory that does
+// not exist yet.
+func TestWriteFileCreatesItsDirectories(t *testing.T) {
+	dir := t.TempDir()
+	path := WriteFile(t, filepath.Join(dir, "a", "b", "c.txt"), []byte("x"))
+	if got, err := os.ReadFile(path); err != nil || string(got) != "x" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+}
+
+// TestRequestsReadTheWholeBody GETs and POSTs to a server that echoes the
+// method, the content type and the body.
+func TestRequestsReadTheWholeBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, r.Method+" "+r.Header.Get("Content-Type")+" "+string(body))
+	}))
+	defer srv.Close()
+	if resp, body := Get(t, srv.URL); resp.StatusCode != http.StatusTeapot || string(body) != "GET  " {
+		t.Errorf("GET: %d %q", resp.StatusCode, body)
+	}
+	if _, body := Post(t, srv.URL, "application/json", strings.NewReader(`{"a":1}`)); string(body) != `POST application/json {"a":1}` {
+		t.Errorf("POST: %q", body)
+	}
+}
