@@ -28,12 +28,16 @@ var testSeeds = []StageSeed{{1, 2}, {1, 2}, {1, 2}, {1, 2}}
 
 func testPolicy(t *testing.T, l Limits, state Latest) *Policy {
 	t.Helper()
-	p, err := NewPolicy(Config{
-		Stages: testSeeds,
-		Device: DeviceSeed{GMACsPerSecond: 100, JoulesPerGMAC: 0.1},
-		Limits: l,
-		State:  state,
-	})
+	return seededPolicy(t, Config{Limits: l, State: state})
+}
+
+// seededPolicy is the policy of cfg over testSeeds on a device seeded at
+// 100 GMAC/s and 0.1 J/GMAC.
+func seededPolicy(t *testing.T, cfg Config) *Policy {
+	t.Helper()
+	cfg.Stages = testSeeds
+	cfg.Device = DeviceSeed{GMACsPerSecond: 100, JoulesPerGMAC: 0.1}
+	p, err := NewPolicy(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,15 +314,7 @@ func TestPolicySetLimitsConcurrently(t *testing.T) {
 // cap's bucket.
 func TestPolicyOverRecorder(t *testing.T) {
 	rec := NewRecorder(&script{}, RecorderOptions{Interval: 100 * time.Millisecond})
-	p, err := NewPolicy(Config{
-		Stages: testSeeds,
-		Device: DeviceSeed{GMACsPerSecond: 100, JoulesPerGMAC: 0.1},
-		State:  rec,
-		Window: rec,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := seededPolicy(t, Config{State: rec, Window: rec})
 	teach(p, 20, 0.5)
 	if err := p.SetLimits(Limits{ThermalHardC: 90, PowerCapW: 10, PowerWindow: time.Second}); err != nil {
 		t.Fatal(err)

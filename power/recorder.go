@@ -258,19 +258,7 @@ func counterAt(pts []point, t time.Time, hold time.Duration) (float64, bool) {
 		}
 		return last.e.V + w*t.Sub(last.t).Seconds(), true
 	}
-	for i := 1; i < len(pts); i++ {
-		a, b := pts[i-1], pts[i]
-		if t.After(b.t) {
-			continue
-		}
-		d := b.t.Sub(a.t).Seconds()
-		if d <= 0 {
-			return b.e.V, true
-		}
-		f := t.Sub(a.t).Seconds() / d
-		return a.e.V + f*(b.e.V-a.e.V), true
-	}
-	return last.e.V, true
+	return interpolate(pts, t, func(p point) float64 { return p.e.V }), true
 }
 
 func integratePower(pts []point, t0, t1 time.Time, hold time.Duration) (float64, Source, error) {
@@ -303,23 +291,32 @@ func integratePower(pts []point, t0, t1 time.Time, hold time.Duration) (float64,
 	return j, worst(pw, func(p point) Source { return p.w.Source }), nil
 }
 
+// powerAt is the power at t: linear between the readings of pw, constant
+// outside them.
 func powerAt(pw []point, t time.Time) float64 {
 	if !t.After(pw[0].t) {
 		return pw[0].w.V
 	}
-	for i := 1; i < len(pw); i++ {
-		a, b := pw[i-1], pw[i]
+	return interpolate(pw, t, func(p point) float64 { return p.w.V })
+}
+
+// interpolate returns v linearly interpolated at t between the two readings
+// of pts around it (the later one's v when they share a time), or the last
+// reading's v past them all. t is not before pts[0].
+func interpolate(pts []point, t time.Time, v func(point) float64) float64 {
+	for i := 1; i < len(pts); i++ {
+		a, b := pts[i-1], pts[i]
 		if t.After(b.t) {
 			continue
 		}
 		d := b.t.Sub(a.t).Seconds()
 		if d <= 0 {
-			return b.w.V
+			return v(b)
 		}
 		f := t.Sub(a.t).Seconds() / d
-		return a.w.V + f*(b.w.V-a.w.V)
+		return v(a) + f*(v(b)-v(a))
 	}
-	return pw[len(pw)-1].w.V
+	return v(pts[len(pts)-1])
 }
 
 // worst returns the weakest source among pts: an estimate anywhere makes the

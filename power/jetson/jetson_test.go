@@ -148,8 +148,8 @@ func TestNotAJetson(t *testing.T) {
 			"sys/class/thermal/thermal_zone0/temp": {Data: []byte("40000\n")},
 		},
 		"rails all unreadable": {
-			"sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1/in1_label": {Data: []byte("VDD_IN\n")},
-			"sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1/in1_input": {Data: []byte("-\n")},
+			ina3221Dir + "in1_label": {Data: []byte("VDD_IN\n")},
+			ina3221Dir + "in1_input": {Data: []byte("-\n")},
 		},
 	}
 	for name, fsys := range tests {
@@ -161,22 +161,31 @@ func TestNotAJetson(t *testing.T) {
 	}
 }
 
+// ina3221Dir is the hwmon directory of the INA3221 in ina3221's sysfs.
+const ina3221Dir = "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1/"
+
+// ina3221 is a sysfs with one INA3221 whose hwmon files hold files' values,
+// each ending in a newline.
+func ina3221(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for f, v := range files {
+		fsys[ina3221Dir+f] = &fstest.MapFile{Data: []byte(v + "\n")}
+	}
+	return fsys
+}
+
 // A rail that disappears after discovery (a driver unbound) is reported
 // missing on the next sample, and the others still read.
 func TestRailVanishes(t *testing.T) {
-	fsys := fstest.MapFS{}
-	dir := "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1/"
-	for f, v := range map[string]string{
+	fsys := ina3221(map[string]string{
 		"in1_label": "VDD_IN", "in1_input": "5000", "curr1_input": "1000",
 		"in2_label": "VDD_SOC", "in2_input": "5000", "curr2_input": "200",
-	} {
-		fsys[dir+f] = &fstest.MapFile{Data: []byte(v + "\n")}
-	}
+	})
 	s, err := New(fsys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	delete(fsys, dir+"curr1_input")
+	delete(fsys, ina3221Dir+"curr1_input")
 	r, _ := s.Sample(context.Background())
 	if len(r.Rails) != 1 || r.Rails[0].Name != "VDD_SOC" || r.TotalFrom != "sum of 1 of 2 rails" || r.TotalW.V != 1 {
 		t.Errorf("after VDD_IN vanished: rails %+v, total %+v from %q", r.Rails, r.TotalW, r.TotalFrom)
@@ -265,15 +274,11 @@ func FuzzParsers(f *testing.F) {
 // and a zone at 2 million °C are sensor faults, absent with the reason, and
 // the total falls back to the rails that read sensibly.
 func TestImplausibleValuesAreMissing(t *testing.T) {
-	fsys := fstest.MapFS{}
-	dir := "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1/"
-	for f, v := range map[string]string{
+	fsys := ina3221(map[string]string{
 		"in1_label": "VDD_IN", "in1_input": "5000", "curr1_input": "9223372036854775000",
 		"in2_label": "VDD_SOC", "in2_input": "5000", "curr2_input": "200",
 		"in3_label": "VDD_GPU", "in3_input": "5000", "curr3_input": "400",
-	} {
-		fsys[dir+f] = &fstest.MapFile{Data: []byte(v + "\n")}
-	}
+	})
 	for zone, mc := range map[string]string{"0": "2000000000", "1": "45000"} {
 		fsys["sys/class/thermal/thermal_zone"+zone+"/type"] = &fstest.MapFile{Data: []byte("zone" + zone + "\n")}
 		fsys["sys/class/thermal/thermal_zone"+zone+"/temp"] = &fstest.MapFile{Data: []byte(mc + "\n")}
