@@ -144,14 +144,7 @@ func (m *mosquitto) sub(t *testing.T, user, topic string, n int, wait time.Durat
 	if sb, err := exec.LookPath("stdbuf"); err == nil {
 		cmd = exec.Command(sb, append([]string{"-oL", "mosquitto_sub"}, args...)...)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := testkit.Start(t, cmd, true)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	lines := make(chan string, 1024)
 	subacked := make(chan struct{})

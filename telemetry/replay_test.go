@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anytime-edge/edge/internal/testkit"
 )
 
 const (
@@ -111,13 +113,7 @@ func TestLastWillAndShutdownStatus(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=idle", envURL+"="+b.URL(), envSpool+"="+t.TempDir())
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := testkit.Start(t, cmd, false)
 	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "up\n" {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -172,15 +168,9 @@ func kill9Replay(t *testing.T, outage, killAt uint64) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"=1", envURL+"="+b.URL(), envSpool+"="+spoolDir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := testkit.Start(t, cmd, false)
 	frameOf := map[uint64]uint64{}
 	var synced uint64
 	sc := bufio.NewScanner(stdout)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/source/sourcetest"
 )
 
@@ -54,14 +55,7 @@ func TestSIGTERMStopsARunWithAStalledCamera(t *testing.T) {
 		"rtsp://operator:hunter2@127.0.0.1:8554/cam")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "EDGE_TEST_MAIN=1")
-	out, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = cmd.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	out := testkit.Start(t, cmd, true)
 	defer cmd.Process.Kill()
 	lines := make(chan string, 100)
 	go func() {

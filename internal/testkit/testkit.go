@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -55,6 +56,24 @@ func WriteFile(t testing.TB, path string, data []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Start starts cmd and returns a reader of its standard output; with
+// withStderr its standard error comes through the same pipe, else cmd's
+// own Stderr is kept. The caller ends and waits for the process.
+func Start(t testing.TB, cmd *exec.Cmd, withStderr bool) io.Reader {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withStderr {
+		cmd.Stderr = cmd.Stdout
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // Do sends req with the default client and returns the response with its

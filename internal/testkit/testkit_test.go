@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,5 +57,27 @@ func TestRequestsReadTheWholeBody(t *testing.T) {
 	}
 	if _, body := Post(t, srv.URL, "application/json", strings.NewReader(`{"a":1}`)); string(body) != `POST application/json {"a":1}` {
 		t.Errorf("POST: %q", body)
+	}
+}
+
+// TestStartPipesTheOutput runs a shell that writes to both streams: with
+// withStderr both arrive, without only standard output does.
+func TestStartPipesTheOutput(t *testing.T) {
+	for _, withStderr := range []bool{true, false} {
+		cmd := exec.Command("sh", "-c", "echo out; echo err >&2")
+		got, err := io.ReadAll(Start(t, cmd, withStderr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		want := "out\n"
+		if withStderr {
+			want = "out\nerr\n"
+		}
+		if string(got) != want {
+			t.Errorf("withStderr %v: read %q, want %q", withStderr, got, want)
+		}
 	}
 }

@@ -305,13 +305,7 @@ func TestSurvivesKill9(t *testing.T) {
 		dir := t.TempDir()
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		out := testkit.Start(t, cmd, false)
 		sc := bufio.NewScanner(out)
 		synced := -1
 		stopAt := 200 + round*300
