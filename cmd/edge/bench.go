@@ -21,14 +21,14 @@ import (
 
 // benchMode is `edge bench`: the halting-policy simulation with
 // --simulate, the active fractions with --blocks, else the timing.
-func benchMode(ctx context.Context, cfg Config, w io.Writer) error {
+func benchMode(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) error {
 	switch {
 	case cfg.Bench.Simulate:
-		return runSimulation(ctx, cfg, w)
+		return runSimulation(ctx, cfg, log, w)
 	case len(cfg.Bench.BlockSizes) > 0:
-		return runBlockFractions(ctx, cfg, w)
+		return runBlockFractions(ctx, cfg, log, w)
 	}
-	return runBench(ctx, cfg, w)
+	return runBench(ctx, cfg, log, w)
 }
 
 // benchReport is what `edge bench` measured.
@@ -133,8 +133,7 @@ func (t *timed) frame(ctx context.Context, img *image.RGBA, record bool) error {
 }
 
 // runBench is `edge bench` without --simulate or --blocks.
-func runBench(ctx context.Context, cfg Config, w io.Writer) error {
-	log := newLogger(cfg.Log)
+func runBench(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) error {
 	images, err := loadFrames(ctx, cfg.Bench.Images)
 	if err != nil {
 		return err

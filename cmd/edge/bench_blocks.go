@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/anytime-edge/edge/anytime"
@@ -15,9 +16,8 @@ import (
 // stage k+1 computes (a_pix) and the fraction of block×block cells holding
 // at least one of them (a_block): the ceiling of what block-sparse execution
 // can save, averaged over the frames of --images.
-func runBlockFractions(ctx context.Context, cfg Config, out io.Writer) error {
+func runBlockFractions(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error {
 	sizes := cfg.Bench.BlockSizes
-	log := newLogger(cfg.Log)
 	b, engine, err := openBundle(cfg.Engine, cfg.Engine.Bundle, log)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,7 +140,7 @@ func buildConfig(t *testing.T, command string, args ...string) (Config, error) {
 			build := map[string]func(*settings) (Config, error){
 				"run": runConfig, "infer": inferConfig, "bench": benchConfig, "power": monitorConfig,
 			}[command]
-			c.Action = action(build, func(_ context.Context, cfg Config, _ io.Writer) error {
+			c.Action = action(build, func(_ context.Context, cfg Config, _ *slog.Logger, _ io.Writer) error {
 				got = cfg
 				return nil
 			})

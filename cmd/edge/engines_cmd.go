@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -36,7 +37,7 @@ func enginesCommand() *cli.Command {
 }
 
 // listEngines is `edge engines ls`.
-func listEngines(_ context.Context, cfg Config, out io.Writer) error {
+func listEngines(_ context.Context, cfg Config, _ *slog.Logger, out io.Writer) error {
 	entries, keys, err := cacheAndKeys(cfg)
 	if err != nil {
 		return err
@@ -64,7 +65,7 @@ func listEngines(_ context.Context, cfg Config, out io.Writer) error {
 }
 
 // pruneEngines is `edge engines prune`.
-func pruneEngines(_ context.Context, cfg Config, w io.Writer) error {
+func pruneEngines(_ context.Context, cfg Config, _ *slog.Logger, w io.Writer) error {
 	entries, keys, err := cacheAndKeys(cfg)
 	if err != nil {
 		return err
@@ -108,8 +109,7 @@ func stageKeys(b *bundle.Bundle) []trt.StageKey {
 // buildEngines creates every stage's session on TensorRT only (its engine is
 // built or loaded from the cache), then runs every path of every stage once
 // so that nothing is left to build at the first real frame.
-func buildEngines(ctx context.Context, cfg Config, w io.Writer) error {
-	log := newLogger(cfg.Log)
+func buildEngines(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) error {
 	opts := cfg.Engine.Providers
 	if opts.CacheDir == "" {
 		return errors.New("engines build: --trt-cache DIR is required (the engines must be kept somewhere)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/anytime-edge/edge/pipeline"
@@ -13,8 +14,7 @@ import (
 // runInfer is `edge infer`: every input once through the pipeline (a
 // finite source that never drops), each failure reported and the rest
 // still written.
-func runInfer(ctx context.Context, cfg Config, _ io.Writer) error {
-	log := newLogger(cfg.Log)
+func runInfer(ctx context.Context, cfg Config, log *slog.Logger, _ io.Writer) error {
 	inputs := cfg.Infer.Inputs
 	paths := make([]string, len(inputs))
 	for i, in := range inputs {

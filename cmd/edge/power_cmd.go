@@ -15,8 +15,7 @@ import (
 
 // runPower prints one reading, or one every cfg.Power.Interval with
 // --watch until ctx ends.
-func runPower(ctx context.Context, cfg Config, w io.Writer) error {
-	log := newLogger(cfg.Log)
+func runPower(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) error {
 	s, choice, err := backend.Open(ctx, backend.Options{
 		Kind: cfg.Power.Backend, SysfsRoot: cfg.Power.Sysfs, NVMLLibrary: cfg.Power.NVMLLib, Logger: log,
 	})

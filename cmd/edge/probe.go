@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -14,7 +15,7 @@ import (
 )
 
 // runProbe is `edge probe`.
-func runProbe(ctx context.Context, cfg Config, w io.Writer) error {
+func runProbe(ctx context.Context, cfg Config, _ *slog.Logger, w io.Writer) error {
 	fmt.Fprintf(w, "edge %s (%s/%s, %s)\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(w, "masking vector path: %s\n", masking.Accelerated)
 	rt, err := ort.Init(cfg.Engine.ORTLib)

@@ -18,8 +18,7 @@ import (
 
 // runDaemon is `edge run`: it runs until the source ends (finite sources
 // without --loop) or ctx is cancelled.
-func runDaemon(ctx context.Context, cfg Config, _ io.Writer) error {
-	log := newLogger(cfg.Log)
+func runDaemon(ctx context.Context, cfg Config, log *slog.Logger, _ io.Writer) error {
 	rc := cfg.Run
 	watch := &sourceWatch{log: log}
 	src, err := source.Open(ctx, rc.Source, source.Options{Loop: rc.Loop, FPS: rc.FPS, Width: rc.Width, Height: rc.Height, OnEvent: watch.event})

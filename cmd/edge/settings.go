@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -30,26 +31,30 @@ type settings struct {
 	errors []error
 }
 
+// runFunc does a command's work with its Config, the logger built from it
+// and the writer for the command's output.
+type runFunc func(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) error
+
 // command is one `edge` command (or subcommand) named name: its one-line
 // usage, its flags, build turning those into the command's Config, and run
 // doing the work with it.
-func command(name, usage string, fl []cli.Flag, build func(*settings) (Config, error), run func(context.Context, Config, io.Writer) error) *cli.Command {
+func command(name, usage string, fl []cli.Flag, build func(*settings) (Config, error), run runFunc) *cli.Command {
 	return &cli.Command{Name: name, Usage: usage, Flags: fl, Action: action(build, run)}
 }
 
 // pipelineCommand is a command that runs frames through the pipeline
 // (`edge run`, `edge infer`): its positional arguments are args, and it
 // takes pipelineFlags with its own flags.
-func pipelineCommand(name, args, usage string, own []cli.Flag, build func(*settings) (Config, error), run func(context.Context, Config, io.Writer) error) *cli.Command {
+func pipelineCommand(name, args, usage string, own []cli.Flag, build func(*settings) (Config, error), run runFunc) *cli.Command {
 	c := command(name, usage, pipelineFlags(own), build, run)
 	c.ArgsUsage = args
 	return c
 }
 
 // action is a command's cli entry point: it builds the command's Config
-// from its flags with build, then hands it to run with the context and the
-// writer for the command's output.
-func action(build func(*settings) (Config, error), run func(context.Context, Config, io.Writer) error) cli.ActionFunc {
+// from its flags with build, then hands it to run with the context, the
+// command's logger and the writer for the command's output.
+func action(build func(*settings) (Config, error), run runFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		s, err := newSettings(c)
 		if err != nil {
@@ -59,7 +64,7 @@ func action(build func(*settings) (Config, error), run func(context.Context, Con
 		if err != nil {
 			return err
 		}
-		return run(c.Context, cfg, c.App.Writer)
+		return run(c.Context, cfg, newLogger(cfg.Log), c.App.Writer)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 
 	"github.com/anytime-edge/edge/power/sim"
 )
@@ -11,7 +12,7 @@ import (
 // runSimulation runs the halting policy against the simulated device in
 // every scenario of issue 5 (deadline, energy budget, power cap, thermal)
 // and prints the table; it fails when a bound is not met.
-func runSimulation(_ context.Context, cfg Config, w io.Writer) error {
+func runSimulation(_ context.Context, cfg Config, _ *slog.Logger, w io.Writer) error {
 	r := sim.Run(cfg.Simulate)
 	if err := r.WriteTable(w); err != nil {
 		return err
