@@ -12,12 +12,12 @@ import (
 	"errors"
 	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/anytime-edge/edge/internal/testkit"
 	"github.com/anytime-edge/edge/telemetry/broker"
 	"github.com/anytime-edge/edge/telemetry/mqtt"
 )
@@ -35,17 +35,10 @@ type testPKI struct {
 func newPKI(t *testing.T, dir, name string) *testPKI {
 	t.Helper()
 	p := &testPKI{dir: dir}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name + " test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
 		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	caKey, caDER := issue(t, caTmpl, nil, nil)
 	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		t.Fatal(err)
@@ -54,17 +47,10 @@ func newPKI(t *testing.T, dir, name string) *testPKI {
 	p.pool.AddCert(caCert)
 	p.ca = p.write(t, name+"-ca.pem", "CERTIFICATE", caDER)
 	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (string, string, tls.Certificate) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k, der := issue(t, tmpl, caCert, caKey)
 		kb, err := x509.MarshalECPrivateKey(k)
 		if err != nil {
 			t.Fatal(err)
@@ -82,13 +68,28 @@ func newPKI(t *testing.T, dir, name string) *testPKI {
 	return p
 }
 
-func (p *testPKI) write(t *testing.T, name, typ string, der []byte) string {
+// issue makes a P-256 key and a certificate for it from tmpl, signed by
+// parent's key (self-signed with a nil parent), and returns both.
+func issue(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return path
+	if parent == nil {
+		parent, parentKey = tmpl, k
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &k.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, der
+}
+
+// write writes der as a PEM block of type typ to name in p's directory.
+func (p *testPKI) write(t *testing.T, name, typ string, der []byte) string {
+	t.Helper()
+	return testkit.WriteFile(t, filepath.Join(p.dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))
 }
 
 // TestTLS: mqtts:// with a CA file and a client certificate connects to a
