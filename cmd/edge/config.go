@@ -361,23 +361,28 @@ func parseBytes(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
+// pipelineConfig builds what the commands that run frames through the
+// pipeline (pipelineFlags) share: the log (daemon: JSON by default), the
+// engine, and the power sensing with the halting limits.
+func pipelineConfig(s *settings, daemon bool) Config {
+	cfg := Config{Log: logConfig(s, daemon), Engine: engineConfig(s), Power: powerConfig(s, flagPowerInterval)}
+	cfg.Power.Limits = limits(s)
+	return cfg
+}
+
 // runConfig builds `edge run`'s Config.
 func runConfig(s *settings) (Config, error) {
-	cfg := Config{
-		Log:    logConfig(s, true),
-		Engine: engineConfig(s),
-		Power:  powerConfig(s, flagPowerInterval),
-		Run: RunConfig{
-			Source:      defaultInput,
-			Loop:        s.bool(flagLoop),
-			Once:        s.bool(flagOnce),
-			FPS:         s.nonNegative(flagFPS, "frames per second, a finite number ≥ 0 (0: as fast as frames come)"),
-			Width:       s.nonNegativeInt(flagInputWidth, "pixels > 0 (0: the camera's default)"),
-			Height:      s.nonNegativeInt(flagInputHeight, "pixels > 0 (0: the camera's default)"),
-			Out:         s.string(flagOut),
-			Progressive: s.bool(flagProgressive),
-			HTTP:        s.string(flagHTTP),
-		},
+	cfg := pipelineConfig(s, true)
+	cfg.Run = RunConfig{
+		Source:      defaultInput,
+		Loop:        s.bool(flagLoop),
+		Once:        s.bool(flagOnce),
+		FPS:         s.nonNegative(flagFPS, "frames per second, a finite number ≥ 0 (0: as fast as frames come)"),
+		Width:       s.nonNegativeInt(flagInputWidth, "pixels > 0 (0: the camera's default)"),
+		Height:      s.nonNegativeInt(flagInputHeight, "pixels > 0 (0: the camera's default)"),
+		Out:         s.string(flagOut),
+		Progressive: s.bool(flagProgressive),
+		HTTP:        s.string(flagHTTP),
 	}
 	switch len(s.args) {
 	case 0:
@@ -387,19 +392,14 @@ func runConfig(s *settings) (Config, error) {
 		s.fail(fmt.Errorf("run: one SOURCE-URI at most (a directory or glob covers many files), got %d", len(s.args)))
 	}
 	cfg.Run.Loop = cfg.Run.Loop && !cfg.Run.Once
-	cfg.Power.Limits = limits(s)
 	cfg.Telemetry = telemetryConfig(s, true)
 	return cfg, s.err()
 }
 
 // inferConfig builds `edge infer`'s Config.
 func inferConfig(s *settings) (Config, error) {
-	cfg := Config{
-		Log:    logConfig(s, false),
-		Engine: engineConfig(s),
-		Power:  powerConfig(s, flagPowerInterval),
-		Infer:  InferConfig{Out: s.string(flagOut), Dump: s.string(flagDump)},
-	}
+	cfg := pipelineConfig(s, false)
+	cfg.Infer = InferConfig{Out: s.string(flagOut), Dump: s.string(flagDump)}
 	if t := s.string(flagTensor); t != "" {
 		cfg.Infer.Inputs = append(cfg.Infer.Inputs, pipeline.Input{Path: t, Tensor: true})
 	}
@@ -409,7 +409,6 @@ func inferConfig(s *settings) (Config, error) {
 	if len(cfg.Infer.Inputs) == 0 {
 		s.fail(fmt.Errorf("infer: give at least one IMAGE or --tensor FILE.npy"))
 	}
-	cfg.Power.Limits = limits(s)
 	if publishing(s) {
 		cfg.Telemetry = telemetryConfig(s, false)
 	}
