@@ -158,25 +158,14 @@ func (m *Manifest) validateSparse(v *validator, i int, s Stage, files map[string
 		v.fail(at, "a sparse stage needs bands, masked and dense")
 		return
 	}
-	graphFile := func(field, file string) {
-		switch {
-		case file == "":
-			v.fail(field, "missing")
-		case !filepath.IsLocal(file):
-			v.fail(field, "%q must be a relative path inside the bundle directory", file)
-		case files[file]:
-			v.fail(field, "%q is already used by another graph", file)
-		}
-		files[file] = true
-	}
-	graphFile(at+".masked.file", sp.Masked.File)
+	v.graphFile(at+".masked.file", sp.Masked.File, files)
 	if sp.Masked.Mask == "" {
 		v.fail(at+".masked.mask", "missing")
 	} else if _, clash := s.Inputs[sp.Masked.Mask]; clash {
 		v.fail(at+".masked.mask", "%q is also an input of the sparse graph", sp.Masked.Mask)
 	}
 	if sp.Dense != nil {
-		graphFile(at+".dense.file", sp.Dense.File)
+		v.graphFile(at+".dense.file", sp.Dense.File, files)
 	}
 	// Every stride with a masked convolution has one index and one band
 	// table and a band radius.
@@ -319,4 +308,18 @@ func sameGraph(path, what string, want map[string]TensorInfo, ref, other GraphIn
 		}
 	}
 	return nil
+}
+
+// graphFile checks the name of one more graph file of a stage: present,
+// inside the bundle and used by no other graph (files holds those seen).
+func (v *validator) graphFile(field, file string, files map[string]bool) {
+	switch {
+	case file == "":
+		v.fail(field, "missing")
+	case !filepath.IsLocal(file):
+		v.fail(field, "%q must be a relative path inside the bundle directory", file)
+	case files[file]:
+		v.fail(field, "%q is already used by another graph", file)
+	}
+	files[file] = true
 }

@@ -308,15 +308,7 @@ func (m *Manifest) validateBlocks(v *validator, i int, s Stage, files map[string
 			v.fail(fmt.Sprintf("%s.buckets[%d]", at, j), "got %d, want at most the grid's %d cells", n, cells)
 		}
 	}
-	switch {
-	case b.Dense.File == "":
-		v.fail(at+".dense.file", "missing")
-	case !filepath.IsLocal(b.Dense.File):
-		v.fail(at+".dense.file", "%q must be a relative path inside the bundle directory", b.Dense.File)
-	case files[b.Dense.File]:
-		v.fail(at+".dense.file", "%q is already used by another graph", b.Dense.File)
-	}
-	files[b.Dense.File] = true
+	v.graphFile(at+".dense.file", b.Dense.File, files)
 	if b.Dense.Mask == "" {
 		v.fail(at+".dense.mask", "missing")
 	} else if _, clash := s.Inputs[b.Dense.Mask]; clash {
