@@ -18,14 +18,8 @@ import (
 // reads it, checking its shape; then the source ends.
 func TestInputsYieldEachInputOnce(t *testing.T) {
 	dir := t.TempDir()
-	good := filepath.Join(dir, "t.npy")
-	if err := npy.WriteFloat32(good, []int{1, 3, 2, 4}, make([]float32, 24)); err != nil {
-		t.Fatal(err)
-	}
-	bad := filepath.Join(dir, "wrong.npy")
-	if err := npy.WriteFloat32(bad, []int{1, 3, 4, 2}, make([]float32, 24)); err != nil {
-		t.Fatal(err)
-	}
+	good := zeros(t, filepath.Join(dir, "t.npy"), 1, 3, 2, 4)
+	bad := zeros(t, filepath.Join(dir, "wrong.npy"), 1, 3, 4, 2)
 	in := bundle.Input{Tensor: "image", Shape: []int64{1, 3, 2, 4}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}}
 	street := filepath.Join("..", "testdata", "images", "street.png")
 	missing := filepath.Join(dir, "missing.png")
@@ -59,4 +53,17 @@ func TestInputsYieldEachInputOnce(t *testing.T) {
 	if _, err := s.Next(ctx); err != io.EOF {
 		t.Fatalf("after the last input: %v, want io.EOF", err)
 	}
+}
+
+// zeros writes a float32 .npy of zeros of shape to path and returns path.
+func zeros(t *testing.T, path string, shape ...int) string {
+	t.Helper()
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if err := npy.WriteFloat32(path, shape, make([]float32, n)); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
