@@ -35,8 +35,15 @@ type Calibration struct {
 // calibrationLow is the lower computed fraction a sparse stage is timed at.
 const calibrationLow = 0.25
 
+// A sparse stage's calibration runs at most calibrationRounds times the
+// requested rounds, while it has taken less than calibrationBudget.
+const (
+	calibrationRounds = 5
+	calibrationBudget = time.Second
+)
+
 // Calibrate measures the exact paths of every sparse and blocks stage
-// (reps runs each, with Config.Now) and sets the dispatcher from it: a sparse
+// (reps runs each, more for a fast sparse stage; with Config.Now) and sets the dispatcher from it: a sparse
 // stage runs its sparse graph up to the measured break-even fraction and the
 // masked graph above it, an all-ones mask the fastest of the three; a blocks
 // stage runs its sparse graph only at buckets measured faster than its
@@ -150,7 +157,10 @@ func (x *Executor) calibrateSparse(ctx context.Context, i, reps int) (Calibratio
 		now = time.Now
 	}
 	times := make([][]time.Duration, len(paths))
-	for range max(reps, 1) {
+	// reps rounds at least; fast stages get up to calibrationRounds×reps
+	// rounds within calibrationBudget, so their medians settle too.
+	start := now()
+	for round := 0; round < max(reps, 1) || (round < calibrationRounds*reps && now().Sub(start) < calibrationBudget); round++ {
 		for k, p := range paths {
 			p.prepare()
 			t0 := now()
