@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,12 +48,10 @@ func TestSIGTERMStopsARunWithAStalledCamera(t *testing.T) {
 	sourcetest.FakeFFmpeg(t) // ffmpeg hangs without a frame
 	dir := t.TempDir()
 	bundle, _ := filepath.Abs(filepath.Join(repo, "testdata/bundles/tiny"))
-	cmd := exec.Command(os.Args[0], "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
+	cmd := edgeCommand(dir, nil, "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
 		// No broker answers: MQTT is not what this test is about.
 		"--mqtt", "tcp://"+freePort(t), "--spool", filepath.Join(dir, "spool"), "--site", "t", "--device", "d",
 		"rtsp://operator:hunter2@127.0.0.1:8554/cam")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EDGE_TEST_MAIN=1")
 	out := testkit.Start(t, cmd, true)
 	defer cmd.Process.Kill()
 	lines := make(chan string, 100)

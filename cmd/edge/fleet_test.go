@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -118,9 +116,8 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	b, col := startBroker(t, base)
 	bundle := mustAbs(t, filepath.Join(repo, "testdata/bundles/tiny"))
 	image := mustAbs(t, filepath.Join(repo, "testdata/images/street.png"))
-	cmd := exec.Command(os.Args[0], "--log-level", "error", "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
+	cmd := edgeCommand("", nil, "--log-level", "error", "run", "--ort-lib", lib, "--providers", "cpu", "--bundle", bundle,
 		"--loop", "--fps", "50", "--mqtt", b.URL(), "--site", "test", "--device", "unit-2", "--spool", filepath.Join(t.TempDir(), "spool"), image)
-	cmd.Env = append(os.Environ(), "EDGE_TEST_MAIN=1")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -21,13 +21,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// edgeProcess runs `edge args...` as a fresh process in dir.
-func edgeProcess(t *testing.T, dir string, env []string, args ...string) (string, error) {
-	t.Helper()
+// edgeCommand is `edge args...` as a fresh process (the test binary, see
+// TestMain) in dir ("": the test's), with env added to the environment.
+func edgeCommand(dir string, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append([]string{"EDGE_TEST_MAIN=1"}, env...)...)
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// edgeProcess runs `edge args...` as a fresh process in dir.
+func edgeProcess(t *testing.T, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	out, err := edgeCommand(dir, env, args...).CombinedOutput()
 	return string(out), err
 }
 
