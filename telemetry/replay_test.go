@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -111,8 +110,7 @@ func TestLastWillAndShutdownStatus(t *testing.T) {
 		return st
 	}
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=idle", envURL+"="+b.URL(), envSpool+"="+t.TempDir())
+	cmd := testkit.Child(envChild+"=idle", envURL+"="+b.URL(), envSpool+"="+t.TempDir())
 	out := testkit.Start(t, cmd, false)
 	if l, _ := bufio.NewReader(out).ReadString('\n'); l != "up\n" {
 		cmd.Process.Kill()
@@ -166,8 +164,7 @@ func kill9Replay(t *testing.T, outage, killAt uint64) {
 	defer func() { b.Close() }()
 	spoolDir := t.TempDir()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=1", envURL+"="+b.URL(), envSpool+"="+spoolDir)
+	cmd := testkit.Child(envChild+"=1", envURL+"="+b.URL(), envSpool+"="+spoolDir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout := testkit.Start(t, cmd, false)

@@ -58,6 +58,16 @@ func WriteFile(t testing.TB, path string, data []byte) string {
 	return path
 }
 
+// Child is the running test binary again, running no test, with env
+// ("NAME=value") added to the environment: for a test whose TestMain turns
+// into a child process when it sees one of those variables (a writer to
+// kill -9, a client to lose its connection).
+func Child(env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
 // Start starts cmd and returns a reader of its standard output; with
 // withStderr its standard error comes through the same pipe, else cmd's
 // own Stderr is kept. The caller ends and waits for the process.

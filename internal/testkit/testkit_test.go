@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -80,4 +81,23 @@ func TestStartPipesTheOutput(t *testing.T) {
 			t.Errorf("withStderr %v: read %q, want %q", withStderr, got, want)
 		}
 	}
+}
+
+// TestChildRunsNoTest starts the test binary as a child with a variable
+// that TestMain acts on.
+func TestChildRunsNoTest(t *testing.T) {
+	out, err := Child(childEnv + "=hello").Output()
+	if err != nil || string(out) != "child hello\n" {
+		t.Fatalf("child printed %q, %v; want %q", out, err, "child hello\n")
+	}
+}
+
+const childEnv = "TESTKIT_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(childEnv); v != "" {
+		fmt.Println("child", v)
+		return
+	}
+	os.Exit(m.Run())
 }

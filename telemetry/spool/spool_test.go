@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -303,8 +302,7 @@ func childWriter(dir string) {
 func TestSurvivesKill9(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+dir)
+		cmd := testkit.Child(childEnv + "=" + dir)
 		out := testkit.Start(t, cmd, false)
 		sc := bufio.NewScanner(out)
 		synced := -1
