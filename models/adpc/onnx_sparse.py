@@ -450,27 +450,34 @@ class Emitter:
         scale = (_f32(bn.weight) / np.sqrt(_f32(bn.running_var) + np.float32(bn.eps))).astype(np.float32)
         return scale, (_f32(bn.bias) - _f32(bn.running_mean) * scale).astype(np.float32)
 
+    def conv_bn(self, m: nn.Conv2d, x: Feature, bn: Optional[nn.BatchNorm2d], name: str,
+                bn_name: str) -> tuple[Value, Res]:
+        """The dense NCHW Conv and BN nodes of a convolution, as the dense
+        graph has them (ORT fuses them), and the tables of its output stride."""
+        g = self.g
+        xn = self.nchw(x)
+        kh, kw = m.kernel_size
+        s, p = m.stride[0], m.padding[0]
+        ins = [xn.name, g.const(f"{name}.weight", _f32(m.weight))]
+        if m.bias is not None:
+            ins.append(g.const(f"{name}.bias", _f32(m.bias)))
+        y = g.op("Conv", ins, (), hint=name, kernel_shape=[kh, kw], strides=[s, s], pads=[p, p, p, p],
+                 dilations=[1, 1], group=1)
+        if bn is not None:
+            y = g.op("BatchNormalization", [y.name] + [g.const(f"{bn_name}.{k}", _f32(getattr(bn, k)))
+                                                       for k in ("weight", "bias", "running_mean", "running_var")],
+                     (), hint=f"{name}.bn", epsilon=float(bn.eps))
+        return y, self.at(xn.S * s)
+
     def conv_dense(self, m: nn.Conv2d, x: Feature, bn: Optional[nn.BatchNorm2d], relu: bool,
                    residual: Optional[Feature], name: str, bn_name: str) -> NMap:
         """Dense NCHW: Conv and BN as the dense graph (ORT fuses them), then
         the mask applied exactly: the BN shift at frozen pixels, plus the
         fill at the band pixels (a scatter-add of a few taps each)."""
         g = self.g
-        xn = self.nchw(x)
-        kh, kw = m.kernel_size
-        s, p = m.stride[0], m.padding[0]
+        y, r = self.conv_bn(m, x, bn, name, bn_name)
         cout = m.out_channels
-        r = self.at(xn.S * s)
-        ins = [xn.name, g.const(f"{name}.weight", _f32(m.weight))]
-        if m.bias is not None:
-            ins.append(g.const(f"{name}.bias", _f32(m.bias)))
-        y = g.op("Conv", ins, (), hint=name, kernel_shape=[kh, kw], strides=[s, s], pads=[p, p, p, p],
-                 dilations=[1, 1], group=1)
-        scale, shift = self._bn(m, bn)
-        if bn is not None:
-            y = g.op("BatchNormalization", [y.name] + [g.const(f"{bn_name}.{k}", _f32(getattr(bn, k)))
-                                                       for k in ("weight", "bias", "running_mean", "running_var")],
-                     (), hint=f"{name}.bn", epsilon=float(bn.eps))
+        _, shift = self._bn(m, bn)
         shift4 = g.const(f"{name}.shift", shift.reshape(1, cout, 1, 1))
         offs, wts = rbf_support(float(m.Lambda.detach()))
         r.radius = max(r.radius, support_radius(offs))
