@@ -511,8 +511,13 @@ func (p *Publisher) publishAck(a *CmdAck) {
 	}
 }
 
+// firstConnectGrace is how long Close waits for a first connection that
+// has not come up yet, so a short run still delivers its results.
+const firstConnectGrace = 3 * time.Second
+
 // Close stops accepting messages, writes what is queued to the spool, gives
-// the sender until ctx ends to deliver the spool, publishes a retained
+// the sender until ctx ends to deliver the spool (waiting up to
+// firstConnectGrace for a first connection), publishes a retained
 // offline status (reason "shutdown") and disconnects. Undelivered messages
 // stay in the spool for the next run.
 func (p *Publisher) Close(ctx context.Context) error {
@@ -529,6 +534,16 @@ func (p *Publisher) Close(ctx context.Context) error {
 	var errs []error
 	p.send.drainReq.Store(true)
 	p.send.notify()
+	if epoch, up := p.client.Epoch(); !up && epoch == 0 && p.spool.Stats().Records > 0 {
+		// A short run (--once) can end before its first connection: give
+		// the link a moment to come up and deliver what the run made. A
+		// link that was up and is now lost is not waited for.
+		wctx, cancel := context.WithTimeout(ctx, firstConnectGrace)
+		if err := p.client.WaitConnected(wctx); err != nil {
+			p.log.Info("closing before the first connection", "err", err)
+		}
+		cancel()
+	}
 	if _, up := p.client.Epoch(); up {
 		select {
 		case <-p.send.drained:
