@@ -147,23 +147,11 @@ func (s Stage) sparseFiles(i int) (files, fields []string) {
 // that no other stage has a sparse object).
 func (m *Manifest) validateSparse(v *validator, i int, s Stage, files map[string]bool) {
 	at := fmt.Sprintf("stages[%d].sparse", i)
-	if s.Mode != ModeSparse {
-		if s.Sparse != nil {
-			v.fail(at, "only a sparse stage has a sparse object")
-		}
+	if !v.modeObject(at, ModeSparse, s, s.Sparse != nil, "bands, masked and dense") {
 		return
 	}
 	sp := s.Sparse
-	if sp == nil {
-		v.fail(at, "a sparse stage needs bands, masked and dense")
-		return
-	}
-	v.graphFile(at+".masked.file", sp.Masked.File, files)
-	if sp.Masked.Mask == "" {
-		v.fail(at+".masked.mask", "missing")
-	} else if _, clash := s.Inputs[sp.Masked.Mask]; clash {
-		v.fail(at+".masked.mask", "%q is also an input of the sparse graph", sp.Masked.Mask)
-	}
+	v.maskedGraph(at+".masked", sp.Masked.File, sp.Masked.Mask, "sparse", s, files)
 	if sp.Dense != nil {
 		v.graphFile(at+".dense.file", sp.Dense.File, files)
 	}
@@ -322,4 +310,33 @@ func (v *validator) graphFile(field, file string, files map[string]bool) {
 		v.fail(field, "%q is already used by another graph", file)
 	}
 	files[file] = true
+}
+
+// modeObject checks that stage s carries the object of a mode (at names it,
+// has says whether s has one) exactly when s is of that mode; need lists
+// what the object holds. It reports whether there is an object to check.
+func (v *validator) modeObject(at, mode string, s Stage, has bool, need string) bool {
+	if s.Mode != mode {
+		if has {
+			v.fail(at, "only a %s stage has a %s object", mode, mode)
+		}
+		return false
+	}
+	if !has {
+		v.fail(at, "a %s stage needs %s", mode, need)
+		return false
+	}
+	return true
+}
+
+// maskedGraph checks one graph of stage s that takes the mask (at names its
+// object, graph names it in messages): its file, and a mask input that is
+// named and is not also one of the stage's inputs.
+func (v *validator) maskedGraph(at, file, mask, graph string, s Stage, files map[string]bool) {
+	v.graphFile(at+".file", file, files)
+	if mask == "" {
+		v.fail(at+".mask", "missing")
+	} else if _, clash := s.Inputs[mask]; clash {
+		v.fail(at+".mask", "%q is also an input of the %s graph", mask, graph)
+	}
 }

@@ -271,19 +271,14 @@ func (m *Manifest) validateInputs(v *validator, i int, s Stage, produced map[str
 	}
 }
 
+// validateBlocks checks a blocks stage's blocks object and its inputs (and that
+// no other stage has a blocks object).
 func (m *Manifest) validateBlocks(v *validator, i int, s Stage, files map[string]bool) {
 	at := fmt.Sprintf("stages[%d].blocks", i)
-	if s.Mode != ModeBlocks {
-		if s.Blocks != nil {
-			v.fail(at, "only a blocks stage has a blocks object")
-		}
+	if !v.modeObject(at, ModeBlocks, s, s.Blocks != nil, "size, buckets and dense") {
 		return
 	}
 	b := s.Blocks
-	if b == nil {
-		v.fail(at, "a blocks stage needs size, buckets and dense")
-		return
-	}
 	if b.Size <= 0 {
 		v.fail(at+".size", "got %d, want a positive cell size", b.Size)
 	} else if len(m.Input.Shape) == 4 && m.OutputStride > 0 {
@@ -308,12 +303,7 @@ func (m *Manifest) validateBlocks(v *validator, i int, s Stage, files map[string
 			v.fail(fmt.Sprintf("%s.buckets[%d]", at, j), "got %d, want at most the grid's %d cells", n, cells)
 		}
 	}
-	v.graphFile(at+".dense.file", b.Dense.File, files)
-	if b.Dense.Mask == "" {
-		v.fail(at+".dense.mask", "missing")
-	} else if _, clash := s.Inputs[b.Dense.Mask]; clash {
-		v.fail(at+".dense.mask", "%q is also an input of the blocks graph", b.Dense.Mask)
-	}
+	v.maskedGraph(at+".dense", b.Dense.File, b.Dense.Mask, "blocks", s, files)
 	var ids, neigh int
 	for _, src := range s.Inputs {
 		switch src {
