@@ -298,8 +298,9 @@ func sameGraph(path, what string, want map[string]TensorInfo, ref, other GraphIn
 	return nil
 }
 
-// graphFile checks the name of one more graph file of a stage: present,
-// inside the bundle and used by no other graph (files holds those seen).
+// graphFile checks the name of one graph file of a stage (its file or one
+// of its extra graphs): present, inside the bundle and used by no other
+// graph (files holds those seen).
 func (v *validator) graphFile(field, file string, files map[string]bool) {
 	switch {
 	case file == "":

@@ -3,7 +3,6 @@ package bundle
 import (
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,15 +191,7 @@ func (m *Manifest) validateStages(v *validator) {
 			v.fail(at+".name", "duplicate stage name %q", s.Name)
 		}
 		names[s.Name] = true
-		switch {
-		case s.File == "":
-			v.fail(at+".file", "missing")
-		case !filepath.IsLocal(s.File):
-			v.fail(at+".file", "%q must be a relative path inside the bundle directory", s.File)
-		case files[s.File]:
-			v.fail(at+".file", "%q is already used by another stage", s.File)
-		}
-		files[s.File] = true
+		v.graphFile(at+".file", s.File, files)
 		switch s.Mode {
 		case ModeDense, ModeMasked, ModeBlocks, ModeSparse:
 		default:
