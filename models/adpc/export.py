@@ -70,18 +70,7 @@ def state_shapes(model: ADPCHRNet, k: int, height: int, width: int) -> list[list
 def blocks_macs(counts: list, stage: int) -> dict:
     """The `macs` of a blocks stage: the residual blocks' convolutions of the
     branches per output stride (`masked`), everything else `fixed`."""
-    fixed = 0
-    masked: dict[str, dict[str, int]] = {}
-    for c in counts:
-        if c.stage != stage:
-            continue
-        if ".branches." in c.name:
-            m = masked.setdefault(str(c.stride), {"macs": 0, "out_channels": 0})
-            m["macs"] += c.macs
-            m["out_channels"] += c.out_channels
-        else:
-            fixed += c.macs
-    return {"fixed": fixed, "masked": dict(sorted(masked.items(), key=lambda kv: int(kv[0])))}
+    return stage_macs(counts, stage, masked_if=lambda c: ".branches." in c.name)
 
 
 def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,

@@ -15,6 +15,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -102,15 +103,17 @@ def report(counts: list[ConvCount]) -> Report:
     return Report(cumulative, cumulative[-1] - early_heads)
 
 
-def stage_macs(counts: list[ConvCount], stage: int) -> dict:
+def stage_macs(counts: list[ConvCount], stage: int,
+               masked_if: Callable[[ConvCount], bool] = lambda c: c.masked) -> dict:
     """The manifest's `macs` object of one stage: fixed MACs, and per output
-    stride the dense MACs and summed output channels of the masked convs."""
+    stride the dense MACs and summed output channels of the masked convs
+    (those for which `masked_if` holds; by default the MaskedConv2d ones)."""
     fixed = 0
     masked: dict[str, dict[str, int]] = {}
     for c in counts:
         if c.stage != stage:
             continue
-        if c.masked:
+        if masked_if(c):
             m = masked.setdefault(str(c.stride), {"macs": 0, "out_channels": 0})
             m["macs"] += c.macs
             m["out_channels"] += c.out_channels
