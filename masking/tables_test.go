@@ -129,21 +129,25 @@ func w18Tables() (h, w int, specs []Table) {
 	return h, w, specs
 }
 
-func newTableBuffers(specs []Table) ([][]int64, []int) {
-	dst := make([][]int64, len(specs))
+// w18Build returns one frame's Build of the w18Tables, into buffers made
+// once, from a clustered mask with half the pixels computed.
+func w18Build(t testing.TB) func() {
+	h, w, specs := w18Tables()
+	tb := NewTables(h, w, specs)
+	dst, lens := make([][]int64, len(specs)), make([]int, len(specs))
 	for k, s := range specs {
 		dst[k] = make([]int64, s.Height*s.Width)
 	}
-	return dst, make([]int, len(specs))
+	masks, err := Synthetic(h, w, []float64{0.5}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { tb.Build(masks[0], dst, lens) }
 }
 
 func TestTablesBuildDoesNotAllocate(t *testing.T) {
-	h, w, specs := w18Tables()
-	tb := NewTables(h, w, specs)
-	dst, lens := newTableBuffers(specs)
-	masks, _ := Synthetic(h, w, []float64{0.5}, 1)
-	mask := masks[0]
-	if n := testing.AllocsPerRun(20, func() { tb.Build(mask, dst, lens) }); n != 0 {
+	build := w18Build(t)
+	if n := testing.AllocsPerRun(20, build); n != 0 {
 		t.Errorf("Build allocates %.0f times per frame, want 0", n)
 	}
 }
@@ -152,14 +156,10 @@ func TestTablesBuildDoesNotAllocate(t *testing.T) {
 // (four strides, an index and a radius-2 band each) from a clustered mask
 // with half the pixels computed.
 func BenchmarkTables(b *testing.B) {
-	h, w, specs := w18Tables()
-	tb := NewTables(h, w, specs)
-	dst, lens := newTableBuffers(specs)
-	masks, _ := Synthetic(h, w, []float64{0.5}, 1)
-	mask := masks[0]
+	build := w18Build(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		tb.Build(mask, dst, lens)
+		build()
 	}
 }
 
