@@ -16,14 +16,5 @@
 # On this input 44% / 26% / 17% of the pixels and 25 / 22 / 19 of the 32
 # cells are active for stages 2 / 3 / 4.
 set -eu
-PYTHON=${PYTHON:-/usr/bin/python3}
-cd "$(dirname "$0")/.."
-out=testdata/bundles/tiny-blocks
-rm -rf "$out"
-"$PYTHON" -m models.adpc.export --arch hrnet_tiny --variant adpc --seed 1 \
-    --height 128 --width 256 --threshold 0.8 --name tiny-blocks-random \
-    --mode blocks --block-size 8 --buckets 8,16,32 --out "$out"
-mkdir -p "$out/reference"
-"$PYTHON" -m models.adpc.sample --seed 7 --height 128 --width 256 --out "$out/reference/x.npy"
-"$PYTHON" -m models.adpc.infer --arch hrnet_tiny --variant adpc --seed 1 \
-    --tensor "$out/reference/x.npy" --threshold 0.8 --mode blocks --block-size 8 --dump "$out/reference"
+exec "$(dirname "$0")/export_tiny_bundle.sh" testdata/bundles/tiny-blocks tiny-blocks-random 128 256 \
+    "--mode blocks --block-size 8 --buckets 8,16,32" "--mode blocks --block-size 8"

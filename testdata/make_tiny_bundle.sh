@@ -10,13 +10,4 @@
 #   exit{k}_mask.npy      mask fed to stage k+1 (uint8 [16, 32], 1 = compute)
 # as written by `models.adpc.infer --threshold 0.8`.
 set -eu
-PYTHON=${PYTHON:-/usr/bin/python3}
-cd "$(dirname "$0")/.."
-out=testdata/bundles/tiny
-rm -rf "$out"
-"$PYTHON" -m models.adpc.export --arch hrnet_tiny --variant adpc --seed 1 \
-    --height 64 --width 128 --threshold 0.8 --mode masked --name tiny-adpc-random --out "$out"
-mkdir -p "$out/reference"
-"$PYTHON" -m models.adpc.sample --seed 7 --height 64 --width 128 --out "$out/reference/x.npy"
-"$PYTHON" -m models.adpc.infer --arch hrnet_tiny --variant adpc --seed 1 \
-    --tensor "$out/reference/x.npy" --threshold 0.8 --dump "$out/reference"
+exec "$(dirname "$0")/export_tiny_bundle.sh" testdata/bundles/tiny tiny-adpc-random 64 128 "--mode masked"

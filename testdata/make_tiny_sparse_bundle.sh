@@ -15,14 +15,5 @@
 #   exit{k}_logits.npy    merged logits of exit k (float32 [1, 19, 16, 32])
 #   exit{k}_mask.npy      mask fed to stage k+1 (uint8 [16, 32], 1 = compute)
 set -eu
-PYTHON=${PYTHON:-/usr/bin/python3}
-cd "$(dirname "$0")/.."
-out=testdata/bundles/tiny-sparse
-rm -rf "$out"
-"$PYTHON" -m models.adpc.export --arch hrnet_tiny --variant adpc --seed 1 \
-    --height 64 --width 128 --threshold 0.8 --mode sparse --sparse-min-channels 32 --dense-fill-max-pixels 128 \
-    --name tiny-sparse-random --out "$out"
-mkdir -p "$out/reference"
-"$PYTHON" -m models.adpc.sample --seed 7 --height 64 --width 128 --out "$out/reference/x.npy"
-"$PYTHON" -m models.adpc.infer --arch hrnet_tiny --variant adpc --seed 1 \
-    --tensor "$out/reference/x.npy" --threshold 0.8 --dump "$out/reference"
+exec "$(dirname "$0")/export_tiny_bundle.sh" testdata/bundles/tiny-sparse tiny-sparse-random 64 128 \
+    "--mode sparse --sparse-min-channels 32 --dense-fill-max-pixels 128"
