@@ -21,25 +21,10 @@ const (
 
 // testBundle is a 4-stage bundle: a dense first stage, masked stages after.
 func testBundle() *bundle.Bundle {
-	m := bundle.Manifest{
-		Format: bundle.Format, Name: "test", Task: bundle.TaskSegmentation,
-		Input:        bundle.Input{Tensor: "image", Shape: []int64{1, 3, testH, testW}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
-		OutputStride: 4,
-		Confidence:   bundle.Confidence{Criterion: bundle.CriterionMaxSoftmax, Threshold: 0.9},
-	}
-	for c := 0; c < testChannels; c++ {
-		m.Labels = append(m.Labels, bundle.Label{Name: string(rune('a' + c))})
-	}
-	for i := 0; i < 4; i++ {
-		s := bundle.Stage{Name: "s" + string(rune('1'+i)), Mode: bundle.ModeMasked, Logits: "logits", MACs: bundle.MACs{Fixed: 1 << 30}}
-		if i == 0 {
-			s.Mode = bundle.ModeDense
-		} else {
-			s.MACs.Masked = map[string]bundle.MaskedMACs{"4": {MACs: 2 << 30, OutChannels: 10}, "8": {MACs: 1 << 30, OutChannels: 4}}
-		}
-		m.Stages = append(m.Stages, s)
-	}
-	return &bundle.Bundle{Dir: "testdata", Manifest: m}
+	return enginestest.Bundle(enginestest.BundleSpec{
+		Name: "test", H: testH, W: testW, Labels: testChannels, Stages: 4, Threshold: 0.9, FixedMACs: 1 << 30,
+		MaskedMACs: map[string]bundle.MaskedMACs{"4": {MACs: 2 << 30, OutChannels: 10}, "8": {MACs: 1 << 30, OutChannels: 4}},
+	})
 }
 
 // randomStages fills each stage's logits with seeded noise of growing

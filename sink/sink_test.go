@@ -40,27 +40,17 @@ const (
 )
 
 // testBundle is a 3-stage segmentation bundle: a dense first stage, then
-// masked stages.
+// masked stages, and labels of distinct colours.
 func testBundle() *bundle.Bundle {
-	m := bundle.Manifest{
-		Format: bundle.Format, Name: "sinktest", Task: bundle.TaskSegmentation,
-		Input:        bundle.Input{Tensor: "image", Shape: []int64{1, 3, testH, testW}, Color: "rgb", Scale: 1, Mean: []float32{0, 0, 0}, Std: []float32{1, 1, 1}},
-		OutputStride: 4,
-		Confidence:   bundle.Confidence{Criterion: bundle.CriterionMaxSoftmax, Threshold: 0.7},
+	b := enginestest.Bundle(enginestest.BundleSpec{
+		Name: "sinktest", H: testH, W: testW, Labels: testChannels, Stages: 3, Threshold: 0.7, FixedMACs: fixedMACs,
+		MaskedMACs: map[string]bundle.MaskedMACs{"4": {MACs: maskedMACs, OutChannels: outChans}},
+	})
+	for c := range b.Labels {
+		b.Labels[c].Color = [3]uint8{uint8(60 * c), 0, 0}
 	}
-	for c := 0; c < testChannels; c++ {
-		m.Labels = append(m.Labels, bundle.Label{Name: string(rune('a' + c)), Color: [3]uint8{uint8(60 * c), 0, 0}})
-	}
-	for i := 0; i < 3; i++ {
-		s := bundle.Stage{Name: "s" + string(rune('1'+i)), Mode: bundle.ModeMasked, Logits: "logits", MACs: bundle.MACs{Fixed: fixedMACs}}
-		if i == 0 {
-			s.Mode = bundle.ModeDense
-		} else {
-			s.MACs.Masked = map[string]bundle.MaskedMACs{"4": {MACs: maskedMACs, OutChannels: outChans}}
-		}
-		m.Stages = append(m.Stages, s)
-	}
-	return &bundle.Bundle{Dir: "testdata", Manifest: m, SHA256: strings.Repeat("ab", 32)}
+	b.SHA256 = strings.Repeat("ab", 32)
+	return b
 }
 
 // frames is a finite source of n images.
