@@ -39,7 +39,7 @@ var sparseSpecs = []masking.Table{
 }
 
 func newSparseFake(b *bundle.Bundle) *enginestest.Fake {
-	f := enginestest.NewFake(len(b.Stages), 3*testH*testW, testChannels, testHW)
+	f := newTestFake(b, nil)
 	for i := 1; i < len(b.Stages); i++ {
 		f.SetTables(i, 8*16, 4*8, 8*16, 4*8)
 	}
@@ -53,8 +53,6 @@ func TestSparseStagesGetTheMasksTables(t *testing.T) {
 	b := sparseBundle()
 	f := newSparseFake(b)
 	f.Compute = randomStages(3)
-	var cfg Config
-	recs := recordExits(&cfg)
 	var got [][][]int64
 	f.ComputeSparse = func(i int, tables [][]int64, lens []int, logits []float32) error {
 		var copies [][]int64
@@ -64,10 +62,7 @@ func TestSparseStagesGetTheMasksTables(t *testing.T) {
 		got = append(got, copies)
 		return randomStages(3)(i, nil, nil, logits)
 	}
-	x, err := New(b, f, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, recs := newRecording(t, b, f, Config{})
 	if _, err := x.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +107,7 @@ func TestDispatchForcesAPath(t *testing.T) {
 			b.Confidence.Threshold = tt.threshold
 			f := newSparseFake(b)
 			f.Compute = randomStages(4)
-			var cfg Config
-			recs := recordExits(&cfg)
-			x, err := New(b, f, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			x, recs := newRecording(t, b, f, Config{})
 			x.SetDispatch(tt.dispatch)
 			if _, err := x.Run(context.Background()); err != nil {
 				t.Fatal(err)
@@ -136,9 +126,7 @@ func TestDispatchForcesAPath(t *testing.T) {
 	b.Confidence.Threshold = 1
 	b.Stages[1].Sparse.Dense = nil
 	f := newSparseFake(b)
-	var cfg Config
-	recs := recordExits(&cfg)
-	x, _ := New(b, f, cfg)
+	x, recs := newRecording(t, b, f, Config{})
 	x.SetDispatch(DispatchDense)
 	x.Run(context.Background())
 	if ran := (*recs)[1].exit.Ran; ran != RanMasked {
@@ -238,12 +226,7 @@ func TestReplacementMasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newSparseFake(b)
-	cfg := Config{Masks: [][]uint8{nil, masks[0], masks[1], masks[2]}}
-	recs := recordExits(&cfg)
-	x, err := New(b, f, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, recs := newRecording(t, b, f, Config{Masks: [][]uint8{nil, masks[0], masks[1], masks[2]}})
 	res, err := x.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -265,9 +248,7 @@ func TestSparseEffectiveGMACs(t *testing.T) {
 	b := sparseBundle()
 	masks, _ := masking.Synthetic(8, 16, []float64{0.5}, 1)
 	f := newSparseFake(b)
-	cfg := Config{Masks: [][]uint8{nil, masks[0], masks[0], masks[0]}}
-	recs := recordExits(&cfg)
-	x, _ := New(b, f, cfg)
+	x, recs := newRecording(t, b, f, Config{Masks: [][]uint8{nil, masks[0], masks[0], masks[0]}})
 	if _, err := x.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -384,14 +365,8 @@ func BenchmarkGoWorkW18Small(b *testing.B) {
 // masked graph whatever the dispatch, and calibration leaves them alone.
 func TestSparseStageWithoutItsSparseGraph(t *testing.T) {
 	b := sparseBundle()
-	f := enginestest.NewFake(len(b.Stages), 3*testH*testW, testChannels, testHW)
-	f.Compute = randomStages(5)
-	var cfg Config
-	recs := recordExits(&cfg)
-	x, err := New(b, f, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newTestFake(b, randomStages(5))
+	x, recs := newRecording(t, b, f, Config{})
 	if cal, err := x.Calibrate(context.Background(), 1); err != nil || len(cal) != 0 {
 		t.Fatalf("calibrated %v, %v; want nothing", cal, err)
 	}

@@ -39,10 +39,16 @@ func randomStages(seed uint64) func(i int, image, mask, logits []float32) error 
 	}
 }
 
-func newTestExecutor(t *testing.T, b *bundle.Bundle, cfg Config, compute func(int, []float32, []float32, []float32) error) (*Executor, *enginestest.Fake) {
-	t.Helper()
+// newTestFake is an engine for b whose stages compute with compute.
+func newTestFake(b *bundle.Bundle, compute func(int, []float32, []float32, []float32) error) *enginestest.Fake {
 	f := enginestest.NewFake(len(b.Stages), 3*testH*testW, testChannels, testHW)
 	f.Compute = compute
+	return f
+}
+
+func newTestExecutor(t *testing.T, b *bundle.Bundle, cfg Config, compute func(int, []float32, []float32, []float32) error) (*Executor, *enginestest.Fake) {
+	t.Helper()
+	f := newTestFake(b, compute)
 	x, err := New(b, f, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -57,28 +63,43 @@ type exitRecord struct {
 	mask   []uint8
 }
 
-func recordExits(cfg *Config) *[]exitRecord {
+// newRecording opens an executor of b on f with cfg that records a copy of
+// every exit it reports.
+func newRecording(t *testing.T, b *bundle.Bundle, f *enginestest.Fake, cfg Config) (*Executor, *[]exitRecord) {
+	t.Helper()
 	var recs []exitRecord
 	cfg.OnExit = func(e Exit, merged []float32, mask []uint8) {
 		recs = append(recs, exitRecord{e, append([]float32(nil), merged...), append([]uint8(nil), mask...)})
 	}
-	return &recs
+	x, err := New(b, f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x, &recs
 }
 
-func TestCopyAggregationAndMonotoneMasks(t *testing.T) {
-	b := testBundle()
-	var cfg Config
-	recs := recordExits(&cfg)
-	x, f := newTestExecutor(t, b, cfg, randomStages(1))
+// runRecorded runs one frame through a test executor of b with the default
+// Config and returns its result, a copy of every exit it reported and the
+// engine.
+func runRecorded(t *testing.T, b *bundle.Bundle, compute func(int, []float32, []float32, []float32) error) (Result, []exitRecord, *enginestest.Fake) {
+	t.Helper()
+	f := newTestFake(b, compute)
+	x, recs := newRecording(t, b, f, Config{})
 	res, err := x.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Halt != ReasonLastExit || len(*recs) != 4 {
-		t.Fatalf("got %d exits, halt %q; want 4, last-exit", len(*recs), res.Halt)
+	return res, *recs, f
+}
+
+func TestCopyAggregationAndMonotoneMasks(t *testing.T) {
+	b := testBundle()
+	res, recs, f := runRecorded(t, b, randomStages(1))
+	if res.Halt != ReasonLastExit || len(recs) != 4 {
+		t.Fatalf("got %d exits, halt %q; want 4, last-exit", len(recs), res.Halt)
 	}
-	for k := 1; k < len(*recs); k++ {
-		prev, cur := (*recs)[k-1], (*recs)[k]
+	for k := 1; k < len(recs); k++ {
+		prev, cur := recs[k-1], recs[k]
 		logits := f.Logits(k)
 		frozen := 0
 		for p := 0; p < testHW; p++ {
@@ -103,7 +124,7 @@ func TestCopyAggregationAndMonotoneMasks(t *testing.T) {
 			t.Errorf("exit %d: frozen %v, want %v", k+1, got, want)
 		}
 	}
-	if (*recs)[3].exit.Frozen == 0 {
+	if recs[3].exit.Frozen == 0 {
 		t.Errorf("no pixel froze by exit 4: the test data does not exercise masking")
 	}
 }
@@ -112,14 +133,11 @@ func TestThresholdExtremes(t *testing.T) {
 	t.Run("threshold 1 freezes nothing", func(t *testing.T) {
 		b := testBundle()
 		b.Confidence.Threshold = 1
-		var cfg Config
-		recs := recordExits(&cfg)
-		x, f := newTestExecutor(t, b, cfg, randomStages(2))
-		res, err := x.Run(context.Background())
-		if err != nil || res.Halt != ReasonLastExit {
-			t.Fatalf("got %v, %v", res.Halt, err)
+		res, recs, f := runRecorded(t, b, randomStages(2))
+		if res.Halt != ReasonLastExit {
+			t.Fatalf("halted %q, want last-exit", res.Halt)
 		}
-		for k, r := range *recs {
+		for k, r := range recs {
 			if r.exit.Frozen != 0 {
 				t.Errorf("exit %d froze %v of the pixels", k+1, r.exit.Frozen)
 			}
@@ -133,17 +151,11 @@ func TestThresholdExtremes(t *testing.T) {
 	t.Run("threshold below 1/C freezes everything after exit 1", func(t *testing.T) {
 		b := testBundle()
 		b.Confidence.Threshold = 1.0/testChannels - 1e-3
-		var cfg Config
-		recs := recordExits(&cfg)
-		x, f := newTestExecutor(t, b, cfg, randomStages(3))
-		res, err := x.Run(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		res, recs, f := runRecorded(t, b, randomStages(3))
 		if res.Halt != ReasonAllConfident || len(res.Exits) != 1 || len(f.Runs) != 1 {
 			t.Fatalf("got halt %q after %d exits (%d runs), want all-confident after 1", res.Halt, len(res.Exits), len(f.Runs))
 		}
-		for i, v := range (*recs)[0].merged {
+		for i, v := range recs[0].merged {
 			if math.Float32bits(res.Merged[i]) != math.Float32bits(v) {
 				t.Fatalf("final result differs from exit 1 at %d", i)
 			}
@@ -183,18 +195,13 @@ func TestEffectiveGMACs(t *testing.T) {
 		}
 		return nil
 	}
-	var cfg Config
-	recs := recordExits(&cfg)
-	x, _ := newTestExecutor(t, b, cfg, compute)
-	if _, err := x.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, recs, _ := runRecorded(t, b, compute)
 	// Stage 2: fixed 1 GMAC; stride 4 (8×16): 2 GMACs·0.25 + 0.75·0.25·10·49·128/2^30;
 	// stride 8 (4×8): p = 1, so 1 GMAC.
 	rbf := 0.75 * 0.25 * 10 * 49 * 128 / float64(1<<30)
 	want := []float64{1, 1 + 1 + 0.5 + rbf + 1}
 	for k, w := range want {
-		if got := (*recs)[k].exit.GMACs; math.Abs(got-w) > 1e-12 {
+		if got := recs[k].exit.GMACs; math.Abs(got-w) > 1e-12 {
 			t.Errorf("exit %d: cumulative GMACs %v, want %v", k+1, got, w)
 		}
 	}
@@ -319,9 +326,8 @@ func TestBlocksStageRunsActiveCells(t *testing.T) {
 		}
 		return nil
 	}
-	var cfg Config
-	recs := recordExits(&cfg)
-	x, f := newTestExecutor(t, b, cfg, stage1)
+	f := newTestFake(b, stage1)
+	x, recs := newRecording(t, b, f, Config{})
 	var gotIDs, gotNeigh []int64
 	f.ComputeBlocks = func(i int, ids, neighbours []int64, logits []float32) error {
 		gotIDs, gotNeigh = append([]int64(nil), ids...), append([]int64(nil), neighbours...)
