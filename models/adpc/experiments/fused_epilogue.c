@@ -20,27 +20,20 @@
 // Build: gcc -O3 -march=native -fPIC -shared -I<dir of onnxruntime_c_api.h>
 //        fused_epilogue.c -o libfused_epilogue.so
 // (the header ships with the onnxruntime_go module: $(go env GOMODCACHE)/github.com/yalue/onnxruntime_go@v1.27.0).
-#include <stdlib.h>
-
-#include "onnxruntime_c_api.h"
-
-static const OrtApi *api;
+#include "custom_op.h"
 
 typedef struct {
   int64_t relu;
   int residual;
 } Kernel;
 
-// One call's work: the band pixels with their computed taps (CSR) and the
-// per-channel planes.
+// One call's work: the band table and the per-channel planes.
 typedef struct {
   const float *y, *mask, *shift, *res;
   float *out;
   int64_t hw;
   int relu;
-  int nb;
-  const int *band, *start, *tap_pix;
-  const float *tap_w, *wsum;
+  const BandTable *bt;
 } Job;
 
 static void run_channel(void *ud, size_t c) {
@@ -63,31 +56,15 @@ static void run_channel(void *ud, size_t c) {
   } else {
     for (int64_t p = 0; p < hw; p++) o[p] = m[p] != 0.f ? y[p] : s;
   }
-  for (int b = 0; b < j->nb; b++) {
-    int p = j->band[b];
-    float v = s * (1.f - j->wsum[b]);
-    for (int t = j->start[b]; t < j->start[b + 1]; t++) v += j->tap_w[t] * y[j->tap_pix[t]];
+  const BandTable *t = j->bt;
+  for (int b = 0; b < t->nb; b++) {
+    int p = t->band[b];
+    float v = s * (1.f - t->wsum[b]);
+    for (int k = t->start[b]; k < t->start[b + 1]; k++) v += t->tap_w[k] * y[t->tap_pix[k]];
     if (res) v += res[p];
     if (j->relu && v < 0.f) v = 0.f;
     o[p] = v;
   }
-}
-
-static OrtStatus *fail(const char *msg) { return api->CreateStatus(ORT_INVALID_ARGUMENT, msg); }
-
-// dims returns the shape of input i (at most 4 dimensions) and its data.
-static OrtStatus *input(OrtKernelContext *ctx, size_t i, int64_t dims[4], size_t *nd, void **data) {
-  const OrtValue *v;
-  OrtTensorTypeAndShapeInfo *info;
-  OrtStatus *st;
-  if ((st = api->KernelContext_GetInput(ctx, i, &v))) return st;
-  if ((st = api->GetTensorTypeAndShape(v, &info))) return st;
-  st = api->GetDimensionsCount(info, nd);
-  if (!st && *nd > 4) st = fail("adpc epilogue: an input has more than 4 dimensions");
-  if (!st) st = api->GetDimensions(info, dims, *nd);
-  api->ReleaseTensorTypeAndShapeInfo(info);
-  if (st) return st;
-  return api->GetTensorMutableData((OrtValue *)v, data);
 }
 
 static OrtStatus *compute(void *kp, OrtKernelContext *ctx) {
@@ -109,133 +86,65 @@ static OrtStatus *compute(void *kp, OrtKernelContext *ctx) {
   if (sn != 1 || ss[0] != C) return fail("adpc epilogue: shift must be [C]");
   if (tn != 2 || ts[1] != 2 || wn != 1 || ws[0] != ts[0]) return fail("adpc epilogue: taps [K, 2] and weights [K]");
   if (res && (rn != 4 || rs[1] != C || rs[2] != H || rs[3] != W)) return fail("adpc epilogue: residual must match y");
-  int64_t B = bs[0], K = ts[0];
   OrtValue *ov;
   float *out;
   if ((st = api->KernelContext_GetOutput(ctx, 0, ys, 4, &ov))) return st;
   if ((st = api->GetTensorMutableData(ov, (void **)&out))) return st;
-  // The band pixels' computed taps: B * K mask reads, once for all channels.
-  int *band = malloc(sizeof(int) * (size_t)(B + 1)), *start = malloc(sizeof(int) * (size_t)(B + 2));
-  int *tap_pix = malloc(sizeof(int) * (size_t)(B * K + 1));
-  float *tap_w = malloc(sizeof(float) * (size_t)(B * K + 1)), *wsum = malloc(sizeof(float) * (size_t)(B + 1));
-  if (!band || !start || !tap_pix || !tap_w || !wsum) {
-    st = api->CreateStatus(ORT_FAIL, "adpc epilogue: out of memory");
-    goto done;
-  }
-  int nb = 0, nt = 0;
-  start[0] = 0;
-  for (int64_t b = 0; b < B; b++) {
-    int64_t p = band_in[b];
-    if (p < 0) continue;
-    if (p >= hw) {
-      st = fail("adpc epilogue: band pixel outside the map");
-      goto done;
-    }
-    int64_t i = p / W, x = p % W;
-    int before = nt;
-    float sum = 0.f;
-    for (int64_t t = 0; t < K; t++) {
-      int64_t yy = i + taps[2 * t], xx = x + taps[2 * t + 1];
-      if (yy < 0 || yy >= H || xx < 0 || xx >= W || mask[yy * W + xx] == 0.f) continue;
-      tap_pix[nt] = (int)(yy * W + xx);
-      tap_w[nt++] = tw[t];
-      sum += tw[t];
-    }
-    if (nt > before) {
-      band[nb] = (int)p;
-      wsum[nb] = sum;
-      start[++nb] = nt;
-    }
-  }
-  Job j = {y, mask, shift, res, out, hw, (int)k->relu, nb, band, start, tap_pix, tap_w, wsum};
+  BandTable bt;
+  if ((st = band_table(&bt, band_in, bs[0], taps, tw, ts[0], mask, H, W))) return st;
+  Job j = {y, mask, shift, res, out, hw, (int)k->relu, &bt};
   st = api->KernelContext_ParallelFor(ctx, run_channel, (size_t)C, 0, &j);
-done:
-  free(band);
-  free(start);
-  free(tap_pix);
-  free(tap_w);
-  free(wsum);
+  band_table_free(&bt);
   return st;
 }
 
-static void *create_kernel(const OrtKernelInfo *info, int residual) {
+static OrtStatus *create(const OrtKernelInfo *info, int residual, void **kernel) {
   Kernel *k = calloc(1, sizeof *k);
-  if (!k) return NULL;
+  if (!k) return api->CreateStatus(ORT_FAIL, "adpc epilogue: out of memory");
   k->residual = residual;
   OrtStatus *st = api->KernelInfoGetAttribute_int64(info, "relu", &k->relu);
   if (st) {  // absent: no ReLU
     api->ReleaseStatus(st);
     k->relu = 0;
   }
-  return k;
+  *kernel = k;
+  return NULL;
 }
 
 static OrtStatus *create_plain(const OrtCustomOp *op, const OrtApi *a, const OrtKernelInfo *info, void **kernel) {
   (void)op, (void)a;
-  *kernel = create_kernel(info, 0);
-  return *kernel ? NULL : api->CreateStatus(ORT_FAIL, "adpc epilogue: out of memory");
+  return create(info, 0, kernel);
 }
 static OrtStatus *create_res(const OrtCustomOp *op, const OrtApi *a, const OrtKernelInfo *info, void **kernel) {
   (void)op, (void)a;
-  *kernel = create_kernel(info, 1);
-  return *kernel ? NULL : api->CreateStatus(ORT_FAIL, "adpc epilogue: out of memory");
+  return create(info, 1, kernel);
 }
 static void destroy(void *k) { free(k); }
 static const char *name_plain(const OrtCustomOp *op) { (void)op; return "MaskedEpilogue"; }
 static const char *name_res(const OrtCustomOp *op) { (void)op; return "MaskedEpilogueRes"; }
-static const char *provider(const OrtCustomOp *op) { (void)op; return "CPUExecutionProvider"; }
 static ONNXTensorElementDataType input_type(const OrtCustomOp *op, size_t i) {
   (void)op;
   return i == 2 || i == 4 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
 }
 static size_t inputs_plain(const OrtCustomOp *op) { (void)op; return 6; }
 static size_t inputs_res(const OrtCustomOp *op) { (void)op; return 7; }
-static ONNXTensorElementDataType output_type(const OrtCustomOp *op, size_t i) {
-  (void)op, (void)i;
-  return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-}
-static size_t outputs(const OrtCustomOp *op) { (void)op; return 1; }
-static OrtCustomOpInputOutputCharacteristic required(const OrtCustomOp *op, size_t i) {
-  (void)op, (void)i;
-  return INPUT_OUTPUT_REQUIRED;
-}
-static OrtMemType memory(const OrtCustomOp *op, size_t i) { (void)op, (void)i; return OrtMemTypeDefault; }
-static int one(const OrtCustomOp *op) { (void)op; return 1; }
 
 static OrtCustomOp op_plain, op_res;
 
 static void describe(OrtCustomOp *op, int residual) {
-  // Version 16: CreateKernelV2 / KernelComputeV2 (errors as statuses); the
-  // fields of later versions stay NULL, which ORT 1.24 accepts at that version.
-  op->version = 16;
+  describe_op(op);
   op->CreateKernelV2 = residual ? create_res : create_plain;
   op->KernelComputeV2 = compute;
   op->KernelDestroy = destroy;
   op->GetName = residual ? name_res : name_plain;
-  op->GetExecutionProviderType = provider;
   op->GetInputType = input_type;
   op->GetInputTypeCount = residual ? inputs_res : inputs_plain;
-  op->GetOutputType = output_type;
-  op->GetOutputTypeCount = outputs;
-  op->GetInputCharacteristic = required;
-  op->GetOutputCharacteristic = required;
-  op->GetInputMemoryType = memory;
-  op->GetVariadicInputMinArity = one;
-  op->GetVariadicInputHomogeneity = one;
-  op->GetVariadicOutputMinArity = one;
-  op->GetVariadicOutputHomogeneity = one;
 }
 
 // RegisterCustomOps is what OrtApi::RegisterCustomOpsLibrary_V2 calls.
 OrtStatus *RegisterCustomOps(OrtSessionOptions *options, const OrtApiBase *base) {
-  api = base->GetApi(ORT_API_VERSION);
-  if (!api) return NULL;  // an older library: nothing registered, sessions then refuse the graphs' adpc ops
   describe(&op_plain, 0);
   describe(&op_res, 1);
-  OrtCustomOpDomain *domain;
-  OrtStatus *st;
-  if ((st = api->CreateCustomOpDomain("adpc", &domain))) return st;
-  if ((st = api->CustomOpDomain_Add(domain, &op_plain))) return st;
-  if ((st = api->CustomOpDomain_Add(domain, &op_res))) return st;
-  return api->AddCustomOpDomain(options, domain);
+  OrtCustomOp *ops[] = {&op_plain, &op_res};
+  return register_ops(options, base, ops, 2);
 }

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import ctypes as C
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import onnx
@@ -51,16 +50,17 @@ _REGISTER_CUSTOM_OPS_LIBRARY_V2 = 228
 HEADER_MODULE = "github.com/yalue/onnxruntime_go@v1.27.0"
 
 
-def build_library(out: Path) -> Path:
-    """Compiles fused_epilogue.c into out with gcc; the ORT C header comes
-    from the onnxruntime_go module in the Go module cache."""
+def build_library(out: Path, source: str = "fused_epilogue.c") -> Path:
+    """Compiles source (a C file of this directory) into a shared library
+    in out with gcc; the ORT C header comes from the onnxruntime_go module
+    in the Go module cache."""
     cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
     header = Path(cache) / HEADER_MODULE
     if not (header / "onnxruntime_c_api.h").exists():
         raise FileNotFoundError(f"{header}/onnxruntime_c_api.h: run `go mod download` first")
-    lib = out / "libfused_epilogue.so"
+    lib = out / f"lib{Path(source).stem}.so"
     subprocess.run(["gcc", "-O3", "-march=native", "-fPIC", "-shared", "-Wall", f"-I{header}",
-                    str(Path(__file__).with_name("fused_epilogue.c")), "-o", str(lib)], check=True)
+                    str(Path(__file__).with_name(source)), "-o", str(lib)], check=True)
     return lib
 
 
@@ -89,6 +89,20 @@ class FusedEmitter(Emitter):
             op = "MaskedEpilogueRes"
         out = g.op(op, ins, (), hint=f"{name}.epilogue", domain="adpc", relu=int(relu))
         return NMap(out.name, r.S, m.out_channels)
+
+
+def interleaved_ms(calls: dict[str, Callable[[], object]], frames: int, clock: Callable[[], float]) -> dict[str, float]:
+    """Median milliseconds of each call over frames rounds, the calls in
+    rotation (A..Z, Z..A, ...), after one warm-up round."""
+    times: dict[str, list[float]] = {tag: [] for tag in calls}
+    order = list(calls)
+    for frame in range(frames + 1):
+        for tag in (order if frame % 2 else order[::-1]):
+            t0 = clock()
+            calls[tag]()
+            if frame:
+                times[tag].append(clock() - t0)
+    return {tag: statistics.median(v) * 1e3 for tag, v in times.items()}
 
 
 def fused_graph(model, k: int, height: int, width: int, all_dense: bool) -> onnx.ModelProto:
@@ -143,25 +157,23 @@ def main(argv: Optional[list[str]] = None) -> int:
         for m in model.modules():
             if isinstance(m, MaskedConv2d):
                 m.Lambda.data.fill_(float(lo + (hi - lo) * torch.rand((), generator=g)))
-    tmp = Path(tempfile.mkdtemp(prefix="fused-epilogue-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="fused-epilogue-") as d:
+        tmp = Path(d)
         man = export(model, tmp, height=height, width=width, threshold=0.998, labels=CITYSCAPES, name="fused")
         model.eval()
         rt = Runtime(build_library(tmp), args.threads)
         sessions: dict[Path, tuple] = {}
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
-        def run(f: Path, feeds: dict) -> tuple[float, dict]:
+        def run(f: Path, feeds: dict) -> dict:
             if f not in sessions:
                 names = [i.name for i in onnx.load(str(f), load_external_data=False).graph.input]
                 sessions[f] = (rt.session(f), graph_output_shapes(f), names)
             s, outs, names = sessions[f]
-            t0 = clock()
-            res = s.run({n: feeds[n] for n in names}, outs)
-            return clock() - t0, res
+            return s.run({n: feeds[n] for n in names}, outs)
 
         stages = man["stages"]
-        _, state = run(tmp / stages[0]["file"], {"image": random_image(seed + 100, height, width).numpy()})
+        state = run(tmp / stages[0]["file"], {"image": random_image(seed + 100, height, width).numpy()})
         masks = synthetic_masks(height // OUTPUT_STRIDE, width // OUTPUT_STRIDE, active, seed)
         print(f"load {os.getloadavg()[0]:.2f}; W18-Small-v2 {height}x{width}, threads {args.threads}, clock {args.clock}, "
               f"lambda {args.lambda_range or 'init (0.8-3.0)'}", flush=True)
@@ -175,25 +187,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             for tag, all_dense in (("fused", False), ("fusedall", True)):
                 graphs[tag] = tmp / f"stage{k}.{tag}.onnx"
                 onnx.save(fused_graph(model, k, height, width, all_dense), str(graphs[tag]))
-            ref = run(graphs["masked"], feeds)[1]
+            ref = run(graphs["masked"], feeds)
             for tag in ("sparse", "fused", "fusedall"):
-                got = run(graphs[tag], feeds)[1]
+                got = run(graphs[tag], feeds)
                 err = max(float(np.abs(got[n] - ref[n]).max() / (np.abs(ref[n]).max() + 1e-12)) for n in ref)
                 print(f"stage {k} {tag}: max |diff| / max |ref| against the masked graph {err:.1e}", flush=True)
-            times: dict[str, list[float]] = {tag: [] for tag in graphs}
-            order = list(graphs)
-            for frame in range(args.frames + 1):  # frame 0 warms up
-                for tag in (order if frame % 2 else order[::-1]):
-                    t, _ = run(graphs[tag], feeds)
-                    if frame:
-                        times[tag].append(t)
-            med = {tag: statistics.median(v) * 1e3 for tag, v in times.items()}
+            med = interleaved_ms({tag: (lambda f=f: run(f, feeds)) for tag, f in graphs.items()}, args.frames, clock)
             print(f"stage {k} at {active[k - 2]}: " + ", ".join(f"{tag} {v:.1f} ms ({v / med['dense']:.2f}x)"
                                                               for tag, v in med.items()), flush=True)
-            state.update(run(graphs["dense"], feeds)[1])
+            state.update(run(graphs["dense"], feeds))
         print(f"load {os.getloadavg()[0]:.2f}", flush=True)
-    finally:
-        shutil.rmtree(tmp)
     return 0
 
 
