@@ -44,44 +44,25 @@ class ArchConfig:
         return 4 * self.stage1_planes
 
 
+def hrnet(name: str, *, width: int, blocks: int, modules: tuple[int, int, int], stem_channels: int,
+          stage1_blocks: int, stage1_planes: int, head_width: int) -> ArchConfig:
+    """An HRNet of the usual shape: stage k (2-4) has k branches of `blocks`
+    BasicBlocks each, of widths width, 2·width, 4·width, …, in modules[k-2]
+    modules."""
+    stages = tuple(StageConfig(m, (blocks,) * n, tuple(width << b for b in range(n)))
+                   for n, m in zip((2, 3, 4), modules))
+    return ArchConfig(name=name, stem_channels=stem_channels, stage1_blocks=stage1_blocks,
+                      stage1_planes=stage1_planes, stages=stages, head_width=head_width)
+
+
 ARCHS: dict[str, ArchConfig] = {
-    "hrnet_w48": ArchConfig(
-        name="hrnet_w48",
-        stem_channels=64,
-        stage1_blocks=4,
-        stage1_planes=64,
-        stages=(
-            StageConfig(1, (4, 4), (48, 96)),
-            StageConfig(4, (4, 4, 4), (48, 96, 192)),
-            StageConfig(3, (4, 4, 4, 4), (48, 96, 192, 384)),
-        ),
-        head_width=128,
-    ),
-    "hrnet_w18_small_v2": ArchConfig(
-        name="hrnet_w18_small_v2",
-        stem_channels=64,
-        stage1_blocks=2,
-        stage1_planes=64,
-        stages=(
-            StageConfig(1, (2, 2), (18, 36)),
-            StageConfig(3, (2, 2, 2), (18, 36, 72)),
-            StageConfig(2, (2, 2, 2, 2), (18, 36, 72, 144)),
-        ),
-        head_width=64,
-    ),
+    "hrnet_w48": hrnet("hrnet_w48", width=48, blocks=4, modules=(1, 4, 3), stem_channels=64,
+                       stage1_blocks=4, stage1_planes=64, head_width=128),
+    "hrnet_w18_small_v2": hrnet("hrnet_w18_small_v2", width=18, blocks=2, modules=(1, 3, 2), stem_channels=64,
+                                stage1_blocks=2, stage1_planes=64, head_width=64),
     # Small enough for CPU training and for the Go test bundle.
-    "hrnet_tiny": ArchConfig(
-        name="hrnet_tiny",
-        stem_channels=16,
-        stage1_blocks=1,
-        stage1_planes=8,
-        stages=(
-            StageConfig(1, (1, 1), (8, 16)),
-            StageConfig(1, (1, 1, 1), (8, 16, 32)),
-            StageConfig(1, (1, 1, 1, 1), (8, 16, 32, 64)),
-        ),
-        head_width=16,
-    ),
+    "hrnet_tiny": hrnet("hrnet_tiny", width=8, blocks=1, modules=(1, 1, 1), stem_channels=16,
+                        stage1_blocks=1, stage1_planes=8, head_width=16),
 }
 
 # Exits attach after layer1 and after stages 2, 3 and 4; all run at stride 4.
