@@ -12,12 +12,10 @@ heatmap cell (i, j) at stride s covers input pixel centre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
-from .fashion import Split, load
-from .scenes import background, paste, resize, rng_for
+from .scenes import SplitSet, background, paste, resize, rng_for
 
 JOINTS = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
           "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder",
@@ -96,17 +94,10 @@ def heatmaps(joints: np.ndarray, h: int, w: int, stride: int = STRIDE, sigma: fl
 
 
 @dataclass
-class PoseSet:
+class PoseSet(SplitSet):
     """Figures of one split; `sample(i)` is deterministic in (seed, split, i)."""
 
-    split: str
-    seed: int
     cfg: PoseConfig = PoseConfig()
-    items: Optional[Split] = None
-
-    def __post_init__(self) -> None:
-        if self.items is None:
-            self.items = load(self.split)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 RGB [H, W, 3], float32 joints [16, 2] as (x, y))."""

@@ -10,7 +10,7 @@ dataset's test split.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -116,17 +116,25 @@ def paste(img: np.ndarray, labels: Optional[np.ndarray], grey: np.ndarray, cls: 
 
 
 @dataclass
-class SceneSet:
-    """Scenes of one split; `scene(i)` is deterministic in (seed, split, i)."""
+class SplitSet:
+    """Synthetic images made from one split of the garment images, each a
+    pure function of (seed, split, index); `items`, the split's images, are
+    loaded when not given."""
 
     split: str
     seed: int
-    cfg: SceneConfig = SceneConfig()
-    items: Optional[Split] = None
+    items: Optional[Split] = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.items is None:
             self.items = load(self.split)
+
+
+@dataclass
+class SceneSet(SplitSet):
+    """Scenes of one split; `scene(i)` is deterministic in (seed, split, i)."""
+
+    cfg: SceneConfig = SceneConfig()
 
     def scene(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(uint8 RGB [H, W, 3], uint8 labels [H, W])."""
