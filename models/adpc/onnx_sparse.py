@@ -366,25 +366,29 @@ class Emitter:
         return self._converted[key]
 
     def cl(self, f: Feature) -> Map:
-        """The channels-last full map of a feature."""
+        """The channels-last full map of a feature: an NCHW map transposed (with
+        the two scratch rows), or rows scattered into their background."""
         if isinstance(f, Map):
             return f
-        if isinstance(f, Rows):
-            return self.materialize(f)
         g = self.g
         r = self.at(f.S)
+        if isinstance(f, Rows):
+            def scatter() -> Map:
+                upd = g.op("Concat", [f.name, f.band(), self.zeros(1, f.C)], (), hint="upd", axis=0)
+                return Map(g.op("ScatterND", [f.bg(), r.rows_dest(), upd.name], (), hint="map").name, f.S, f.C)
+            return self._once(f, "map", scatter)  # type: ignore[return-value]
 
-        def make() -> Map:
+        def transpose() -> Map:
             flat = g.op("Reshape", [f.name, g.shared(f"shape{f.C}x{r.HW}", _i64(f.C, r.HW))], (), hint="flat")
             t = g.op("Transpose", [flat.name], (), hint="cl", perm=[1, 0])
             return Map(g.op("Concat", [t.name, self.zeros(2, f.C)], (), hint="map", axis=0).name, f.S, f.C)
-        return self._once(f, "cl", make)  # type: ignore[return-value]
+        return self._once(f, "cl", transpose)  # type: ignore[return-value]
 
     def nchw(self, f: Feature) -> NMap:
         """The NCHW map of a feature."""
         if isinstance(f, NMap):
             return f
-        m = self.materialize(f)
+        m = self.cl(f)
         g = self.g
         r = self.at(m.S)
 
@@ -399,20 +403,6 @@ class Emitter:
     def leave(self, f: Feature, out: str) -> None:
         """Feature -> NCHW graph output `out`."""
         self.g.op("Identity", [self.nchw(f).name], (), out=out)
-
-    def materialize(self, f: Feature) -> Map:
-        """The full channels-last map of rows: the background with the rows scattered in."""
-        if isinstance(f, Map):
-            return f
-        if isinstance(f, NMap):
-            return self.cl(f)
-        g = self.g
-        r = self.at(f.S)
-
-        def make() -> Map:
-            upd = g.op("Concat", [f.name, f.band(), self.zeros(1, f.C)], (), hint="upd", axis=0)
-            return Map(g.op("ScatterND", [f.bg(), r.rows_dest(), upd.name], (), hint="map").name, f.S, f.C)
-        return self._once(f, "map", make)  # type: ignore[return-value]
 
     def computed_rows(self, f: Feature, stride: int) -> str:
         """[N, C] of a feature at the computed pixels of its stride."""
