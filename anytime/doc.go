@@ -8,4 +8,6 @@
 // It depends on small interfaces (engines.Engine, Policy, Meter), not on
 // ONNX Runtime or any power sensor. An Executor is used by one goroutine;
 // only SetThreshold and SetHardDeadline may be called from others.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package anytime

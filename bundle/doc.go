@@ -4,5 +4,7 @@
 //
 // A bundle is a directory holding bundle.json and one ONNX file per stage;
 // the Python toolchain in models/adpc writes it and the runtime reads it.
-// The contract is shared/design/BUNDLE.md, mirrored in docs/bundle.md.
+// The contract is docs/bundle.md.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package bundle

@@ -9,4 +9,6 @@
 // correct when its error is at most alpha times the ground-truth head segment
 // (PCKh). The zoo test runs the shipped bundles under models/zoo on their 20
 // fixed test images and requires the PyTorch figures within 0.5 points.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package evaluate

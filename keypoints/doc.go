@@ -10,4 +10,6 @@
 // the same points. Draw renders the skeleton and the joints onto an RGBA
 // image. Both are pure functions over caller-owned buffers; Decode does not
 // allocate.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package keypoints

@@ -12,4 +12,6 @@
 // must be JSON (Content-Type: application/json) with no foreign Origin or
 // cross-site Sec-Fetch-Site. Every request has read, header and write
 // timeouts (internal/httpserve), so a slow body cannot hold a connection.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package liveview

@@ -6,4 +6,6 @@
 // Tensors are batch-1 NCHW float32 slices laid out channel after channel
 // ([C][H*W]). Every function writes into buffers the caller owns, so the
 // per-frame path allocates nothing.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package masking

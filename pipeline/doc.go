@@ -3,4 +3,6 @@
 // executor falls behind a live source, the pending frame is replaced by the
 // newest one and the drop is counted, so nothing queues without bound. On
 // shutdown the frame in flight is finished, the rest are dropped.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package pipeline

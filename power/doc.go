@@ -25,4 +25,6 @@
 //
 // power/sim is a deterministic simulated device on which the policy's
 // promises are measured; power/powertest has fakes for consumers' tests.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package power

@@ -18,4 +18,6 @@
 // executor (telemetry.Controller) and holds snapshot requests for Results;
 // LiveCommands hands the live view's controls to the same command path as
 // MQTT (telemetry.Publisher.Command).
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package sink

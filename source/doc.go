@@ -11,4 +11,6 @@
 // bounded, jittered backoff. Source URIs are shown only through Redact: the
 // credentials in rtsp://user:password@host reach the decoder subprocess and
 // nothing else.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package source

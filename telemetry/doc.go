@@ -1,6 +1,6 @@
 // Package telemetry publishes the runtime's results, health and events to a
-// fleet over MQTT and applies the fleet's commands, following
-// shared/design/MQTT.md.
+// fleet over MQTT and applies the fleet's commands, following the contract
+// in README.md (topics, messages, commands).
 //
 // A Publisher owns the message path: messages get their envelope (device,
 // boot id, seq, capture time) and are appended to a durable disk spool
@@ -21,4 +21,6 @@
 // and serves Publisher.Metrics where metrics are wanted.
 //
 // JSON Schemas for every message are in schemas/; README.md shows examples.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package telemetry

@@ -1,6 +1,8 @@
 // Command edge is the anytime dense-prediction runtime: it runs ADP-C bundles
 // frame by frame, halting each frame where its deadline, energy, power and
 // heat allow, and publishes results to a fleet.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package main
 
 import (

@@ -1,4 +1,6 @@
 // Package enginestest has a pure-Go engines.Engine for tests.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package enginestest
 
 import (

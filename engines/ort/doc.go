@@ -6,4 +6,6 @@
 // One AdvancedSession is created per stage, with every input and output bound
 // to buffers allocated once: a stage's state outputs are the very tensors
 // later stages read, so no frame copies or allocates tensors.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package ort

@@ -2,6 +2,8 @@
 // metrics) with the timeouts every one of them needs: a client that sends
 // its headers or body slowly, or never reads the answer, is cut off instead
 // of holding a connection and a goroutine for ever.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package httpserve
 
 import (

@@ -1,5 +1,7 @@
 // Package netaddr answers one question the servers of the runtime ask
 // before they listen: is this address on the loopback interface?
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package netaddr
 
 import "net"

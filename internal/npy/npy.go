@@ -1,6 +1,8 @@
 // Package npy reads and writes NumPy .npy files (format 1.0, little-endian,
 // C order) of float32 and uint8 arrays: the exchange format of tensors
 // between the runtime and the Python toolchain.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package npy
 
 import (

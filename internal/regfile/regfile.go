@@ -3,6 +3,8 @@
 // socket or a directory given where a file is expected is refused at once,
 // without blocking (a FIFO is opened non-blocking) and without reading it, and
 // a file larger than the caller's limit is refused before it is read.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package regfile
 
 import (

@@ -1,6 +1,8 @@
 // Package sdnotify speaks systemd's notification protocol: readiness,
 // stopping, and watchdog keep-alives, sent as datagrams to $NOTIFY_SOCKET.
 // Outside systemd (no socket) every call is a no-op.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package sdnotify
 
 import (

@@ -3,6 +3,8 @@
 // temporary directory and HTTP requests whose body is read whole. Each
 // helper fails the test on error, so the tests read as what they check.
 // Only tests import it.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package testkit
 
 import (

@@ -1,4 +1,4 @@
-"""The anytime loop of BUNDLE.md in PyTorch: confidence, masks and copy
+"""The anytime loop of docs/bundle.md in PyTorch: confidence, masks and copy
 aggregation, run stage by stage exactly as the Go runtime does."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Result:
 def run(model: ADPCHRNet, image: Tensor, threshold: Optional[float], exits: int = 4) -> Result:
     """Runs up to `exits` exits, as the Go executor does.
 
-    A model with masked stages (adpc) follows BUNDLE.md: each mask comes from
+    A model with masked stages (adpc) follows docs/bundle.md: each mask comes from
     the merged logits (conf <= threshold: compute), gates the next stage's
     masked convolutions and drives the copy aggregation. Stages without masks
     (ee, rh) compute every pixel: their masks are all 1 and the merged logits

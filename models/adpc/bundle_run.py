@@ -1,5 +1,5 @@
 """Runs a bundle stage by stage on ONNX Runtime (through `ort`), with the
-anytime loop of BUNDLE.md in numpy: an independent second implementation of
+anytime loop of docs/bundle.md in numpy: an independent second implementation of
 what the Go executor does, for tests. It runs every exit (no halting).
 
 Blocks stages (docs/bundle.md) get the pixel mask ANDed with the previous

@@ -7,7 +7,7 @@ ground truth is the label at the centre of each 4x4 cell (row 4i+2, column
 4j+2); IGNORE cells are left out. Pose: PCKh@0.5 over all joints of all
 figures, keypoints decoded from the merged heatmaps (data.pose.decode).
 
-Compute: cumulative effective GMACs per exit (BUNDLE.md; GFLOPs as the paper
+Compute: cumulative effective GMACs per exit (docs/bundle.md; GFLOPs as the paper
 counts them = MACs / 2^30), averaged over the images.
 
     /usr/bin/python3 -m models.adpc.evaluate --task seg|pose --variant rh|adpc \

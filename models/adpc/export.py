@@ -1,4 +1,4 @@
-"""Export an ADP-C model to a bundle (shared/design/BUNDLE.md): bundle.json
+"""Export an ADP-C model to a bundle (docs/bundle.md): bundle.json
 plus one ONNX graph per stage.
 
     python3 -m models.adpc.export --arch hrnet_w48 --variant adpc \

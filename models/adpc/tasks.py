@@ -2,7 +2,7 @@
 
 Segmentation uses `max_softmax` confidence (frozen when > threshold); pose
 uses `heatmap_peak` (frozen when the largest heatmap value over the joints is
-<= threshold), as BUNDLE.md specifies.
+<= threshold), as docs/bundle.md specifies.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def confidence_mask(merged: Tensor, task: str, threshold: float) -> Tensor:
 
 
 def forward(model: ADPCHRNet, x: Tensor, task: str, threshold: Optional[float]) -> tuple[list[Tensor], list[Tensor]]:
-    """The anytime forward of BUNDLE.md with gradients: (merged outputs per
+    """The anytime forward of docs/bundle.md with gradients: (merged outputs per
     exit, masks fed to stages 2..4). threshold None: nothing is frozen."""
     state, logits = model.stage(1, [x])
     merged, masks = [logits], []

@@ -15,4 +15,6 @@
 // otherwise the sum of the rails (AGX Orin has no VDD_IN). A missing,
 // unreadable or garbled file makes that one value absent with the reason;
 // it never stops the others. Parsing is pure functions over bytes, fuzzed.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package jetson

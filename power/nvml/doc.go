@@ -10,4 +10,6 @@
 // sysfs. go-nvml needs cgo; without it this package still builds and Open
 // returns ErrUnavailable. libnvidia-ml is loaded at run time, so a missing
 // driver is an error from Open, never a build failure.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package nvml

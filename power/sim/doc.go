@@ -12,4 +12,6 @@
 // and Window (an exact energy counter, as NVML's would be). Everything runs
 // on a simulated clock; nothing sleeps, and the same seed gives the same
 // numbers on every machine.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package sim

@@ -34,6 +34,8 @@
 //
 //	go build -o bin/edge ./cmd/edge && go build -o bin/faultsoak ./scripts/faultsoak
 //	sudo bin/faultsoak -minutes 10     # -minutes 1 for one cycle
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package main
 
 import (

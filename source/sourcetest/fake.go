@@ -1,6 +1,8 @@
 // Package sourcetest fakes the decoders the source package runs: ffmpeg and
 // ffprobe scripts that deliver, stall and fail on command, for tests of
 // sources and of what runs them.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package sourcetest
 
 import (

@@ -5,8 +5,10 @@
 // PUBACK arrived on the same connection its message was sent on.
 //
 // paho completes the tokens of stored messages early when it resumes a
-// session, before any PUBACK (see shared/research/mqtt.md); the epoch is
+// session, before any PUBACK; the epoch is
 // bumped before that can happen, so such completions are recognisable.
 //
 // This is the only package that imports paho.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package mqtt

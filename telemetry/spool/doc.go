@@ -17,4 +17,6 @@
 //
 // A Spool is safe for concurrent use. Only one process may open a directory
 // at a time.
+//
+// Its place in the tree, and what it may import: docs/architecture.md.
 package spool
