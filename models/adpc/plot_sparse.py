@@ -14,9 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from PIL import Image, ImageDraw
-
-COLORS = [(200, 30, 30), (30, 90, 200), (30, 160, 60), (200, 140, 0), (140, 60, 180), (0, 150, 150)]
+from .chart import SpeedupChart
 
 
 def curves(reports: list[dict]) -> dict[str, list[tuple[float, float]]]:
@@ -31,42 +29,19 @@ def curves(reports: list[dict]) -> dict[str, list[tuple[float, float]]]:
 
 
 def plot(reports: list[dict], out: Path) -> None:
-    W, H, L, R, T, B = 760, 460, 60, 210, 30, 50
-    img = Image.new("RGB", (W, H), "white")
-    d = ImageDraw.Draw(img)
     cs = curves(reports)
     ymax = max([1.2] + [sp for pts in cs.values() for _, sp in pts]) * 1.1
-
-    def xy(a: float, sp: float) -> tuple[float, float]:
-        return L + (W - L - R) * a, H - B - (H - T - B) * sp / ymax
-
-    d.rectangle([L, T, W - R, H - B], outline="black")
-    for i in range(11):
-        x, _ = xy(i / 10, 0)
-        d.line([x, H - B, x, H - B + 4], fill="black")
-        d.text((x - 8, H - B + 8), f"{i / 10:.1f}", fill="black")
+    chart = SpeedupChart((760, 460), (60, 210, 30, 50), ymax)
+    chart.x_ticks(10)
     step = 0.25 if ymax < 2 else 0.5
     v = 0.0
     while v <= ymax:
-        _, y = xy(0, v)
-        d.line([L - 4, y, L, y], fill="black")
-        d.text((L - 40, y - 6), f"{v:.2f}x", fill="black")
+        chart.y_tick(v, f"{v:.2f}x")
         v += step
-    _, y1 = xy(0, 1.0)
-    d.line([L, y1, W - R, y1], fill=(150, 150, 150))
-    d.text((L + 4, y1 - 14), "dense (rh) speed", fill=(120, 120, 120))
-    d.text((L + (W - L - R) // 2 - 80, H - 22), "computed fraction of the stage", fill="black")
-    d.text((L, 8), "sparse stage speed / dense stage speed (ONNX Runtime CPU)", fill="black")
-    for i, (label, pts) in enumerate(cs.items()):
-        color = COLORS[i % len(COLORS)]
-        xs = [xy(a, sp) for a, sp in pts]
-        for p0, p1 in zip(xs, xs[1:]):
-            d.line([p0, p1], fill=color, width=2)
-        for x, y in xs:
-            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
-        d.line([W - R + 12, T + 10 + 18 * i, W - R + 36, T + 10 + 18 * i], fill=color, width=3)
-        d.text((W - R + 42, T + 4 + 18 * i), label, fill="black")
-    img.save(out)
+    chart.level(1.0, (150, 150, 150), "dense (rh) speed")
+    chart.titles("sparse stage speed / dense stage speed (ONNX Runtime CPU)", "computed fraction of the stage")
+    chart.curves(cs)
+    chart.save(out)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
