@@ -40,6 +40,7 @@ type transport interface {
 	Start()
 	WaitConnected(ctx context.Context) error
 	Epoch() (uint64, bool)
+	EverUp() bool
 	Up() <-chan struct{}
 	Reconnects() uint64
 	Publish(m mqtt.Message) mqtt.Token
@@ -534,7 +535,7 @@ func (p *Publisher) Close(ctx context.Context) error {
 	var errs []error
 	p.send.drainReq.Store(true)
 	p.send.notify()
-	if epoch, up := p.client.Epoch(); !up && epoch == 0 && p.spool.Stats().Records > 0 {
+	if _, up := p.client.Epoch(); !up && !p.client.EverUp() && p.spool.Stats().Records > 0 {
 		// A short run (--once) can end before its first connection: give
 		// the link a moment to come up and deliver what the run made. A
 		// link that was up and is now lost is not waited for.

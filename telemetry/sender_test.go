@@ -49,6 +49,13 @@ func (f *fakeTransport) Epoch() (uint64, bool) {
 	return f.epoch, f.up
 }
 
+// EverUp is true once the fake has been up; the sender tests start it up.
+func (f *fakeTransport) EverUp() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.epoch > 0
+}
+
 func (f *fakeTransport) Up() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()

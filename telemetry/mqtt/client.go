@@ -353,6 +353,14 @@ func (c *Client) Epoch() (uint64, bool) {
 	return c.epoch, c.up
 }
 
+// EverUp reports whether the client has been connected (subscriptions in
+// place) at least once.
+func (c *Client) EverUp() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.everUp
+}
+
 // Up returns a channel that is closed while the client is connected.
 func (c *Client) Up() <-chan struct{} {
 	c.mu.Lock()
