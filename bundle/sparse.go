@@ -32,6 +32,15 @@ type Sparse struct {
 	// Dense, when present, is the plain dense graph, exact when the
 	// stage's mask is all ones.
 	Dense *DenseGraph `json:"dense,omitempty"`
+	// Native, when present, is the stage's plan for the runtime's own CPU
+	// kernels (engines/native): the sparse graph's computation, read
+	// from the stage's weights file.
+	Native *NativePlan `json:"native,omitempty"`
+}
+
+// NativePlan names a sparse stage's plan file (docs/bundle.md, "sparse" mode).
+type NativePlan struct {
+	File string `json:"file"`
 }
 
 // MaskedGraph is a graph fed the stage's mask on its input Mask.
@@ -128,6 +137,15 @@ func (b *Bundle) PlainDensePath(i int) string {
 	return ""
 }
 
+// NativePlanPath is the path of sparse stage i's native plan; empty when the
+// stage has none.
+func (b *Bundle) NativePlanPath(i int) string {
+	if sp := b.Stages[i].Sparse; sp != nil && sp.Native != nil {
+		return filepath.Join(b.Dir, sp.Native.File)
+	}
+	return ""
+}
+
 // sparseFiles are the extra graph files of stage s with their JSON fields.
 func (s Stage) sparseFiles(i int) (files, fields []string) {
 	if s.Sparse == nil {
@@ -139,6 +157,10 @@ func (s Stage) sparseFiles(i int) (files, fields []string) {
 	if s.Sparse.Dense != nil {
 		files = append(files, s.Sparse.Dense.File)
 		fields = append(fields, at+".dense.file")
+	}
+	if s.Sparse.Native != nil {
+		files = append(files, s.Sparse.Native.File)
+		fields = append(fields, at+".native.file")
 	}
 	return files, fields
 }
@@ -154,6 +176,9 @@ func (m *Manifest) validateSparse(v *validator, i int, s Stage, files map[string
 	v.maskedGraph(at+".masked", sp.Masked.File, sp.Masked.Mask, "sparse", s, files)
 	if sp.Dense != nil {
 		v.graphFile(at+".dense.file", sp.Dense.File, files)
+	}
+	if sp.Native != nil {
+		v.graphFile(at+".native.file", sp.Native.File, files)
 	}
 	// Every stride with a masked convolution has one index and one band
 	// table and a band radius.

@@ -29,6 +29,7 @@ func sparseManifest(t *testing.T) map[string]any {
 		"bands":  map[string]any{"4": 1, "8": 3, "16": 0},
 		"masked": map[string]any{"file": "stage2.onnx", "mask": "mask"},
 		"dense":  map[string]any{"file": "stage2.dense.onnx"},
+		"native": map[string]any{"file": "stage2.plan.json"},
 	}
 	return m
 }
@@ -94,6 +95,8 @@ func TestParseRejectsBrokenSparseStages(t *testing.T) {
 		{"masked file missing", func(m map[string]any) { sp(m)["masked"].(map[string]any)["file"] = "" }, "stages[1].sparse.masked.file", "missing"},
 		{"masked file outside", func(m map[string]any) { sp(m)["masked"].(map[string]any)["file"] = "../stage2.onnx" }, "stages[1].sparse.masked.file", "relative path"},
 		{"dense file reused", func(m map[string]any) { sp(m)["dense"].(map[string]any)["file"] = "stage3.onnx" }, "stages[", "already used"},
+		{"native plan outside", func(m map[string]any) { sp(m)["native"].(map[string]any)["file"] = "/tmp/plan.json" }, "stages[1].sparse.native.file", "relative path"},
+		{"native plan reuses a graph", func(m map[string]any) { sp(m)["native"].(map[string]any)["file"] = "stage2.onnx" }, "stages[", "already used"},
 		{"mask input unnamed", func(m map[string]any) { sp(m)["masked"].(map[string]any)["mask"] = "" }, "stages[1].sparse.masked.mask", "missing"},
 		{"mask input clashes", func(m map[string]any) { sp(m)["masked"].(map[string]any)["mask"] = "idx4" }, "stages[1].sparse.masked.mask", "also an input"},
 		{"mask on the sparse graph", func(m map[string]any) { in(m)["mask"] = "mask" }, "stages[1].inputs.mask", "only masked stages"},
@@ -125,7 +128,7 @@ func writeSparseBundle(t *testing.T, skip string) string {
 	if err := os.WriteFile(filepath.Join(dir, ManifestFile), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"stage1.onnx", "stage2.sparse.onnx", "stage2.onnx", "stage2.dense.onnx", "stage3.onnx", "stage4.onnx"} {
+	for _, f := range []string{"stage1.onnx", "stage2.sparse.onnx", "stage2.onnx", "stage2.dense.onnx", "stage2.plan.json", "stage3.onnx", "stage4.onnx"} {
 		if f != skip {
 			os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644)
 		}
@@ -144,6 +147,12 @@ func TestLoadSparseBundle(t *testing.T) {
 	if got := filepath.Base(b.PlainDensePath(1)); got != "stage2.dense.onnx" {
 		t.Errorf("dense path %q", got)
 	}
+	if got := filepath.Base(b.NativePlanPath(1)); got != "stage2.plan.json" {
+		t.Errorf("native plan path %q", got)
+	}
+	if got := b.NativePlanPath(2); got != "" {
+		t.Errorf("a masked stage has a native plan %q", got)
+	}
 	// The shared weights are part of the digest.
 	weights := filepath.Join(b.Dir, "stage2.weights")
 	digests := []string{b.SHA256}
@@ -161,6 +170,7 @@ func TestLoadSparseBundle(t *testing.T) {
 	for _, f := range []struct{ skip, field string }{
 		{"stage2.onnx", "stages[1].sparse.masked.file"},
 		{"stage2.dense.onnx", "stages[1].sparse.dense.file"},
+		{"stage2.plan.json", "stages[1].sparse.native.file"},
 	} {
 		_, err := Load(writeSparseBundle(t, f.skip))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), f.field) || !strings.Contains(err.Error(), f.skip) {
