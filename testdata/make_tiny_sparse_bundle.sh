@@ -3,7 +3,8 @@
 # testdata/bundles/tiny (hrnet_tiny, random weights seed 1, 64x128, 19
 # Cityscapes labels, threshold 0.8) with stages 2-4 in sparse mode
 # (docs/bundle.md): stageK.sparse.onnx, stageK.onnx (masked reference),
-# stageK.dense.onnx, weights once in stageK.weights. --sparse-min-channels 32
+# stageK.dense.onnx, weights once in stageK.weights, and the native plan
+# stageK.plan.json. --sparse-min-channels 32
 # makes the 3x3 convolutions with 32 or more outputs sparse and the narrower
 # ones dense, so both kinds are exercised (1x1 convolutions are always sparse);
 # --dense-fill-max-pixels 128: dense convolutions fill at the band pixels on the

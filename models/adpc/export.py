@@ -9,7 +9,8 @@ plus one ONNX graph per stage.
 An adpc model's stages 2-4 are written by default as `sparse` stages
 (docs/bundle.md, docs/sparse.md): the sparse graph (stageK.sparse.onnx), the
 reference masked graph (stageK.onnx) and the dense graph (stageK.dense.onnx),
-their weights stored once in stageK.weights. `--mode masked` writes the
+their weights stored once in stageK.weights, and the native plan
+(stageK.plan.json, its weights references into stageK.weights). `--mode masked` writes the
 masked graph alone. `--mode blocks --block-size 16 [--buckets 8,16,32]`
 writes stages 2-4 as blocks stages: a blocks graph (stageK.onnx) and its
 dense twin (stageK.dense.onnx) each.
@@ -35,6 +36,7 @@ from .hrnet import ADPCHRNet
 from .labels import Label, load as load_labels
 from . import blocks as cells
 from . import onnx_blocks
+from . import native_plan
 from . import onnx_sparse
 from .onnx_emit import OPSET, Value, stage_graph
 
@@ -190,20 +192,25 @@ def _sparse_stage(model: ADPCHRNet, k: int, values: list[Value], sources: dict, 
     _check_graph(masked, masked_file, [v.name for v in values] + ["mask"], outs)
     dense = stage_graph(rh_twin(model), k, values, None, states)
     _check_graph(dense, dense_file, [v.name for v in values], outs)
-    share_weights({sparse_file: proto, masked_file: masked, dense_file: dense}, out, f"stage{k}.weights")
+    weights_file, plan_file = f"stage{k}.weights", f"stage{k}.plan.json"
+    shared = share_weights({sparse_file: proto, masked_file: masked, dense_file: dense}, out, weights_file)
+    plan, _ = native_plan.stage_plan(model, k, [v.name for v in values], states, weights_file, shared)
+    native_plan.write(plan, out / plan_file)
     return {
         "name": f"stage{k}", "file": sparse_file, "mode": "sparse",
         "inputs": inputs, "state": states, "logits": "logits",
         "macs": stage_macs(counts, k),
-        "sparse": {"bands": bands, "masked": {"file": masked_file, "mask": "mask"}, "dense": {"file": dense_file}},
+        "sparse": {"bands": bands, "masked": {"file": masked_file, "mask": "mask"}, "dense": {"file": dense_file},
+                   "native": {"file": plan_file}},
     }
 
 
-def share_weights(graphs: dict[str, onnx.ModelProto], out: Path, weights_file: str) -> None:
+def share_weights(graphs: dict[str, onnx.ModelProto], out: Path, weights_file: str) -> dict[str, tuple[int, bytes]]:
     """Saves the graphs to out, every initializer of at least SHARED_BYTES
     stored once in weights_file (ONNX external data, 4 KiB-aligned offsets)
     and referenced by every graph holding it. Initializers of one name must
-    be identical across the graphs."""
+    be identical across the graphs. Returns each stored initializer's
+    offset and bytes by name (the native plan's weight references)."""
     seen: dict[str, tuple[int, bytes]] = {}
     with open(out / weights_file, "wb") as f:
         for file, proto in graphs.items():
@@ -227,6 +234,7 @@ def share_weights(graphs: dict[str, onnx.ModelProto], out: Path, weights_file: s
                     entry = t.external_data.add()
                     entry.key, entry.value = key, value
             onnx.save(proto, str(out / file))
+    return seen
 
 
 def _check_graph(m: onnx.ModelProto, file: str, ins: list[str], outs: list[str],

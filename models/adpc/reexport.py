@@ -4,6 +4,11 @@ shipped zoo demos).
 
     python3 -m models.adpc.reexport --bundle models/zoo/fashion-seg-adpc --out DIR [--mode sparse] \
         [--sparse-min-channels 64]
+    python3 -m models.adpc.reexport --bundle DIR --plans-only
+
+`--plans-only` adds the native plan (stageK.plan.json, docs/bundle.md) to
+each sparse stage of the bundle in place, its weight references into the
+stage's existing weights file; graphs and weights stay byte for byte.
 
 The model (arch and variant from `provenance`, classes from the logits) gets
 every parameter and BN statistic from the initializers of the same name; the
@@ -29,13 +34,14 @@ import torch
 from onnx import numpy_helper
 
 from .config import ARCHS, OUTPUT_STRIDE
+from . import native_plan
 from .export import MODES, export, parse_min_channels
 from .onnx_sparse import SPARSE_MIN_CHANNELS_PER_STAGE
 from .hrnet import ADPCHRNet
 from .labels import Label
 
-# Files of a bundle other than its graphs, weights and manifest (kept as they are).
-GRAPH_SUFFIXES = (".onnx", ".weights")
+# Files of a bundle other than its graphs, weights, native plans and manifest (kept as they are).
+GRAPH_SUFFIXES = (".onnx", ".weights", ".plan.json")
 
 
 def initializers(bundle: Path) -> dict[str, np.ndarray]:
@@ -43,9 +49,7 @@ def initializers(bundle: Path) -> dict[str, np.ndarray]:
     man = json.loads((bundle / "bundle.json").read_text())
     out: dict[str, np.ndarray] = {}
     for st in man["stages"]:
-        files = [st["file"]] + [v["file"] for v in st.get("sparse", {}).values() if isinstance(v, dict)
-                                and "file" in v]
-        for f in files:
+        for f in native_plan.stage_graphs(st):
             for t in onnx.load(str(bundle / f)).graph.initializer:
                 out.setdefault(t.name, numpy_helper.to_array(t))
     return out
@@ -126,14 +130,46 @@ def reexport(bundle: str | Path, out: str | Path, mode: str = "sparse",
     return man
 
 
+def add_plans(bundle: str | Path) -> dict:
+    """Writes the native plan of every sparse stage of the bundle next to its
+    graphs, referencing the weights the graphs already store, and the
+    `sparse.native` entries into bundle.json (nothing else changes)."""
+    bundle = Path(bundle)
+    man = json.loads((bundle / "bundle.json").read_text())
+    model = recover(bundle)
+    for k, st in enumerate(man["stages"], start=1):
+        if st.get("mode") != "sparse":
+            continue
+        weights, shared = native_plan.stored_weights(bundle, native_plan.stage_graphs(st))
+        inputs = [n for n, src in st["inputs"].items() if src.startswith("state:")]
+        plan, _ = native_plan.stage_plan(model, k, inputs, st["state"], weights, shared, st["logits"])
+        file = f"stage{k}.plan.json"
+        native_plan.write(plan, bundle / file)
+        st["sparse"]["native"] = {"file": file}
+    (bundle / "bundle.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m models.adpc.reexport", description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", required=True)
-    p.add_argument("--out", required=True, help="may be the bundle itself (rewritten in place)")
+    p.add_argument("--out", help="may be the bundle itself (rewritten in place); not with --plans-only")
+    p.add_argument("--plans-only", action="store_true",
+                   help="only add the native plans of the sparse stages to the bundle, in place")
     p.add_argument("--mode", choices=MODES[:2], default="sparse")
     p.add_argument("--sparse-min-channels", default=",".join(map(str, SPARSE_MIN_CHANNELS_PER_STAGE)),
                    help="as export's (default %(default)s)")
     args = p.parse_args(argv)
+    if args.plans_only == bool(args.out):
+        p.error("want --out DIR or --plans-only")
+    if args.plans_only:
+        try:
+            add_plans(args.bundle)
+        except (ValueError, OSError, KeyError) as e:
+            print(f"reexport: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote the native plans of {args.bundle}")
+        return 0
     try:
         reexport(args.bundle, args.out, args.mode, parse_min_channels(args.sparse_min_channels))
     except (ValueError, OSError, KeyError) as e:
