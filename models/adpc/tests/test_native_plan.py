@@ -3,7 +3,7 @@ run by the reference interpreter against the PyTorch masked forward of the
 same stage (random, blob, all-ones, all-zero masks and one with no computed
 pixel at strides 8 and above), its structure against the bundle stage, its
 weight references against the module parameters bit for bit, and the
-checked-in test bundle's plans against the emitter."""
+checked-in bundles' plans against the emitter."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from models.adpc.labels import CITYSCAPES
 from models.adpc.layers import Masks
 
 REL = 1e-5
-TINY = Path(__file__).resolve().parents[3] / "testdata" / "bundles" / "tiny-sparse"
+ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = [ROOT / "testdata" / "bundles" / "tiny-sparse", ROOT / "models" / "zoo" / "fashion-seg-adpc",
+           ROOT / "models" / "zoo" / "fashion-pose-adpc"]
 
 
 def masks(h: int, w: int) -> dict[str, np.ndarray]:
@@ -168,30 +170,38 @@ class W18SmallTest(PlanCase, unittest.TestCase):
     min_channels = 0
 
 
-class TinySparseTestdataTest(unittest.TestCase):
-    """The checked-in testdata/bundles/tiny-sparse (which the Go executor's
-    tests read): its plans are what the emitter writes for its weights and
-    run to the masked forward."""
+class ShippedBundlesTest(unittest.TestCase):
+    """The checked-in sparse bundles (testdata/bundles/tiny-sparse, which
+    the Go executor's tests read, and the zoo demos): their plans are what
+    the emitter writes for their weights, and run to the masked forward."""
 
     def test_plans_are_the_emitters(self):
         torch.set_num_threads(1)
-        man = json.loads((TINY / "bundle.json").read_text())
-        model = reexport.recover(TINY)
+        for bundle in SHIPPED:
+            with self.subTest(bundle=bundle.name):
+                self.check(bundle)
+
+    def check(self, bundle: Path) -> None:
+        man = json.loads((bundle / "bundle.json").read_text())
+        model = reexport.recover(bundle)
         h, w = man["input"]["shape"][2:]
-        x = torch.from_numpy(np.load(TINY / "reference" / "x.npy"))
+        x = random_image(3, h, w)
         mask = torch.from_numpy(masks(h // 4, w // 4)["blob"])[None, None].float()
+        sparse = [k for k, st in enumerate(man["stages"], start=1) if st["mode"] == "sparse"]
+        self.assertEqual(sparse, [2, 3, 4])
         with torch.no_grad():
             state = model.stage(1, [x])[0]
-            for k in (2, 3, 4):
+            for k in sparse:
                 st = man["stages"][k - 1]
-                plan = json.loads((TINY / st["sparse"]["native"]["file"]).read_text())
-                file, shared = native_plan.stored_weights(TINY, native_plan.stage_graphs(st))
+                plan = json.loads((bundle / st["sparse"]["native"]["file"]).read_text())
+                file, shared = native_plan.stored_weights(bundle, native_plan.stage_graphs(st))
                 want, _ = native_plan.stage_plan(model, k, state_inputs(st), st["state"], file, shared)
-                self.assertEqual(plan, want, f"stage {k}")
-                got_state, got_logits = native_plan.interpret(plan, (TINY / file).read_bytes(), state, mask)
+                self.assertEqual(plan, want, f"{bundle.name} stage {k}")
+                got_state, got_logits = native_plan.interpret(plan, (bundle / file).read_bytes(), state, mask)
                 want_state, want_logits = model.stage(k, state, Masks(mask))
                 for got, ref in zip(got_state + [got_logits], want_state + [want_logits]):
-                    self.assertLessEqual(float((got - ref).abs().max() / ref.abs().max()), REL, f"stage {k}")
+                    self.assertLessEqual(float((got - ref).abs().max() / ref.abs().max()), REL,
+                                         f"{bundle.name} stage {k}")
                 state = want_state
 
 
