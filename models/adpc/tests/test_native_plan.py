@@ -43,6 +43,17 @@ def state_inputs(st: dict) -> list[str]:
     return [n for n, src in st["inputs"].items() if src.startswith("state:")]
 
 
+def check_bands(t: unittest.TestCase, plan: dict, st: dict) -> None:
+    """Every stride a convolution writes at has its tables in the stage, and
+    its fill taps lie within that stride's band radius."""
+    bands = {int(s): r for s, r in st["sparse"]["bands"].items()}
+    t.assertLessEqual(set(native_plan.strides(plan)), set(bands))
+    for op in plan["ops"]:
+        if op["op"] == "conv":
+            radius = max((max(abs(dy), abs(dx)) for dy, dx, _ in op["taps"]), default=0)
+            t.assertLessEqual(radius, bands[plan["tensors"][op["out"]]["stride"]], op["out"])
+
+
 class PlanCase:
     """Exports `arch` (random weights) at height x width and checks every
     sparse stage's plan; mixed into a TestCase per configuration."""
@@ -101,8 +112,7 @@ class PlanCase:
             self.assertEqual(plan["inputs"], state_inputs(st))
             self.assertEqual(plan["state"], st["state"])
             self.assertEqual(plan["logits"], st["logits"])
-            # Every stride a convolution computes at has its tables in the stage.
-            self.assertLessEqual(set(native_plan.strides(plan)), {int(s) for s in st["sparse"]["bands"]})
+            check_bands(self, plan, st)
             # SSA: inputs written by no op, every other tensor by exactly one,
             # ops read only tensors already defined.
             defined = set(plan["inputs"])
@@ -197,6 +207,7 @@ class ShippedBundlesTest(unittest.TestCase):
                 file, shared = native_plan.stored_weights(bundle, native_plan.stage_graphs(st))
                 want, _ = native_plan.stage_plan(model, k, state_inputs(st), st["state"], file, shared)
                 self.assertEqual(plan, want, f"{bundle.name} stage {k}")
+                check_bands(self, plan, st)
                 got_state, got_logits = native_plan.interpret(plan, (bundle / file).read_bytes(), state, mask)
                 want_state, want_logits = model.stage(k, state, Masks(mask))
                 for got, ref in zip(got_state + [got_logits], want_state + [want_logits]):
