@@ -494,7 +494,7 @@ func (p *plan) refs() []*ref {
 // size bytes.
 func (p *plan) checkRefs(size int64) error {
 	for _, r := range p.refs() {
-		if r.values == nil && r.offset+4*int64(r.count) > size {
+		if n := 4 * int64(r.count); r.values == nil && (n > size || r.offset > size-n) {
 			return planError(p.path, r.field+".offset", "bytes %d..%d lie outside %s (%d bytes)",
 				r.offset, r.offset+4*int64(r.count), filepath.Base(p.weights), size)
 		}

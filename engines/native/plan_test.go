@@ -186,3 +186,38 @@ func TestLoadRejectsBadArguments(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReadPlan: no plan bytes make readPlan panic, and an accepted plan's
+// references lie inside its weights file.
+func FuzzReadPlan(f *testing.F) {
+	dir := f.TempDir()
+	seed := hrnetLike(9).write(f, dir)
+	raw, err := os.ReadFile(seed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add([]byte(`{"format":"adpc-plan/1","weights":"stage.weights","inputs":["x"],"tensors":{"x":{"channels":1,"stride":1}},"ops":[]}`))
+	fi, err := os.Stat(filepath.Join(dir, "stage.weights"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		path := filepath.Join(t.TempDir(), "stage.plan.json")
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(dir, "stage.weights"), filepath.Join(filepath.Dir(path), "stage.weights")); err != nil {
+			t.Fatal(err)
+		}
+		p, err := readPlan(path, testHeight, testWidth)
+		if err != nil {
+			return
+		}
+		for _, r := range p.refs() {
+			if r.values == nil && (r.offset < 0 || r.offset+4*int64(r.count) > fi.Size()) {
+				t.Errorf("%s: bytes %d..%d outside the %d-byte weights file", r.field, r.offset, r.offset+4*int64(r.count), fi.Size())
+			}
+		}
+	})
+}
