@@ -53,6 +53,10 @@ func (p *pool) elementParts(n int) int { return min(max(n/p.elementGrain, 1), p.
 
 func (p *pool) work(part int, wake <-chan struct{}) {
 	for range wake {
+		if p.job == nil { // stop
+			p.done.Done()
+			return
+		}
 		p.job.do(part, p.parts)
 		p.done.Done()
 	}
@@ -74,10 +78,13 @@ func (p *pool) run(j job, parts int) {
 	p.job = nil
 }
 
-// close stops the workers.
-func (p *pool) close() {
+// stop stops the workers and waits for them to return.
+func (p *pool) stop() {
+	p.job = nil
+	p.done.Add(len(p.wake))
 	for _, c := range p.wake {
-		close(c)
+		c <- struct{}{}
 	}
+	p.done.Wait()
 	p.wake = nil
 }

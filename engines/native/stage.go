@@ -162,7 +162,7 @@ func (s *Stage) Close() error {
 	}
 	s.closed = true
 	if s.pool != nil {
-		s.pool.close()
+		s.pool.stop()
 	}
 	s.convs, s.maps, s.steps = nil, nil, nil
 	return nil
