@@ -257,7 +257,7 @@ func (tp *testPlan) reference(height, width int, in [][]float32, m masks) map[st
 		out := newField(t.Channels, height/t.Stride, width/t.Stride)
 		switch o.kind {
 		case opConv:
-			refConv(out, env[o.in], o, m[t.Stride])
+			maskedConvRef(out, env[o.in], o, m[t.Stride])
 			if o.residual != "" {
 				for i := range out.v {
 					out.v[i] += env[o.residual].v[i]
@@ -299,9 +299,9 @@ func (tp *testPlan) reference(height, width int, in [][]float32, m masks) map[st
 	return env
 }
 
-// refConv is the masked convolution: y = conv(x)+bias at every pixel, z =
+// maskedConvRef is the masked convolution: y = conv(x)+bias at every pixel, z =
 // y·m + fill(y·m)·(1−m), then BN.
-func refConv(out, x *field, o testOp, mask []bool) {
+func maskedConvRef(out, x *field, o testOp, mask []bool) {
 	pad := o.kernel / 2
 	y := newField(out.c, out.h, out.w)
 	for co := 0; co < out.c; co++ {
@@ -486,10 +486,17 @@ func (rc *runCase) size(name string) int {
 	return (rc.height / t.Stride) * (rc.width / t.Stride) * t.Channels
 }
 
-// check runs s on the masks and compares with the reference.
+// check runs s on the masks and compares with the reference; the band
+// radii are the plan's own.
 func (rc *runCase) check(t *testing.T, s *Stage, m masks) {
 	t.Helper()
-	index, band := tables(m, rc.tp.bandRadii(), rc.height, rc.width)
+	rc.checkTables(t, s, m, rc.tp.bandRadii())
+}
+
+// checkTables is check with the tables' band radii given.
+func (rc *runCase) checkTables(t *testing.T, s *Stage, m masks, radii map[int]int) {
+	t.Helper()
+	index, band := tables(m, radii, rc.height, rc.width)
 	for i := range rc.state {
 		fillNaN(rc.state[i])
 	}
@@ -702,4 +709,162 @@ func TestRunRejectsBadArguments(t *testing.T) {
 	}
 	// The stage still runs correctly after the errors.
 	rc.check(t, s, randomMasks(rand.New(rand.NewPCG(6, 6)), radii, testHeight, testWidth, 0.5, nil))
+}
+
+// ---- the committed tiny-sparse bundle's plans ----
+
+// readTestPlan reads a plan written by the exporter into a testPlan (values
+// read from its weights file) for the reference.
+func readTestPlan(t *testing.T, path string) *testPlan {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pj planJSON
+	if err := json.Unmarshal(raw, &pj); err != nil {
+		t.Fatal(err)
+	}
+	wraw, err := os.ReadFile(filepath.Join(filepath.Dir(path), pj.Weights))
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := func(r *refJSON) []float32 {
+		if r == nil {
+			return nil
+		}
+		if r.Values != nil {
+			v := make([]float32, len(r.Values))
+			for i, x := range r.Values {
+				v[i] = float32(x)
+			}
+			return v
+		}
+		n := 1
+		for _, d := range r.Shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(wraw[*r.Offset+4*int64(i):]))
+		}
+		return v
+	}
+	tp := &testPlan{rng: rand.New(rand.NewPCG(11, 11)), tensors: pj.Tensors, inputs: pj.Inputs, state: pj.State, logits: pj.Logits}
+	for _, oj := range pj.Ops {
+		o := testOp{kind: oj.Op, in: oj.In, out: oj.Out, kernel: oj.Kernel, stride: oj.Stride, residual: oj.Residual,
+			relu: oj.Relu, terms: oj.Terms, weight: values(oj.Weight), bias: values(oj.Bias)}
+		if oj.BN != nil {
+			o.bn = &testBN{gamma: values(oj.BN.Gamma), beta: values(oj.BN.Beta), mean: values(oj.BN.Mean),
+				variance: values(oj.BN.Var), eps: oj.BN.Eps}
+		}
+		for _, tap := range oj.Taps {
+			o.taps = append(o.taps, Tap{DY: int32(tap[0]), DX: int32(tap[1]), W: float32(tap[2])})
+		}
+		tp.ops = append(tp.ops, o)
+	}
+	return tp
+}
+
+// nestedMasks are the runtime's masks: mask4 at stride 4 (the exit
+// resolution) and, at each coarser stride S, pixel (i, j) taking
+// mask4[r·i, r·j] with r = S/4 (nearest, docs/bundle.md).
+func nestedMasks(mask4 []bool, height, width int, strides []int) masks {
+	w4 := width / 4
+	m := masks{}
+	for _, s := range strides {
+		r, h, w := s/4, height/s, width/s
+		mk := make([]bool, h*w)
+		for i := 0; i < h; i++ {
+			for j := 0; j < w; j++ {
+				mk[i*w+j] = mask4[(r*i)*w4+r*j]
+			}
+		}
+		m[s] = mk
+	}
+	return m
+}
+
+// TestTinySparsePlans runs the exporter's plans of testdata/bundles/tiny-sparse
+// against the reference of their semantics, with the bundle's band radii and
+// nested masks as the runtime builds them. (Against the stage's masked ONNX
+// graph they are checked through engines/ort.)
+func TestTinySparsePlans(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "bundles", "tiny-sparse")
+	raw, err := os.ReadFile(filepath.Join(dir, "bundle.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifest struct {
+		Input struct {
+			Shape []int `json:"shape"`
+		} `json:"input"`
+		Stages []struct {
+			Name   string `json:"name"`
+			Sparse *struct {
+				Bands  map[string]int `json:"bands"`
+				Native *struct {
+					File string `json:"file"`
+				} `json:"native"`
+			} `json:"sparse"`
+		} `json:"stages"`
+	}
+	if err := json.Unmarshal(raw, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	height, width := manifest.Input.Shape[2], manifest.Input.Shape[3]
+	rng := rand.New(rand.NewPCG(12, 12))
+	plans := 0
+	for _, st := range manifest.Stages {
+		if st.Sparse == nil || st.Sparse.Native == nil {
+			continue
+		}
+		plans++
+		t.Run(st.Name, func(t *testing.T) {
+			path := filepath.Join(dir, st.Sparse.Native.File)
+			tp := readTestPlan(t, path)
+			radii := map[int]int{}
+			for k, r := range st.Sparse.Bands {
+				var s int
+				fmt.Sscan(k, &s)
+				radii[s] = r
+			}
+			s, err := Load(path, height, width, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			splitAll(s)
+			var strides []int
+			for k := range radii {
+				strides = append(strides, k)
+			}
+			slices.Sort(strides)
+			if got := s.Strides(); !slices.Equal(got, strides) {
+				t.Fatalf("Strides() = %v, want the bundle's band strides %v", got, strides)
+			}
+			rc := &runCase{tp: tp, height: height, width: width}
+			for _, name := range tp.inputs {
+				rc.in = append(rc.in, tp.values(rc.size(name), -1, 2))
+			}
+			for _, name := range tp.state {
+				rc.state = append(rc.state, make([]float32, rc.size(name)))
+			}
+			rc.logits = make([]float32, rc.size(tp.logits))
+			n4 := (height / 4) * (width / 4)
+			for _, c := range []struct {
+				name string
+				p    float64
+			}{{"half", 0.5}, {"sparse", 0.1}, {"all", 1}} {
+				mask4 := make([]bool, n4)
+				for i := range mask4 {
+					mask4[i] = rng.Float64() < c.p
+				}
+				t.Run(c.name, func(t *testing.T) { rc.checkTables(t, s, nestedMasks(mask4, height, width, strides), radii) })
+			}
+		})
+	}
+	if plans != 3 {
+		t.Errorf("%d stages with a native plan, want 3", plans)
+	}
 }
