@@ -1,79 +1,26 @@
 // The kernels of package native: see kernels.h and the Go wrappers in
-// kernels.go. Plain C loops (the reference form); single-threaded over the
-// range each call is given.
-#include "kernels.h"
+// kernels.go. Each is single-threaded over the range it is given.
+//
+// Every kernel comes in variants compiled for several instruction sets from
+// one generic body, the second half of this file, which the first half
+// includes once per variant, under that variant's target pragma, with VW
+// (floats per vector), PX (output pixels per convolution block), NV
+// (vectors of output channels per block) and VARIANT (the suffix of its
+// names) defined. The kernels run the best variant the CPU has; a Conv is
+// packed for one variant's vector width and runs with it.
+#ifndef VARIANT
 
 #include <string.h>
 
-int64_t nk_conv_packed_size(int64_t cout, int64_t cin, int64_t k) { return k * k * cin * cout; }
+#include "kernels.h"
 
-int64_t nk_conv_bias_size(int64_t cout) { return cout; }
-
-// packed[t][ci][o], t = ky*k + kx.
-void nk_conv_pack(float *packed, float *pbias, const float *weight, const float *scale, const float *bias,
-                  int64_t cout, int64_t cin, int64_t k) {
-  for (int64_t o = 0; o < cout; o++) {
-    float s = scale ? scale[o] : 1.f;
-    pbias[o] = bias ? bias[o] : 0.f;
-    for (int64_t c = 0; c < cin; c++)
-      for (int64_t t = 0; t < k * k; t++) packed[(t * cin + c) * cout + o] = s * weight[(o * cin + c) * k * k + t];
-  }
-}
-
-void nk_conv_rows(const float *packed, const float *pbias, int64_t cout, int64_t cin, int64_t k, int64_t stride,
-                  nk_map dst, nk_map src, const int64_t *rows, int64_t n) {
-  int64_t pad = k / 2;
-  for (int64_t r = 0; r < n; r++) {
-    int64_t p = rows[r], i = p / dst.w, j = p % dst.w;
-    float *out = dst.data + p * dst.ld;
-    for (int64_t o = 0; o < cout; o++) out[o] = pbias[o];
-    for (int64_t ky = 0; ky < k; ky++) {
-      int64_t y = i * stride - pad + ky;
-      if (y < 0 || y >= src.h) continue;
-      for (int64_t kx = 0; kx < k; kx++) {
-        int64_t x = j * stride - pad + kx;
-        if (x < 0 || x >= src.w) continue;
-        const float *in = src.data + (y * src.w + x) * src.ld;
-        const float *w = packed + (ky * k + kx) * cin * cout;
-        for (int64_t c = 0; c < cin; c++)
-          for (int64_t o = 0; o < cout; o++) out[o] += in[c] * w[c * cout + o];
-      }
-    }
-  }
-}
-
-void nk_fill(nk_map dst, const uint8_t *cls, const float *shift, const nk_tap *taps, int64_t ntaps,
-             const int64_t *band, int64_t n) {
-  for (int64_t b = 0; b < n; b++) {
-    int64_t p = band[b], i = p / dst.w, j = p % dst.w;
-    float *out = dst.data + p * dst.ld;
-    for (int64_t c = 0; c < dst.c; c++) out[c] = shift[c];
-    for (int64_t t = 0; t < ntaps; t++) {
-      int64_t y = i + taps[t].dy, x = j + taps[t].dx;
-      if (y < 0 || y >= dst.h || x < 0 || x >= dst.w || cls[y * dst.w + x] != NK_COMPUTED) continue;
-      const float *in = dst.data + (y * dst.w + x) * dst.ld;
-      for (int64_t c = 0; c < dst.c; c++) out[c] += taps[t].w * (in[c] - shift[c]);
-    }
-  }
-}
-
-void nk_epilogue(nk_map dst, const uint8_t *cls, const float *shift, const float *res, int64_t res_ld, int relu,
-                 int64_t p0, int64_t p1) {
-  for (int64_t p = p0; p < p1; p++) {
-    float *out = dst.data + p * dst.ld;
-    const float *r = res ? res + p * res_ld : NULL;
-    for (int64_t c = 0; c < dst.c; c++) {
-      float v = cls[p] == NK_FAR ? shift[c] : out[c];
-      if (r) v += r[c];
-      if (relu && v < 0.f) v = 0.f;
-      out[c] = v;
-    }
-  }
-}
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NK(name) CAT(name, VARIANT)
 
 // PyTorch's source index for align_corners=False with scale 1/f: the first
-// neighbour, the second (clamped) and the second's weight.
-static void source(int64_t d, int64_t f, int64_t n, int64_t *i0, int64_t *i1, float *l1) {
+// neighbour, the second (clamped at the border) and the second's weight.
+static inline void source(int64_t d, int64_t f, int64_t n, int64_t *i0, int64_t *i1, float *l1) {
   float s = ((float)d + 0.5f) * (1.f / (float)f) - 0.5f;
   if (s < 0.f) s = 0.f;
   *i0 = (int64_t)s;
@@ -81,48 +28,410 @@ static void source(int64_t d, int64_t f, int64_t n, int64_t *i0, int64_t *i1, fl
   *l1 = s - (float)*i0;
 }
 
+// The pixels of the NCHW transpositions' tiles: one cache line of a plane.
+#define TILE 16
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+#define VARIANT avx512
+#define VW 16
+#define PX 8
+#define NV 3
+#include "kernels.c"
+#undef VARIANT
+#undef VW
+#undef PX
+#undef NV
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define VARIANT avx2
+#define VW 8
+#define PX 4
+#define NV 3
+#include "kernels.c"
+#undef VARIANT
+#undef VW
+#undef PX
+#undef NV
+#pragma GCC pop_options
+#endif
+
+// The portable variant: SSE2 on x86-64 (16 vector registers), NEON on arm64
+// (32: a larger block).
+#define VARIANT generic
+#define VW 4
+#if defined(__aarch64__)
+#define PX 8
+#else
+#define PX 4
+#endif
+#define NV 3
+#include "kernels.c"
+#undef VARIANT
+#undef VW
+#undef PX
+#undef NV
+
+#define ENTRY(v) \
+  {#v, vw_##v, nv_##v, conv_rows_##v, fill_##v, epilogue_##v, resample_##v, avgpool_##v, from_nchw_##v, to_nchw_##v}
+
+static const struct {
+  const char *name;
+  int64_t vw, nv;
+  void (*conv_rows)(const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
+                    int64_t k, int64_t stride, nk_map dst, nk_map src, const int64_t *rows, int64_t n);
+  void (*fill)(nk_map dst, const uint8_t *cls, const float *shift, const nk_tap *taps, int64_t ntaps,
+               const int64_t *band, int64_t n);
+  void (*epilogue)(nk_map dst, const uint8_t *cls, const float *shift, const float *res, int64_t res_ld, int relu,
+                   int64_t p0, int64_t p1);
+  void (*resample)(nk_map dst, nk_map src, int64_t factor, int accumulate, int relu, int64_t y0, int64_t y1);
+  void (*avgpool)(nk_map dst, nk_map src, int64_t y0, int64_t y1);
+  void (*from_nchw)(nk_map dst, const float *src, int64_t p0, int64_t p1);
+  void (*to_nchw)(float *dst, nk_map src, int64_t p0, int64_t p1);
+} variants[] = {
+#if defined(__x86_64__)
+    ENTRY(avx512),
+    ENTRY(avx2),
+#endif
+    ENTRY(generic),
+};
+
+#define NVARIANTS ((int)(sizeof variants / sizeof variants[0]))
+
+int nk_variants(void) { return NVARIANTS; }
+
+const char *nk_variant_name(int v) { return variants[v].name; }
+
+int nk_variant_supported(int v) {
+  if (v < 0 || v >= NVARIANTS) return 0;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (variants[v].vw == 16) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  if (variants[v].vw == 8) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return 1;
+}
+
+// best is the variant the kernels other than the convolution run: set by
+// nk_best_variant, which the Go package's initialisation calls first, or by
+// nk_use_variant (tests). Atomic: a test may switch it while other tests run.
+static int best = NVARIANTS - 1;
+
+static int current(void) { return __atomic_load_n(&best, __ATOMIC_RELAXED); }
+
+int nk_best_variant(void) {
+  int v = 0;
+  while (!nk_variant_supported(v)) v++;
+  __atomic_store_n(&best, v, __ATOMIC_RELAXED);
+  return v;
+}
+
+void nk_use_variant(int v) { __atomic_store_n(&best, v, __ATOMIC_RELAXED); }
+
+// Output channels padded to whole vectors.
+static int64_t padded(int v, int64_t cout) { return (cout + variants[v].vw - 1) / variants[v].vw * variants[v].vw; }
+
+int64_t nk_conv_packed_size(int v, int64_t cout, int64_t cin, int64_t k) { return k * k * cin * padded(v, cout); }
+
+int64_t nk_conv_bias_size(int v, int64_t cout) { return padded(v, cout); }
+
+// The output channels are cut in groups of NV vectors (the last group may
+// have fewer); group g's weights are one block [t][ci][its channels], t =
+// ky*k + kx, at the offset of its first channel times k*k*cin: Rows streams
+// one group's block per output block.
+void nk_conv_pack(int v, float *packed, float *pbias, const float *weight, const float *scale, const float *bias,
+                  int64_t cout, int64_t cin, int64_t k) {
+  int64_t kk = k * k, cp = padded(v, cout), group = variants[v].vw * variants[v].nv;
+  memset(packed, 0, sizeof(float) * (size_t)(kk * cin * cp));
+  memset(pbias, 0, sizeof(float) * (size_t)cp);
+  for (int64_t o = 0; o < cout; o++) {
+    int64_t g0 = o / group * group, width = cp - g0 < group ? cp - g0 : group;
+    float s = scale ? scale[o] : 1.f;
+    pbias[o] = bias ? bias[o] : 0.f;
+    for (int64_t c = 0; c < cin; c++)
+      for (int64_t t = 0; t < kk; t++)
+        packed[g0 * kk * cin + (t * cin + c) * width + (o - g0)] = s * weight[(o * cin + c) * kk + t];
+  }
+}
+
+void nk_conv_rows(int v, const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
+                  int64_t k, int64_t stride, nk_map dst, nk_map src, const int64_t *rows, int64_t n) {
+  variants[v].conv_rows(packed, pbias, zero, cout, cin, k, stride, dst, src, rows, n);
+}
+
+void nk_fill(nk_map dst, const uint8_t *cls, const float *shift, const nk_tap *taps, int64_t ntaps,
+             const int64_t *band, int64_t n) {
+  variants[current()].fill(dst, cls, shift, taps, ntaps, band, n);
+}
+
+void nk_epilogue(nk_map dst, const uint8_t *cls, const float *shift, const float *res, int64_t res_ld, int relu,
+                 int64_t p0, int64_t p1) {
+  variants[current()].epilogue(dst, cls, shift, res, res_ld, relu, p0, p1);
+}
+
 void nk_resample(nk_map dst, nk_map src, int64_t factor, int accumulate, int relu, int64_t y0, int64_t y1) {
-  for (int64_t y = y0; y < y1; y++) {
-    int64_t h0, h1;
-    float hl1;
-    source(y, factor, src.h, &h0, &h1, &hl1);
-    float hl0 = 1.f - hl1;
-    for (int64_t x = 0; x < dst.w; x++) {
-      int64_t w0, w1;
-      float wl1;
-      source(x, factor, src.w, &w0, &w1, &wl1);
-      float wl0 = 1.f - wl1;
-      const float *a = src.data + (h0 * src.w + w0) * src.ld, *b = src.data + (h0 * src.w + w1) * src.ld;
-      const float *c = src.data + (h1 * src.w + w0) * src.ld, *d = src.data + (h1 * src.w + w1) * src.ld;
-      float *out = dst.data + (y * dst.w + x) * dst.ld;
-      for (int64_t ch = 0; ch < dst.c; ch++) {
-        float v = hl0 * (wl0 * a[ch] + wl1 * b[ch]) + hl1 * (wl0 * c[ch] + wl1 * d[ch]);
-        if (accumulate) v += out[ch];
-        if (relu && v < 0.f) v = 0.f;
-        out[ch] = v;
+  variants[current()].resample(dst, src, factor, accumulate, relu, y0, y1);
+}
+
+void nk_avgpool(nk_map dst, nk_map src, int64_t y0, int64_t y1) { variants[current()].avgpool(dst, src, y0, y1); }
+
+void nk_from_nchw(nk_map dst, const float *src, int64_t p0, int64_t p1) {
+  variants[current()].from_nchw(dst, src, p0, p1);
+}
+
+void nk_to_nchw(float *dst, nk_map src, int64_t p0, int64_t p1) { variants[current()].to_nchw(dst, src, p0, p1); }
+
+#else  // The generic body of one variant (see the top of the file).
+
+typedef float NK(vec) __attribute__((vector_size(VW * 4)));
+// The same for loads and stores at any float's address.
+typedef float NK(uvec) __attribute__((vector_size(VW * 4), aligned(4), may_alias));
+#define VEC NK(vec)
+#define UVEC NK(uvec)
+
+enum { NK(vw) = VW, NK(nv) = NV };
+
+// One block: PX output pixels x nv vectors of output channels from c0,
+// accumulated in registers over the input segments: in[u*nseg + s] is the
+// seglen contiguous input values pixel u multiplies with segment s of the
+// packed taps (one tap's row, a zero row outside the map, or the three
+// horizontal taps' adjacent rows at once). w is the group's packed block;
+// only the first np pixels are stored.
+static inline __attribute__((always_inline)) void NK(block)(const float *const *in, int64_t nseg, int64_t seglen,
+                                                           const float *w, const float *bias, float *const *out,
+                                                           int np, int64_t c0, int64_t cout, const int nv) {
+  VEC acc[PX][NV];
+  for (int v = 0; v < nv; v++) {
+    VEC b = *(const UVEC *)(bias + v * VW);
+    for (int u = 0; u < PX; u++) acc[u][v] = b;
+  }
+  for (int64_t s = 0; s < nseg; s++) {
+    const float *x[PX];
+    for (int u = 0; u < PX; u++) x[u] = in[u * nseg + s];
+    const float *wt = w + s * seglen * nv * VW;
+    for (int64_t c = 0; c < seglen; c++, wt += nv * VW) {
+      VEC wv[NV];
+      for (int v = 0; v < nv; v++) wv[v] = *(const UVEC *)(wt + v * VW);
+      for (int u = 0; u < PX; u++) {
+        float xu = x[u][c];
+        for (int v = 0; v < nv; v++) acc[u][v] += xu * wv[v];
+      }
+    }
+  }
+  for (int u = 0; u < np; u++)
+    for (int v = 0; v < nv; v++) {
+      float *o = out[u] + c0 + v * VW;
+      int64_t left = cout - c0 - v * VW;
+      if (left >= VW) {
+        *(UVEC *)o = acc[u][v];
+      } else {
+        for (int64_t i = 0; i < left; i++) o[i] = acc[u][v][i];
+      }
+    }
+}
+
+// conv_rows runs the rows in blocks of PX pixels, each block over every
+// group of output channels. zero holds k*cin zeros.
+static void NK(conv_rows)(const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
+                          int64_t k, int64_t stride, nk_map dst, nk_map src, const int64_t *rows, int64_t n) {
+  const int64_t kk = k * k, pad = k / 2, nvec = (cout + VW - 1) / VW;
+  // A 3x3 tap row of a pixel whose three horizontal taps are inside the
+  // map is one contiguous segment when the map has no gaps between pixels.
+  const int joinable = k == 3 && src.ld == cin;
+  const float *in[PX * 9];
+  float *out[PX];
+  for (int64_t r0 = 0; r0 < n; r0 += PX) {
+    int np = n - r0 < PX ? (int)(n - r0) : PX;
+    int64_t i[PX], j[PX];
+    int joined = joinable;
+    for (int u = 0; u < PX; u++) {  // a short block repeats its last pixel
+      int64_t p = rows[r0 + (u < np ? u : np - 1)];
+      i[u] = p / dst.w, j[u] = p % dst.w;
+      out[u] = dst.data + p * dst.ld;
+      joined &= j[u] * stride >= 1 && j[u] * stride + 1 < src.w;
+    }
+    int64_t nseg = joined ? 3 : kk, seglen = joined ? 3 * cin : cin;
+    for (int u = 0; u < PX; u++)
+      for (int64_t s = 0; s < nseg; s++) {
+        int64_t t = joined ? 3 * s : s, y = i[u] * stride - pad + t / k, x = j[u] * stride - pad + t % k;
+        in[u * nseg + s] =
+            y < 0 || y >= src.h || x < 0 || x >= src.w ? zero : src.data + (y * src.w + x) * src.ld;
+      }
+    for (int64_t v0 = 0; v0 < nvec; v0 += NV) {
+      const float *w = packed + v0 * VW * kk * cin, *b = pbias + v0 * VW;
+      switch (nvec - v0 < NV ? nvec - v0 : NV) {
+        case 1:
+          NK(block)(in, nseg, seglen, w, b, out, np, v0 * VW, cout, 1);
+          break;
+        case 2:
+          NK(block)(in, nseg, seglen, w, b, out, np, v0 * VW, cout, 2);
+          break;
+        default:
+          NK(block)(in, nseg, seglen, w, b, out, np, v0 * VW, cout, NV);
       }
     }
   }
 }
 
-void nk_avgpool(nk_map dst, nk_map src, int64_t y0, int64_t y1) {
+// fill_vectors writes channels [c0, c0 + n*VW) of out: the k rows weighted
+// by ws, summed in registers, plus left times the shift.
+static inline __attribute__((always_inline)) void NK(fill_vectors)(float *out, const float *const *rows,
+                                                                  const float *ws, int64_t k, float left,
+                                                                  const float *shift, int64_t c0, const int n) {
+  VEC acc[4];
+  for (int v = 0; v < n; v++) acc[v] = left * *(const UVEC *)(shift + c0 + v * VW);
+  for (int64_t t = 0; t < k; t++)
+    for (int v = 0; v < n; v++) acc[v] += ws[t] * *(const UVEC *)(rows[t] + c0 + v * VW);
+  for (int v = 0; v < n; v++) *(UVEC *)(out + c0 + v * VW) = acc[v];
+}
+
+// fill: see nk_fill. Per band pixel: the computed neighbours' rows weighted
+// and summed in registers, plus the shift times what their weights leave.
+// The computed taps are listed first (in rounds of MAXTAPS).
+static void NK(fill)(nk_map dst, const uint8_t *cls, const float *shift, const nk_tap *taps, int64_t ntaps,
+                     const int64_t *band, int64_t n) {
+  const int64_t nc = dst.c, whole = nc / VW * VW;
+  enum { MAXTAPS = 128 };  // the taps summed at once; more go in rounds
+  const float *rows[MAXTAPS + 1];
+  float ws[MAXTAPS + 1];
+  for (int64_t b = 0; b < n; b++) {
+    int64_t p = band[b], i = p / dst.w, j = p % dst.w;
+    float *out = dst.data + p * dst.ld;
+    for (int64_t t0 = 0; t0 < ntaps; t0 += MAXTAPS) {
+      int64_t m = ntaps - t0 < MAXTAPS ? ntaps - t0 : MAXTAPS, k = 0;
+      float left = t0 == 0 ? 1.f : 0.f;  // later rounds add to the first
+      for (int64_t t = t0; t < t0 + m; t++) {
+        int64_t y = i + taps[t].dy, x = j + taps[t].dx;
+        if (y < 0 || y >= dst.h || x < 0 || x >= dst.w || cls[y * dst.w + x] != NK_COMPUTED) continue;
+        rows[k] = dst.data + (y * dst.w + x) * dst.ld;
+        ws[k] = taps[t].w;
+        left -= taps[t].w;
+        k++;
+      }
+      if (t0 > 0) {  // the earlier rounds' sum, as one more row
+        rows[k] = out;
+        ws[k++] = 1.f;
+      }
+      int64_t c0 = 0;
+      for (; c0 + 4 * VW <= whole; c0 += 4 * VW) NK(fill_vectors)(out, rows, ws, k, left, shift, c0, 4);
+      switch ((whole - c0) / VW) {
+        case 3:
+          NK(fill_vectors)(out, rows, ws, k, left, shift, c0, 3);
+          break;
+        case 2:
+          NK(fill_vectors)(out, rows, ws, k, left, shift, c0, 2);
+          break;
+        case 1:
+          NK(fill_vectors)(out, rows, ws, k, left, shift, c0, 1);
+          break;
+      }
+      for (int64_t c = whole; c < nc; c++) {
+        float s = left * shift[c];
+        for (int64_t t = 0; t < k; t++) s += ws[t] * rows[t][c];
+        out[c] = s;
+      }
+    }
+  }
+}
+
+// epilogue: see nk_epilogue.
+static void NK(epilogue)(nk_map dst, const uint8_t *cls, const float *shift, const float *res, int64_t res_ld,
+                         int relu, int64_t p0, int64_t p1) {
+  const int64_t nc = dst.c;
+  for (int64_t p = p0; p < p1; p++) {
+    float *restrict out = dst.data + p * dst.ld;
+    const float *restrict r = res ? res + p * res_ld : NULL;
+    if (cls[p] == NK_FAR) {
+      if (r)
+        for (int64_t c = 0; c < nc; c++) out[c] = shift[c] + r[c];
+      else
+        for (int64_t c = 0; c < nc; c++) out[c] = shift[c];
+    } else if (r) {
+      for (int64_t c = 0; c < nc; c++) out[c] += r[c];
+    }
+    if (relu)
+      for (int64_t c = 0; c < nc; c++) out[c] = out[c] > 0.f ? out[c] : 0.f;
+  }
+}
+
+// resample: see nk_resample. The sum in PyTorch's order: rows of the two
+// source rows' horizontal interpolations.
+static void NK(resample)(nk_map dst, nk_map src, int64_t factor, int accumulate, int relu, int64_t y0, int64_t y1) {
+  const int64_t nc = dst.c;
+  for (int64_t y = y0; y < y1; y++) {
+    int64_t h0, h1;
+    float hl1;
+    source(y, factor, src.h, &h0, &h1, &hl1);
+    const float hl0 = 1.f - hl1;
+    for (int64_t x = 0; x < dst.w; x++) {
+      int64_t w0, w1;
+      float wl1;
+      source(x, factor, src.w, &w0, &w1, &wl1);
+      const float wl0 = 1.f - wl1;
+      const float *restrict a = src.data + (h0 * src.w + w0) * src.ld;
+      const float *restrict b = src.data + (h0 * src.w + w1) * src.ld;
+      const float *restrict c = src.data + (h1 * src.w + w0) * src.ld;
+      const float *restrict d = src.data + (h1 * src.w + w1) * src.ld;
+      float *restrict out = dst.data + (y * dst.w + x) * dst.ld;
+      if (factor == 1) {  // a copy
+        if (accumulate)
+          for (int64_t ch = 0; ch < nc; ch++) out[ch] += a[ch];
+        else
+          for (int64_t ch = 0; ch < nc; ch++) out[ch] = a[ch];
+      } else if (accumulate) {
+        for (int64_t ch = 0; ch < nc; ch++)
+          out[ch] += hl0 * (wl0 * a[ch] + wl1 * b[ch]) + hl1 * (wl0 * c[ch] + wl1 * d[ch]);
+      } else {
+        for (int64_t ch = 0; ch < nc; ch++)
+          out[ch] = hl0 * (wl0 * a[ch] + wl1 * b[ch]) + hl1 * (wl0 * c[ch] + wl1 * d[ch]);
+      }
+      if (relu)
+        for (int64_t ch = 0; ch < nc; ch++) out[ch] = out[ch] > 0.f ? out[ch] : 0.f;
+    }
+  }
+}
+
+// avgpool: see nk_avgpool.
+static void NK(avgpool)(nk_map dst, nk_map src, int64_t y0, int64_t y1) {
+  const int64_t nc = dst.c;
   for (int64_t y = y0; y < y1; y++)
     for (int64_t x = 0; x < dst.w; x++) {
-      const float *a = src.data + (2 * y * src.w + 2 * x) * src.ld, *b = a + src.ld;
-      const float *c = a + src.w * src.ld, *d = c + src.ld;
-      float *out = dst.data + (y * dst.w + x) * dst.ld;
-      for (int64_t ch = 0; ch < dst.c; ch++) out[ch] = (a[ch] + b[ch] + c[ch] + d[ch]) / 4.f;
+      const float *restrict a = src.data + (2 * y * src.w + 2 * x) * src.ld, *restrict b = a + src.ld;
+      const float *restrict c = a + src.w * src.ld, *restrict d = c + src.ld;
+      float *restrict out = dst.data + (y * dst.w + x) * dst.ld;
+      for (int64_t ch = 0; ch < nc; ch++) out[ch] = (a[ch] + b[ch] + c[ch] + d[ch]) / 4.f;
     }
 }
 
-void nk_from_nchw(nk_map dst, const float *src, int64_t p0, int64_t p1) {
-  int64_t hw = dst.h * dst.w;
-  for (int64_t p = p0; p < p1; p++)
-    for (int64_t c = 0; c < dst.c; c++) dst.data[p * dst.ld + c] = src[c * hw + p];
+// from_nchw and to_nchw: see nk_from_nchw, nk_to_nchw. Tiles of TILE pixels:
+// each plane's part of a tile is one contiguous run.
+static void NK(from_nchw)(nk_map dst, const float *src, int64_t p0, int64_t p1) {
+  const int64_t hw = dst.h * dst.w;
+  for (int64_t q = p0; q < p1; q += TILE) {
+    int64_t m = p1 - q < TILE ? p1 - q : TILE;
+    for (int64_t c = 0; c < dst.c; c++) {
+      const float *restrict in = src + c * hw + q;
+      float *restrict out = dst.data + q * dst.ld + c;
+      for (int64_t u = 0; u < m; u++) out[u * dst.ld] = in[u];
+    }
+  }
 }
 
-void nk_to_nchw(float *dst, nk_map src, int64_t p0, int64_t p1) {
-  int64_t hw = src.h * src.w;
-  for (int64_t p = p0; p < p1; p++)
-    for (int64_t c = 0; c < src.c; c++) dst[c * hw + p] = src.data[p * src.ld + c];
+static void NK(to_nchw)(float *dst, nk_map src, int64_t p0, int64_t p1) {
+  const int64_t hw = src.h * src.w;
+  for (int64_t q = p0; q < p1; q += TILE) {
+    int64_t m = p1 - q < TILE ? p1 - q : TILE;
+    for (int64_t c = 0; c < src.c; c++) {
+      const float *restrict in = src.data + q * src.ld + c;
+      float *restrict out = dst + c * hw + q;
+      for (int64_t u = 0; u < m; u++) out[u] = in[u * src.ld];
+    }
+  }
 }
+
+#undef VEC
+#undef UVEC
+#endif

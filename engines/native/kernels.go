@@ -41,7 +41,30 @@ var _ [unsafe.Sizeof(Tap{}) - unsafe.Sizeof(C.nk_tap{})]struct{}
 // NewConv and safe for concurrent use.
 type Conv struct {
 	packed, bias              []float32
+	zero                      []float32 // k*cin zeros: what taps outside the map read
 	cout, cin, kernel, stride int
+	variant                   C.int // the kernel variant packed for
+}
+
+// bestVariant is the fastest convolution variant this CPU runs.
+var bestVariant = C.nk_best_variant()
+
+// useVariant makes the kernels other than Conv.Rows run variant v until
+// the returned function restores the best one (tests).
+func useVariant(v C.int) (restore func()) {
+	C.nk_use_variant(v)
+	return func() { C.nk_best_variant() }
+}
+
+// variants are the kernel variants this CPU runs, by name.
+func variants() map[string]C.int {
+	vs := map[string]C.int{}
+	for v := C.int(0); v < C.nk_variants(); v++ {
+		if C.nk_variant_supported(v) != 0 {
+			vs[C.GoString(C.nk_variant_name(v))] = v
+		}
+	}
+	return vs
 }
 
 // NewConv packs weight ([cout][cin][k][k], PyTorch's order) for Rows, each
@@ -49,6 +72,11 @@ type Conv struct {
 // nil bias: 0). k is 1 or 3, stride 1 or 2. It panics on shapes that do not
 // fit (a programming error: the executor validates plans before).
 func NewConv(weight []float32, cout, cin, k, stride int, scale, bias []float32) *Conv {
+	return newConv(bestVariant, weight, cout, cin, k, stride, scale, bias)
+}
+
+// newConv is NewConv for kernel variant v.
+func newConv(v C.int, weight []float32, cout, cin, k, stride int, scale, bias []float32) *Conv {
 	switch {
 	case k != 1 && k != 3:
 		panic(fmt.Sprintf("native: conv kernel %d, want 1 or 3", k))
@@ -63,9 +91,9 @@ func NewConv(weight []float32, cout, cin, k, stride int, scale, bias []float32) 
 	case bias != nil && len(bias) != cout:
 		panic(fmt.Sprintf("native: conv bias has %d values, want %d", len(bias), cout))
 	}
-	c := &Conv{cout: cout, cin: cin, kernel: k, stride: stride}
-	c.packed = make([]float32, C.nk_conv_packed_size(C.int64_t(cout), C.int64_t(cin), C.int64_t(k)))
-	c.bias = make([]float32, C.nk_conv_bias_size(C.int64_t(cout)))
+	c := &Conv{cout: cout, cin: cin, kernel: k, stride: stride, variant: v, zero: make([]float32, k*cin)}
+	c.packed = aligned(int(C.nk_conv_packed_size(v, C.int64_t(cout), C.int64_t(cin), C.int64_t(k))))
+	c.bias = make([]float32, C.nk_conv_bias_size(v, C.int64_t(cout)))
 	var ps, pb *C.float
 	if scale != nil {
 		ps = (*C.float)(&scale[0])
@@ -73,7 +101,7 @@ func NewConv(weight []float32, cout, cin, k, stride int, scale, bias []float32) 
 	if bias != nil {
 		pb = (*C.float)(&bias[0])
 	}
-	C.nk_conv_pack((*C.float)(&c.packed[0]), (*C.float)(&c.bias[0]), (*C.float)(&weight[0]), ps, pb,
+	C.nk_conv_pack(v, (*C.float)(&c.packed[0]), (*C.float)(&c.bias[0]), (*C.float)(&weight[0]), ps, pb,
 		C.int64_t(cout), C.int64_t(cin), C.int64_t(k))
 	return c
 }
@@ -93,7 +121,7 @@ func (c *Conv) Rows(dst, src Map, rows []int64) {
 	if len(rows) == 0 {
 		return
 	}
-	C.nk_conv_rows((*C.float)(&c.packed[0]), (*C.float)(&c.bias[0]), C.int64_t(c.cout), C.int64_t(c.cin),
+	C.nk_conv_rows(c.variant, (*C.float)(&c.packed[0]), (*C.float)(&c.bias[0]), (*C.float)(&c.zero[0]), C.int64_t(c.cout), C.int64_t(c.cin),
 		C.int64_t(c.kernel), C.int64_t(c.stride), dst.c(), src.c(), (*C.int64_t)(&rows[0]), C.int64_t(len(rows)))
 }
 
@@ -200,6 +228,17 @@ func ToNCHW(dst []float32, src Map, p0, p1 int) {
 		return
 	}
 	C.nk_to_nchw((*C.float)(&dst[0]), src.c(), C.int64_t(p0), C.int64_t(p1))
+}
+
+// aligned is a slice of n floats starting at a 64-byte boundary (a cache
+// line: Rows streams the packed weights in whole vectors).
+func aligned(n int) []float32 {
+	s := make([]float32, n+15)
+	off := int(uintptr(unsafe.Pointer(&s[0]))%64) / 4
+	if off > 0 {
+		off = 16 - off
+	}
+	return s[off : off+n : off+n]
 }
 
 // check panics unless m's Data holds its whole grid.

@@ -23,23 +23,32 @@ typedef struct {
 // The pixel classes (Go's Far, Band, Computed).
 enum { NK_FAR = 0, NK_BAND = 1, NK_COMPUTED = 2 };
 
-// nk_conv_packed_size is the number of floats nk_conv_pack writes for a
-// convolution of cout x cin x k x k.
-int64_t nk_conv_packed_size(int64_t cout, int64_t cin, int64_t k);
+// The convolution's variants (instruction set and register blocking), 0 to
+// nk_variants()-1, best first; nk_best_variant is the first the CPU runs.
+int nk_variants(void);
+const char *nk_variant_name(int v);
+int nk_variant_supported(int v);
+int nk_best_variant(void);
+// nk_use_variant makes the kernels other than the convolution (which runs
+// the variant it was packed for) run variant v; nk_best_variant restores.
+void nk_use_variant(int v);
 
-// nk_conv_pack packs weight [cout][cin][k][k] (PyTorch order), each output
-// channel scaled by scale[o] (NULL: 1), into packed (nk_conv_packed_size
-// floats) and bias (NULL: 0) into pbias (cout padded, nk_conv_bias_size).
-void nk_conv_pack(float *packed, float *pbias, const float *weight, const float *scale, const float *bias,
+// nk_conv_packed_size and nk_conv_bias_size are the number of floats of a
+// convolution of cout x cin x k x k packed for variant v, and of its bias.
+int64_t nk_conv_packed_size(int v, int64_t cout, int64_t cin, int64_t k);
+int64_t nk_conv_bias_size(int v, int64_t cout);
+
+// nk_conv_pack packs weight [cout][cin][k][k] (PyTorch order) for variant
+// v, each output channel scaled by scale[o] (NULL: 1), into packed, and bias
+// (NULL: 0) into pbias.
+void nk_conv_pack(int v, float *packed, float *pbias, const float *weight, const float *scale, const float *bias,
                   int64_t cout, int64_t cin, int64_t k);
 
-// nk_conv_bias_size is the number of floats of the packed bias.
-int64_t nk_conv_bias_size(int64_t cout);
-
-// nk_conv_rows writes the convolution (zero padding k/2) at the n output
-// pixels rows[] of dst from src.
-void nk_conv_rows(const float *packed, const float *pbias, int64_t cout, int64_t cin, int64_t k, int64_t stride,
-                  nk_map dst, nk_map src, const int64_t *rows, int64_t n);
+// nk_conv_rows writes the convolution (zero padding k/2) packed for variant
+// v at the n output pixels rows[] of dst from src; zero is cin zeros (what
+// taps outside src read).
+void nk_conv_rows(int v, const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
+                  int64_t k, int64_t stride, nk_map dst, nk_map src, const int64_t *rows, int64_t n);
 
 // nk_fill, nk_epilogue, nk_resample, nk_avgpool, nk_from_nchw, nk_to_nchw:
 // see their Go wrappers in kernels.go.

@@ -22,6 +22,16 @@ type view struct {
 	off int
 }
 
+// forEachVariant runs test once per kernel variant this CPU runs.
+func forEachVariant(t *testing.T, test func(t *testing.T)) {
+	for name, v := range variants() {
+		t.Run(name, func(t *testing.T) {
+			defer useVariant(v)()
+			test(t)
+		})
+	}
+}
+
 func newView(h, w, c, off, ld int) view {
 	buf := make([]float32, h*w*ld)
 	for i := range buf {
@@ -120,40 +130,47 @@ func TestConvRows(t *testing.T) {
 		{100, 200, 3, 1, 3, 4, true},
 	}
 	r := rand.New(rand.NewPCG(1, 2))
+	vs := variants()
+	if len(vs) == 0 {
+		t.Fatal("no kernel variant runs on this CPU")
+	}
+	t.Logf("variants: %v", vs)
 	for _, tc := range cases {
 		for _, frac := range []float64{1, 0.4, 0.05} {
-			name := fmt.Sprintf("%dto%d_k%d_s%d_%dx%d_at%.2f", tc.cin, tc.cout, tc.k, tc.stride, tc.h, tc.w, frac)
-			t.Run(name, func(t *testing.T) {
-				weight := randomSlice(r, tc.cout*tc.cin*tc.k*tc.k)
-				var scale, bias []float32
-				if tc.affine {
-					scale, bias = randomSlice(r, tc.cout), randomSlice(r, tc.cout)
-				}
-				conv := NewConv(weight, tc.cout, tc.cin, tc.k, tc.stride, scale, bias)
-				src := newView(tc.h, tc.w, tc.cin, 3, tc.cin+5) // a channel slice of a wider map
-				src.randomize(r)
-				oh, ow := tc.h/tc.stride, tc.w/tc.stride
-				dst := newView(oh, ow, tc.cout, 1, tc.cout+2)
-				var rows []int64
-				written := map[int]bool{}
-				for p := 0; p < oh*ow; p++ {
-					if r.Float64() < frac || p == 0 || p == oh*ow-1 { // the corners always
-						rows = append(rows, int64(p))
-						written[p] = true
+			for vname, v := range vs {
+				name := fmt.Sprintf("%s/%dto%d_k%d_s%d_%dx%d_at%.2f", vname, tc.cin, tc.cout, tc.k, tc.stride, tc.h, tc.w, frac)
+				t.Run(name, func(t *testing.T) {
+					weight := randomSlice(r, tc.cout*tc.cin*tc.k*tc.k)
+					var scale, bias []float32
+					if tc.affine {
+						scale, bias = randomSlice(r, tc.cout), randomSlice(r, tc.cout)
 					}
-				}
-				conv.Rows(dst.Map, src.Map, rows)
-				for _, p := range rows {
-					i, j := int(p)/ow, int(p)%ow
-					for o := 0; o < tc.cout; o++ {
-						want, mag := refConv(src, weight, scale, bias, tc.cin, tc.k, tc.stride, i, j, o)
-						if got := dst.at(int(p), o); !close(got, want, mag) {
-							t.Fatalf("pixel (%d, %d) channel %d = %v, want %v", i, j, o, got, want)
+					conv := newConv(v, weight, tc.cout, tc.cin, tc.k, tc.stride, scale, bias)
+					src := newView(tc.h, tc.w, tc.cin, 3, tc.cin+5) // a channel slice of a wider map
+					src.randomize(r)
+					oh, ow := tc.h/tc.stride, tc.w/tc.stride
+					dst := newView(oh, ow, tc.cout, 1, tc.cout+2)
+					var rows []int64
+					written := map[int]bool{}
+					for p := 0; p < oh*ow; p++ {
+						if r.Float64() < frac || p == 0 || p == oh*ow-1 { // the corners always
+							rows = append(rows, int64(p))
+							written[p] = true
 						}
 					}
-				}
-				dst.untouched(t, written)
-			})
+					conv.Rows(dst.Map, src.Map, rows)
+					for _, p := range rows {
+						i, j := int(p)/ow, int(p)%ow
+						for o := 0; o < tc.cout; o++ {
+							want, mag := refConv(src, weight, scale, bias, tc.cin, tc.k, tc.stride, i, j, o)
+							if got := dst.at(int(p), o); !close(got, want, mag) {
+								t.Fatalf("pixel (%d, %d) channel %d = %v, want %v", i, j, o, got, want)
+							}
+						}
+					}
+					dst.untouched(t, written)
+				})
+			}
 		}
 	}
 }
@@ -196,9 +213,11 @@ func TestConvRowsAllocationFree(t *testing.T) {
 	}
 }
 
-func TestFill(t *testing.T) {
+func TestFill(t *testing.T) { forEachVariant(t, testFill) }
+
+func testFill(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, tc := range []struct{ h, w, c, radius int }{{9, 13, 5, 3}, {16, 8, 18, 1}, {5, 5, 33, 2}, {1, 1, 4, 3}} {
+	for _, tc := range []struct{ h, w, c, radius int }{{9, 13, 5, 3}, {16, 8, 18, 1}, {5, 5, 33, 2}, {1, 1, 4, 3}, {12, 14, 70, 6}, {20, 20, 3, 9}} {
 		t.Run(fmt.Sprintf("%dx%dx%d_r%d", tc.h, tc.w, tc.c, tc.radius), func(t *testing.T) {
 			dst := newView(tc.h, tc.w, tc.c, 2, tc.c+3)
 			class := make([]uint8, tc.h*tc.w)
@@ -260,7 +279,9 @@ func TestFill(t *testing.T) {
 	}
 }
 
-func TestEpilogue(t *testing.T) {
+func TestEpilogue(t *testing.T) { forEachVariant(t, testEpilogue) }
+
+func testEpilogue(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	const h, w, c = 6, 7, 21
 	for _, withRes := range []bool{false, true} {
@@ -325,7 +346,9 @@ func refResample(src view, f, y, x, ch int) float32 {
 
 // TestResampleMatchesPyTorch pins the rule to values PyTorch printed for
 // F.interpolate(x, scale_factor=f, mode="bilinear", align_corners=False).
-func TestResampleMatchesPyTorch(t *testing.T) {
+func TestResampleMatchesPyTorch(t *testing.T) { forEachVariant(t, testResampleMatchesPyTorch) }
+
+func testResampleMatchesPyTorch(t *testing.T) {
 	src := newView(2, 2, 1, 0, 1)
 	for p, v := range []float32{1, 2, 3, 4} {
 		src.set(p, 0, v)
@@ -354,7 +377,9 @@ func TestResampleMatchesPyTorch(t *testing.T) {
 	}
 }
 
-func TestResample(t *testing.T) {
+func TestResample(t *testing.T) { forEachVariant(t, testResample) }
+
+func testResample(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, f := range []int{1, 2, 4, 8} {
 		for _, mode := range []struct{ accumulate, relu bool }{{false, false}, {true, false}, {true, true}, {false, true}} {
@@ -401,7 +426,9 @@ func TestResample(t *testing.T) {
 	}
 }
 
-func TestAvgPool(t *testing.T) {
+func TestAvgPool(t *testing.T) { forEachVariant(t, testAvgPool) }
+
+func testAvgPool(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	const h, w, c = 6, 10, 37
 	src := newView(h, w, c, 1, c+1)
@@ -424,7 +451,9 @@ func TestAvgPool(t *testing.T) {
 	dst.untouched(t, written)
 }
 
-func TestNCHW(t *testing.T) {
+func TestNCHW(t *testing.T) { forEachVariant(t, testNCHW) }
+
+func testNCHW(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	const h, w, c = 5, 9, 23
 	planes := randomSlice(r, c*h*w)
