@@ -60,11 +60,12 @@ static inline void source(int64_t d, int64_t f, int64_t n, int64_t *i0, int64_t 
 #endif
 
 // The portable variant: SSE2 on x86-64 (16 vector registers), NEON on arm64
-// (32: a larger block).
+// (32: a larger block; 6 x 3 accumulators leave room for the 3 weight
+// vectors and the 6 pixels' inputs without spilling).
 #define VARIANT generic
 #define VW 4
 #if defined(__aarch64__)
-#define PX 8
+#define PX 6
 #else
 #define PX 4
 #endif
