@@ -785,12 +785,18 @@ func nestedMasks(mask4 []bool, height, width int, strides []int) masks {
 	return m
 }
 
-// TestTinySparsePlans runs the exporter's plans of testdata/bundles/tiny-sparse
-// against the reference of their semantics, with the bundle's band radii and
-// nested masks as the runtime builds them. (Against the stage's masked ONNX
-// graph they are checked through engines/ort.)
-func TestTinySparsePlans(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "bundles", "tiny-sparse")
+// TestBundlePlans runs the exporter's plans of the committed sparse bundles
+// (testdata's tiny-sparse, the shipped demos) against the reference of their
+// semantics, with each bundle's band radii and nested masks as the runtime
+// builds them. (Against the stages' masked ONNX graphs they are checked
+// through engines/ort.)
+func TestBundlePlans(t *testing.T) {
+	for _, dir := range []string{"testdata/bundles/tiny-sparse", "models/zoo/fashion-seg-adpc", "models/zoo/fashion-pose-adpc"} {
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkBundlePlans(t, filepath.Join("..", "..", dir)) })
+	}
+}
+
+func checkBundlePlans(t *testing.T, dir string) {
 	raw, err := os.ReadFile(filepath.Join(dir, "bundle.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -865,6 +871,6 @@ func TestTinySparsePlans(t *testing.T) {
 		})
 	}
 	if plans != 3 {
-		t.Errorf("%d stages with a native plan, want 3", plans)
+		t.Errorf("%s: %d stages with a native plan, want 3", dir, plans)
 	}
 }

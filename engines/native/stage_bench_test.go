@@ -1,0 +1,70 @@
+//go:build cgo
+
+package native
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkStages runs the native plans of stages 2-4 of a bundle at
+// 512×1024 (a plan holds for any size its strides divide) with a random half
+// of the pixels computed at stride 4 (nested masks at the coarser strides;
+// band radius 3). The bundle is $EDGE_NATIVE_BENCH_BUNDLE, by default the
+// committed tiny-sparse one, whose narrow layers (8 to 64 channels) weigh
+// the executor's own per-op cost against the kernels'. For example:
+//
+//	python3 -m models.adpc.export --arch hrnet_w48 --variant adpc --seed 1 --height 512 --width 1024 --out /tmp/w48
+//	EDGE_NATIVE_BENCH_BUNDLE=/tmp/w48 go test -run '^$' -bench Stages -benchtime 5x ./engines/native/
+func BenchmarkStages(b *testing.B) {
+	const height, width = 512, 1024
+	dir := os.Getenv("EDGE_NATIVE_BENCH_BUNDLE")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "testdata", "bundles", "tiny-sparse")
+	}
+	for _, stage := range []string{"stage2", "stage3", "stage4"} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", stage, threads), func(b *testing.B) {
+				path := filepath.Join(dir, stage+".plan.json")
+				s, err := Load(path, height, width, threads)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				rng := rand.New(rand.NewPCG(1, 1))
+				in := make([][]float32, len(s.inIDs))
+				for i, id := range s.inIDs {
+					in[i] = make([]float32, s.size(id))
+					for k := range in[i] {
+						in[i][k] = rng.Float32()*2 - 1
+					}
+				}
+				state := make([][]float32, len(s.stateIDs))
+				for i, id := range s.stateIDs {
+					state[i] = make([]float32, s.size(id))
+				}
+				logits := make([]float32, s.size(s.logitsID))
+				mask4 := make([]bool, (height/4)*(width/4))
+				for i := range mask4 {
+					mask4[i] = rng.Float64() < 0.5
+				}
+				radii := map[int]int{}
+				for _, st := range s.strides {
+					radii[st] = 3
+				}
+				index, band := tables(nestedMasks(mask4, height, width, s.strides), radii, height, width)
+				ctx := context.Background()
+				b.ResetTimer()
+				for range b.N {
+					if err := s.Run(ctx, in, index, band, state, logits); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
