@@ -13,8 +13,8 @@ import (
 
 // BenchmarkStages runs the native plans of stages 2-4 of a bundle at
 // 512×1024 (a plan holds for any size its strides divide) with a random half
-// of the pixels computed at stride 4 (nested masks at the coarser strides;
-// band radius 3). The bundle is $EDGE_NATIVE_BENCH_BUNDLE, by default the
+// of the pixels computed at stride 4 (nested masks at the coarser strides,
+// the bundle's band radii). The bundle is $EDGE_NATIVE_BENCH_BUNDLE, by default the
 // committed tiny-sparse one, whose narrow layers (8 to 64 channels) weigh
 // the executor's own per-op cost against the kernels'. For example:
 //
@@ -26,11 +26,11 @@ func BenchmarkStages(b *testing.B) {
 	if dir == "" {
 		dir = filepath.Join("..", "..", "testdata", "bundles", "tiny-sparse")
 	}
-	for _, stage := range []string{"stage2", "stage3", "stage4"} {
+	_, _, stages := bundleStages(b, dir)
+	for _, st := range stages {
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%s/threads=%d", stage, threads), func(b *testing.B) {
-				path := filepath.Join(dir, stage+".plan.json")
-				s, err := Load(path, height, width, threads)
+			b.Run(fmt.Sprintf("%s/threads=%d", st.name, threads), func(b *testing.B) {
+				s, err := Load(st.plan, height, width, threads)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -52,11 +52,7 @@ func BenchmarkStages(b *testing.B) {
 				for i := range mask4 {
 					mask4[i] = rng.Float64() < 0.5
 				}
-				radii := map[int]int{}
-				for _, st := range s.strides {
-					radii[st] = 3
-				}
-				index, band := tables(nestedMasks(mask4, height, width, s.strides), radii, height, width)
+				index, band := tables(nestedMasks(mask4, height, width, s.strides), st.radii, height, width)
 				ctx := context.Background()
 				b.ResetTimer()
 				for range b.N {

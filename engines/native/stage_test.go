@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -796,10 +797,20 @@ func TestBundlePlans(t *testing.T) {
 	}
 }
 
-func checkBundlePlans(t *testing.T, dir string) {
+// nativeStage is a bundle stage with a native plan.
+type nativeStage struct {
+	name  string
+	plan  string      // the plan's path
+	radii map[int]int // sparse.bands
+}
+
+// bundleStages reads a bundle's input size and its stages with a native
+// plan (a few fields of bundle.json; the bundle package owns the rest).
+func bundleStages(tb testing.TB, dir string) (height, width int, stages []nativeStage) {
+	tb.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "bundle.json"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var manifest struct {
 		Input struct {
@@ -816,25 +827,35 @@ func checkBundlePlans(t *testing.T, dir string) {
 		} `json:"stages"`
 	}
 	if err := json.Unmarshal(raw, &manifest); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	height, width := manifest.Input.Shape[2], manifest.Input.Shape[3]
-	rng := rand.New(rand.NewPCG(12, 12))
-	plans := 0
 	for _, st := range manifest.Stages {
 		if st.Sparse == nil || st.Sparse.Native == nil {
 			continue
 		}
-		plans++
-		t.Run(st.Name, func(t *testing.T) {
-			path := filepath.Join(dir, st.Sparse.Native.File)
-			tp := readTestPlan(t, path)
-			radii := map[int]int{}
-			for k, r := range st.Sparse.Bands {
-				var s int
-				fmt.Sscan(k, &s)
-				radii[s] = r
+		ns := nativeStage{name: st.Name, plan: filepath.Join(dir, st.Sparse.Native.File), radii: map[int]int{}}
+		for k, r := range st.Sparse.Bands {
+			s, err := strconv.Atoi(k)
+			if err != nil {
+				tb.Fatal(err)
 			}
+			ns.radii[s] = r
+		}
+		stages = append(stages, ns)
+	}
+	return manifest.Input.Shape[2], manifest.Input.Shape[3], stages
+}
+
+func checkBundlePlans(t *testing.T, dir string) {
+	height, width, stages := bundleStages(t, dir)
+	if len(stages) != 3 {
+		t.Errorf("%s: %d stages with a native plan, want 3", dir, len(stages))
+	}
+	rng := rand.New(rand.NewPCG(12, 12))
+	for _, st := range stages {
+		t.Run(st.name, func(t *testing.T) {
+			path, radii := st.plan, st.radii
+			tp := readTestPlan(t, path)
 			s, err := Load(path, height, width, 2)
 			if err != nil {
 				t.Fatal(err)
@@ -869,8 +890,5 @@ func checkBundlePlans(t *testing.T, dir string) {
 				t.Run(c.name, func(t *testing.T) { rc.checkTables(t, s, nestedMasks(mask4, height, width, strides), radii) })
 			}
 		})
-	}
-	if plans != 3 {
-		t.Errorf("%s: %d stages with a native plan, want 3", dir, plans)
 	}
 }
