@@ -93,7 +93,7 @@ func newConv(v C.int, weight []float32, cout, cin, k, stride int, scale, bias []
 	}
 	c := &Conv{cout: cout, cin: cin, kernel: k, stride: stride, variant: v, zero: make([]float32, k*cin)}
 	c.packed = aligned(int(C.nk_conv_packed_size(v, C.int64_t(cout), C.int64_t(cin), C.int64_t(k))))
-	c.bias = make([]float32, C.nk_conv_bias_size(v, C.int64_t(cout)))
+	c.bias = make([]float32, C.nk_conv_bias_size(v, C.int64_t(cout), C.int64_t(cin)))
 	var ps, pb *C.float
 	if scale != nil {
 		ps = (*C.float)(&scale[0])

@@ -36,7 +36,7 @@ void nk_use_variant(int v);
 // nk_conv_packed_size and nk_conv_bias_size are the number of floats of a
 // convolution of cout x cin x k x k packed for variant v, and of its bias.
 int64_t nk_conv_packed_size(int v, int64_t cout, int64_t cin, int64_t k);
-int64_t nk_conv_bias_size(int v, int64_t cout);
+int64_t nk_conv_bias_size(int v, int64_t cout, int64_t cin);
 
 // nk_conv_pack packs weight [cout][cin][k][k] (PyTorch order) for variant
 // v, each output channel scaled by scale[o] (NULL: 1), into packed, and bias
