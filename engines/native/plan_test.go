@@ -91,6 +91,14 @@ func TestLoadRejectsBadPlans(t *testing.T) {
 			want: "ops[0].weight: neither offset nor values"},
 		{name: "bias values", edit: func(d map[string]any) { opAt(d, 9)["bias"].(map[string]any)["values"] = []float64{1, 2} },
 			want: "ops[9].bias.values: 2 values, want 5"},
+		{name: "ref both", edit: func(d map[string]any) { opAt(d, 9)["bias"].(map[string]any)["offset"] = 0 },
+			want: "ops[9].bias: both offset and values, want one"},
+		{name: "inline beyond float32", edit: func(d map[string]any) { opAt(d, 9)["bias"].(map[string]any)["values"].([]any)[1] = 1e39 },
+			want: "ops[9].bias.values[1]: got 1e+39, want a finite float32"},
+		{name: "tap beyond float32", edit: func(d map[string]any) { opAt(d, 0)["taps"].([]any)[2] = []float64{1, 1, -1e39} },
+			want: "ops[0].taps[2]: weight -1e+39, want a finite float32"},
+		{name: "tap fraction", edit: func(d map[string]any) { opAt(d, 0)["taps"].([]any)[0] = []float64{0.5, 1, 0.1} },
+			want: "ops[0].taps[0]: offset (0.5, 1), want integers within ±3"},
 		{name: "bn eps", edit: func(d map[string]any) { opAt(d, 0)["bn"].(map[string]any)["eps"] = 0 }, want: "ops[0].bn.eps: got 0"},
 		{name: "bn gamma shape", edit: func(d map[string]any) {
 			opAt(d, 0)["bn"].(map[string]any)["gamma"].(map[string]any)["shape"] = []int{5}
