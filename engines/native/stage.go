@@ -323,6 +323,28 @@ func (o *op) reads() []int {
 	return ids
 }
 
+// rowsOnly says whether tensor id is read only at the computed pixels of its
+// stride: it is no output, and every op reading it is a 1×1 stride-1
+// convolution taking it as input (whose rows are the computed pixels of the
+// same grid). Its other pixels are then never read, whatever they hold.
+func (p *plan) rowsOnly(id int) bool {
+	if id == p.logits || slices.Contains(p.state, id) {
+		return false
+	}
+	read := false
+	for i := range p.ops {
+		o := &p.ops[i]
+		if !slices.Contains(o.reads(), id) {
+			continue
+		}
+		if o.kind != opConv || o.kernel != 1 || o.stride != 1 || o.in != id || o.residual == id {
+			return false
+		}
+		read = true
+	}
+	return read
+}
+
 // compile turns a validated op into its step, packing a convolution's
 // weights with its BatchNorm folded in.
 func (s *Stage) compile(p *plan, w *weightsFile, o *op, grids map[int]*grid) (step, error) {
@@ -365,7 +387,7 @@ func (s *Stage) compileConv(p *plan, w *weightsFile, o *op, g *grid) (step, erro
 	c := NewConv(weight, cout, cin, o.kernel, o.stride, scale, bias)
 	s.convs = append(s.convs, c)
 	st := &convStep{conv: c, dst: s.maps[o.out], src: s.maps[o.in], relu: o.relu, shift: shift, taps: o.taps, g: g,
-		rowMACs: cin * cout * o.kernel * o.kernel}
+		rowMACs: cin * cout * o.kernel * o.kernel, rowsOnly: p.rowsOnly(o.out)}
 	if o.residual >= 0 {
 		r := s.maps[o.residual]
 		st.res = &r
@@ -436,13 +458,16 @@ type convStep struct {
 	taps     []Tap
 	g        *grid
 	rowMACs  int
+	// rowsOnly: every reader of dst reads only its computed rows (1×1
+	// convolutions at the same stride), so the band rows need no fill.
+	rowsOnly bool
 }
 
 func (c *convStep) run(p *pool) {
 	if len(c.g.index) > 0 {
 		p.run((*convRows)(c), p.macParts(len(c.g.index)*c.rowMACs))
 	}
-	if len(c.g.band) > 0 {
+	if len(c.g.band) > 0 && !c.rowsOnly {
 		p.run((*convFill)(c), p.elementParts(len(c.g.band)*(len(c.taps)+1)*c.dst.C))
 	}
 	p.run((*convEpilogue)(c), p.elementParts(len(c.g.class)*c.dst.C))

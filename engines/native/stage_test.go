@@ -192,7 +192,8 @@ func (tp *testPlan) write(t testing.TB, dir string) string {
 // 4 and 8) with residual blocks, a stride-2 3×3 convolution to a third
 // branch at 16, fuse sums with upsampling, the exit input (a concat of
 // upsampled branches) and a head with pooling, a 1×1 convolution with bias
-// and BN, an upsample and the classifier (bias, no BN).
+// and BN, an upsample, a 1×1 convolution read only by the classifier and the
+// classifier (bias, no BN).
 func hrnetLike(seed uint64) *testPlan {
 	tp := newTestPlan(seed)
 	tp.tensor("x0", 6, 4)
@@ -208,6 +209,7 @@ func hrnetLike(seed uint64) *testPlan {
 	tp.tensor("f", 26, 8)
 	tp.tensor("g", 5, 8)
 	tp.tensor("h", 5, 4)
+	tp.tensor("k", 4, 4)
 	tp.tensor("logits", 3, 4)
 	tp.inputs = []string{"x0", "x1"}
 	tp.conv("x0", "a1", convOpts{kernel: 3, stride: 1, bn: true, fill: 1, relu: true})
@@ -221,7 +223,8 @@ func hrnetLike(seed uint64) *testPlan {
 	tp.avgpool("e", "f")
 	tp.conv("f", "g", convOpts{kernel: 1, stride: 1, bias: true, bn: true, fill: 2, relu: true})
 	tp.resample(opSum, "h", false, termJSON{In: "g", Upsample: 2})
-	tp.conv("h", "logits", convOpts{kernel: 1, stride: 1, bias: true, fill: 1})
+	tp.conv("h", "k", convOpts{kernel: 1, stride: 1, bias: true, bn: true, fill: 2, relu: true})
+	tp.conv("k", "logits", convOpts{kernel: 1, stride: 1, bias: true, fill: 1})
 	tp.state = []string{"y0", "y1", "d1"}
 	tp.logits = "logits"
 	return tp
@@ -583,6 +586,27 @@ func TestRunMatchesReference(t *testing.T) {
 		for _, c := range cases {
 			t.Run(fmt.Sprintf("%s/threads=%d", c.name, threads), func(t *testing.T) { rc.check(t, s, c.m) })
 		}
+	}
+}
+
+// TestRowsOnly: a convolution whose output only 1×1 convolutions read skips
+// its fill (the band rows are never read); the others fill. That the result
+// is still exact is TestRunMatchesReference.
+func TestRowsOnly(t *testing.T) {
+	rc := newRunCase(t, hrnetLike(2), testHeight, testWidth)
+	s, err := Load(rc.path, testHeight, testWidth, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []int
+	for i, st := range s.steps {
+		if c, ok := st.(*convStep); ok && c.rowsOnly {
+			got = append(got, i)
+		}
+	}
+	if want := []int{11}; !slices.Equal(got, want) {
+		t.Errorf("convolutions skipping the fill: ops %v, want %v (h→k, read only by the 1×1 classifier)", got, want)
 	}
 }
 
