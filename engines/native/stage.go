@@ -27,7 +27,6 @@ type Stage struct {
 	logitsID int
 	grids    []*grid // per stride, ascending
 	steps    []step  // per op, in order
-	convs    []*Conv
 	pool     *pool
 	inJob    *copyIn
 	outJob   *copyOut
@@ -164,7 +163,7 @@ func (s *Stage) Close() error {
 	if s.pool != nil {
 		s.pool.stop()
 	}
-	s.convs, s.maps, s.steps = nil, nil, nil
+	s.maps, s.steps = nil, nil
 	return nil
 }
 
@@ -385,7 +384,6 @@ func (s *Stage) compileConv(p *plan, w *weightsFile, o *op, g *grid) (step, erro
 		return nil, err
 	}
 	c := NewConv(weight, cout, cin, o.kernel, o.stride, scale, bias)
-	s.convs = append(s.convs, c)
 	st := &convStep{conv: c, dst: s.maps[o.out], src: s.maps[o.in], relu: o.relu, shift: shift, taps: o.taps, g: g,
 		rowMACs: cin * cout * o.kernel * o.kernel, rowsOnly: p.rowsOnly(o.out)}
 	if o.residual >= 0 {
