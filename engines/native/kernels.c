@@ -367,41 +367,73 @@ static void NK(conv_rows)(const float *packed, const float *pbias, const float *
 }
 
 // fill_vectors writes channels [c0, c0 + n*VW) of out: the k rows weighted
-// by ws, summed in registers, plus left times the shift.
+// by ws, summed in registers (two chains: the sums are latency-bound), plus
+// left times the shift.
 static inline __attribute__((always_inline)) void NK(fill_vectors)(float *out, const float *const *rows,
                                                                   const float *ws, int64_t k, float left,
                                                                   const float *shift, int64_t c0, const int n) {
-  VEC acc[4];
-  for (int v = 0; v < n; v++) acc[v] = left * *(const UVEC *)(shift + c0 + v * VW);
-  for (int64_t t = 0; t < k; t++)
+  VEC acc[4], odd[4];
+  for (int v = 0; v < n; v++) acc[v] = left * *(const UVEC *)(shift + c0 + v * VW), odd[v] = (VEC){};
+  int64_t t = 0;
+  for (; t + 1 < k; t += 2)
+    for (int v = 0; v < n; v++) {
+      acc[v] += ws[t] * *(const UVEC *)(rows[t] + c0 + v * VW);
+      odd[v] += ws[t + 1] * *(const UVEC *)(rows[t + 1] + c0 + v * VW);
+    }
+  if (t < k)
     for (int v = 0; v < n; v++) acc[v] += ws[t] * *(const UVEC *)(rows[t] + c0 + v * VW);
-  for (int v = 0; v < n; v++) *(UVEC *)(out + c0 + v * VW) = acc[v];
+  for (int v = 0; v < n; v++) *(UVEC *)(out + c0 + v * VW) = acc[v] + odd[v];
 }
 
 // fill: see nk_fill. Per band pixel: the computed neighbours' rows weighted
 // and summed in registers, plus the shift times what their weights leave.
-// The computed taps are listed first (in rounds of MAXTAPS).
+// The computed taps are listed first, in rounds of MAXTAPS taps (a later
+// round adds the earlier rounds' sum as one more row); for a pixel whose
+// taps are all inside the map the list is built without branches (which
+// neighbours are computed changes from pixel to pixel: branches on it
+// mispredict).
 static void NK(fill)(nk_map dst, const uint8_t *cls, const float *shift, const nk_tap *taps, int64_t ntaps,
                      const int64_t *band, int64_t n) {
+  enum { MAXTAPS = 128 };
   const int64_t nc = dst.c, whole = nc / VW * VW;
-  enum { MAXTAPS = 128 };  // the taps summed at once; more go in rounds
+  int64_t off[MAXTAPS], offld[MAXTAPS];  // a tap's pixel offset, and its offset in floats
   const float *rows[MAXTAPS + 1];
   float ws[MAXTAPS + 1];
-  for (int64_t b = 0; b < n; b++) {
-    int64_t p = band[b], i = p / dst.w, j = p % dst.w;
-    float *out = dst.data + p * dst.ld;
-    for (int64_t t0 = 0; t0 < ntaps; t0 += MAXTAPS) {
-      int64_t m = ntaps - t0 < MAXTAPS ? ntaps - t0 : MAXTAPS, k = 0;
-      float left = t0 == 0 ? 1.f : 0.f;  // later rounds add to the first
-      for (int64_t t = t0; t < t0 + m; t++) {
-        int64_t y = i + taps[t].dy, x = j + taps[t].dx;
-        if (y < 0 || y >= dst.h || x < 0 || x >= dst.w || cls[y * dst.w + x] != NK_COMPUTED) continue;
-        rows[k] = dst.data + (y * dst.w + x) * dst.ld;
-        ws[k] = taps[t].w;
-        left -= taps[t].w;
-        k++;
+  for (int64_t t0 = 0; t0 < ntaps; t0 += MAXTAPS) {
+    const int64_t m = ntaps - t0 < MAXTAPS ? ntaps - t0 : MAXTAPS;
+    const nk_tap *tp = taps + t0;
+    int64_t reach = 0;
+    for (int64_t t = 0; t < m; t++) {
+      off[t] = tp[t].dy * dst.w + tp[t].dx;
+      offld[t] = off[t] * dst.ld;
+      int64_t ay = tp[t].dy < 0 ? -(int64_t)tp[t].dy : tp[t].dy, ax = tp[t].dx < 0 ? -(int64_t)tp[t].dx : tp[t].dx;
+      reach = ay > reach ? ay : reach;
+      reach = ax > reach ? ax : reach;
+    }
+    for (int64_t b = 0; b < n; b++) {
+      const int64_t p = band[b], i = p / dst.w, j = p % dst.w;
+      float *out = dst.data + p * dst.ld;
+      int64_t k = 0;
+      if (i >= reach && i + reach < dst.h && j >= reach && j + reach < dst.w) {
+        for (int64_t t = 0; t < m; t++) {
+          rows[k] = out + offld[t];
+          ws[k] = tp[t].w;
+          k += cls[p + off[t]] == NK_COMPUTED;
+        }
+      } else {
+        for (int64_t t = 0; t < m; t++) {
+          int64_t y = i + tp[t].dy, x = j + tp[t].dx;
+          if (y < 0 || y >= dst.h || x < 0 || x >= dst.w || cls[p + off[t]] != NK_COMPUTED) continue;
+          rows[k] = out + offld[t];
+          ws[k++] = tp[t].w;
+        }
       }
-      if (t0 > 0) {  // the earlier rounds' sum, as one more row
+      float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;  // the listed weights' sum, four chains
+      int64_t t = 0;
+      for (; t + 3 < k; t += 4) s0 += ws[t], s1 += ws[t + 1], s2 += ws[t + 2], s3 += ws[t + 3];
+      for (; t < k; t++) s0 += ws[t];
+      float left = (t0 == 0 ? 1.f : 0.f) - ((s0 + s1) + (s2 + s3));
+      if (t0 > 0) {  // the earlier rounds' sum
         rows[k] = out;
         ws[k++] = 1.f;
       }
@@ -418,10 +450,16 @@ static void NK(fill)(nk_map dst, const uint8_t *cls, const float *shift, const n
           NK(fill_vectors)(out, rows, ws, k, left, shift, c0, 1);
           break;
       }
-      for (int64_t c = whole; c < nc; c++) {
-        float s = left * shift[c];
-        for (int64_t t = 0; t < k; t++) s += ws[t] * rows[t][c];
-        out[c] = s;
+      if (whole < nc && nc >= VW && ntaps <= MAXTAPS) {
+        // The last channels as the vector that ends at nc: it overlaps the
+        // ones stored, with the same values (no carried row reads them).
+        NK(fill_vectors)(out, rows, ws, k, left, shift, nc - VW, 1);
+      } else {
+        for (int64_t c = whole; c < nc; c++) {
+          float s = left * shift[c];
+          for (int64_t t = 0; t < k; t++) s += ws[t] * rows[t][c];
+          out[c] = s;
+        }
       }
     }
   }

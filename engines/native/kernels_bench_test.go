@@ -80,10 +80,19 @@ func BenchmarkConvRows(b *testing.B) {
 	}
 }
 
-// BenchmarkMemoryKernels times Fill, Epilogue, Resample and AvgPool on a
-// 48-channel map at 128x256 and reports GB/s of map data written.
+// BenchmarkMemoryKernels times Fill, Epilogue, Resample, AvgPool and ToNCHW
+// on an 18- and a 48-channel map at 128x256 and reports GB/s of map data
+// written:
+//
+//	go test -run '^$' -bench MemoryKernels -benchtime 20x ./engines/native/
 func BenchmarkMemoryKernels(b *testing.B) {
-	const h, w, c = 128, 256, 48
+	for _, c := range []int{18, 48} {
+		b.Run(fmt.Sprintf("C%d", c), func(b *testing.B) { benchmarkMemoryKernels(b, c) })
+	}
+}
+
+func benchmarkMemoryKernels(b *testing.B, c int) {
+	const h, w = 128, 256
 	r := rand.New(rand.NewPCG(2, 2))
 	full := func(h, w int) Map { return Map{Data: randomSlice(r, h*w*c), H: h, W: w, C: c, LD: c} }
 	dst, res, half := full(h, w), full(h, w), full(h/2, w/2)
