@@ -11,22 +11,21 @@ import (
 	"testing"
 )
 
-// BenchmarkStages runs the native plans of stages 2-4 of a bundle at
-// 512×1024 (a plan holds for any size its strides divide) with a random half
-// of the pixels computed at stride 4 (nested masks at the coarser strides,
-// the bundle's band radii). The bundle is $EDGE_NATIVE_BENCH_BUNDLE, by default the
-// committed tiny-sparse one, whose narrow layers (8 to 64 channels) weigh
-// the executor's own per-op cost against the kernels'. For example:
+// BenchmarkStages runs the native plans of stages 2-4 of a bundle at its
+// input size with a random half of the pixels computed at stride 4 (nested
+// masks at the coarser strides, the bundle's band radii). The bundle is
+// $EDGE_NATIVE_BENCH_BUNDLE, by default the shipped fashion-seg-adpc demo
+// (128×256, 8 to 64 channels: the executor's per-op cost weighs most
+// there). For example:
 //
 //	python3 -m models.adpc.export --arch hrnet_w48 --variant adpc --seed 1 --height 512 --width 1024 --out /tmp/w48
 //	EDGE_NATIVE_BENCH_BUNDLE=/tmp/w48 go test -run '^$' -bench Stages -benchtime 5x ./engines/native/
 func BenchmarkStages(b *testing.B) {
-	const height, width = 512, 1024
 	dir := os.Getenv("EDGE_NATIVE_BENCH_BUNDLE")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "testdata", "bundles", "tiny-sparse")
+		dir = filepath.Join("..", "..", "models", "zoo", "fashion-seg-adpc")
 	}
-	_, _, stages := bundleStages(b, dir)
+	height, width, stages := bundleStages(b, dir)
 	for _, st := range stages {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/threads=%d", st.name, threads), func(b *testing.B) {
