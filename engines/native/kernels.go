@@ -107,13 +107,14 @@ func newConv(v C.int, weight []float32, cout, cin, k, stride int, scale, bias []
 }
 
 // Rows writes z at the given output pixels (flat ids of dst's grid) of dst,
-// with zero padding k/2: dst.H = src.H/stride, dst.W = src.W/stride,
+// with zero padding k/2: dst.H = ceil(src.H/stride) (PyTorch's output size;
+// src.H/stride for the even sizes HRNet has), dst.W likewise,
 // dst.C = cout, src.C = cin. Concurrent calls are safe when their rows are
 // disjoint. It panics on shapes that do not fit or rows outside dst.
 func (c *Conv) Rows(dst, src Map, rows []int64) {
 	dst.check("conv dst")
 	src.check("conv src")
-	if dst.C != c.cout || src.C != c.cin || dst.H != src.H/c.stride || dst.W != src.W/c.stride {
+	if dst.C != c.cout || src.C != c.cin || dst.H != (src.H+c.stride-1)/c.stride || dst.W != (src.W+c.stride-1)/c.stride {
 		panic(fmt.Sprintf("native: conv %dx%d k%d s%d from %dx%dx%d to %dx%dx%d", c.cout, c.cin, c.kernel, c.stride,
 			src.H, src.W, src.C, dst.H, dst.W, dst.C))
 	}

@@ -122,10 +122,12 @@ func TestConvRows(t *testing.T) {
 		{8, 16, 3, 2, 10, 14, true},
 		{18, 36, 3, 2, 8, 8, true},
 		{13, 7, 3, 2, 2, 2, false},
+		{6, 10, 3, 2, 7, 9, true}, // odd sizes: ceil(7/2) x ceil(9/2) outputs
 		{40, 72, 1, 1, 6, 10, true},
 		{5, 3, 1, 1, 3, 3, false},
 		{70, 19, 1, 1, 4, 8, true},
 		{9, 20, 1, 2, 6, 8, true},
+		{8, 5, 1, 2, 5, 7, false},
 		{64, 48, 3, 1, 1, 1, true},
 		{100, 200, 3, 1, 3, 4, true},
 	}
@@ -148,7 +150,7 @@ func TestConvRows(t *testing.T) {
 					conv := newConv(v, weight, tc.cout, tc.cin, tc.k, tc.stride, scale, bias)
 					src := newView(tc.h, tc.w, tc.cin, 3, tc.cin+5) // a channel slice of a wider map
 					src.randomize(r)
-					oh, ow := tc.h/tc.stride, tc.w/tc.stride
+					oh, ow := (tc.h+tc.stride-1)/tc.stride, (tc.w+tc.stride-1)/tc.stride
 					dst := newView(oh, ow, tc.cout, 1, tc.cout+2)
 					var rows []int64
 					written := map[int]bool{}
