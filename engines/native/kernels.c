@@ -486,38 +486,44 @@ static void NK(epilogue)(nk_map dst, const uint8_t *cls, const float *shift, con
 }
 
 // resample: see nk_resample. The sum in PyTorch's order: rows of the two
-// source rows' horizontal interpolations.
+// source rows' horizontal interpolations. The columns' sources and weights
+// are found once per call, for COLS columns at a time.
 static void NK(resample)(nk_map dst, nk_map src, int64_t factor, int accumulate, int relu, int64_t y0, int64_t y1) {
+  enum { COLS = 256 };
   const int64_t nc = dst.c;
-  for (int64_t y = y0; y < y1; y++) {
-    int64_t h0, h1;
-    float hl1;
-    source(y, factor, src.h, &h0, &h1, &hl1);
-    const float hl0 = 1.f - hl1;
-    for (int64_t x = 0; x < dst.w; x++) {
-      int64_t w0, w1;
-      float wl1;
-      source(x, factor, src.w, &w0, &w1, &wl1);
-      const float wl0 = 1.f - wl1;
-      const float *restrict a = src.data + (h0 * src.w + w0) * src.ld;
-      const float *restrict b = src.data + (h0 * src.w + w1) * src.ld;
-      const float *restrict c = src.data + (h1 * src.w + w0) * src.ld;
-      const float *restrict d = src.data + (h1 * src.w + w1) * src.ld;
-      float *restrict out = dst.data + (y * dst.w + x) * dst.ld;
-      if (factor == 1) {  // a copy
-        if (accumulate)
-          for (int64_t ch = 0; ch < nc; ch++) out[ch] += a[ch];
-        else
-          for (int64_t ch = 0; ch < nc; ch++) out[ch] = a[ch];
-      } else if (accumulate) {
-        for (int64_t ch = 0; ch < nc; ch++)
-          out[ch] += hl0 * (wl0 * a[ch] + wl1 * b[ch]) + hl1 * (wl0 * c[ch] + wl1 * d[ch]);
-      } else {
-        for (int64_t ch = 0; ch < nc; ch++)
-          out[ch] = hl0 * (wl0 * a[ch] + wl1 * b[ch]) + hl1 * (wl0 * c[ch] + wl1 * d[ch]);
+  int64_t off0[COLS], off1[COLS];  // the two source columns' offsets in floats
+  float wl0[COLS], wl1[COLS];
+  for (int64_t x0 = 0; x0 < dst.w; x0 += COLS) {
+    const int64_t m = dst.w - x0 < COLS ? dst.w - x0 : COLS;
+    for (int64_t x = 0; x < m; x++) {
+      int64_t i0, i1;
+      source(x0 + x, factor, src.w, &i0, &i1, &wl1[x]);
+      wl0[x] = 1.f - wl1[x], off0[x] = i0 * src.ld, off1[x] = i1 * src.ld;
+    }
+    for (int64_t y = y0; y < y1; y++) {
+      int64_t h0, h1;
+      float hl1;
+      source(y, factor, src.h, &h0, &h1, &hl1);
+      const float hl0 = 1.f - hl1;
+      const float *row0 = src.data + h0 * src.w * src.ld, *row1 = src.data + h1 * src.w * src.ld;
+      for (int64_t x = 0; x < m; x++) {
+        const float *restrict a = row0 + off0[x], *restrict b = row0 + off1[x];
+        const float *restrict c = row1 + off0[x], *restrict d = row1 + off1[x];
+        const float w0 = wl0[x], w1 = wl1[x];
+        float *restrict out = dst.data + (y * dst.w + x0 + x) * dst.ld;
+        if (factor == 1) {  // a copy
+          if (accumulate)
+            for (int64_t ch = 0; ch < nc; ch++) out[ch] += a[ch];
+          else
+            for (int64_t ch = 0; ch < nc; ch++) out[ch] = a[ch];
+        } else if (accumulate) {
+          for (int64_t ch = 0; ch < nc; ch++) out[ch] += hl0 * (w0 * a[ch] + w1 * b[ch]) + hl1 * (w0 * c[ch] + w1 * d[ch]);
+        } else {
+          for (int64_t ch = 0; ch < nc; ch++) out[ch] = hl0 * (w0 * a[ch] + w1 * b[ch]) + hl1 * (w0 * c[ch] + w1 * d[ch]);
+        }
+        if (relu)
+          for (int64_t ch = 0; ch < nc; ch++) out[ch] = out[ch] > 0.f ? out[ch] : 0.f;
       }
-      if (relu)
-        for (int64_t ch = 0; ch < nc; ch++) out[ch] = out[ch] > 0.f ? out[ch] : 0.f;
     }
   }
 }
