@@ -139,39 +139,43 @@ func TestConvRows(t *testing.T) {
 	t.Logf("variants: %v", vs)
 	for _, tc := range cases {
 		for _, frac := range []float64{1, 0.4, 0.05} {
-			for vname, v := range vs {
-				name := fmt.Sprintf("%s/%dto%d_k%d_s%d_%dx%d_at%.2f", vname, tc.cin, tc.cout, tc.k, tc.stride, tc.h, tc.w, frac)
-				t.Run(name, func(t *testing.T) {
-					weight := randomSlice(r, tc.cout*tc.cin*tc.k*tc.k)
-					var scale, bias []float32
-					if tc.affine {
-						scale, bias = randomSlice(r, tc.cout), randomSlice(r, tc.cout)
-					}
-					conv := newConv(v, weight, tc.cout, tc.cin, tc.k, tc.stride, scale, bias)
-					src := newView(tc.h, tc.w, tc.cin, 3, tc.cin+5) // a channel slice of a wider map
-					src.randomize(r)
-					oh, ow := (tc.h+tc.stride-1)/tc.stride, (tc.w+tc.stride-1)/tc.stride
-					dst := newView(oh, ow, tc.cout, 1, tc.cout+2)
-					var rows []int64
-					written := map[int]bool{}
-					for p := 0; p < oh*ow; p++ {
-						if r.Float64() < frac || p == 0 || p == oh*ow-1 { // the corners always
-							rows = append(rows, int64(p))
-							written[p] = true
+			// A whole input map (its 3x3 tap rows are contiguous) and a
+			// channel slice of a wider one.
+			for _, srcOff := range []int{0, 3} {
+				for vname, v := range vs {
+					name := fmt.Sprintf("%s/%dto%d_k%d_s%d_%dx%d_at%.2f_off%d", vname, tc.cin, tc.cout, tc.k, tc.stride, tc.h, tc.w, frac, srcOff)
+					t.Run(name, func(t *testing.T) {
+						weight := randomSlice(r, tc.cout*tc.cin*tc.k*tc.k)
+						var scale, bias []float32
+						if tc.affine {
+							scale, bias = randomSlice(r, tc.cout), randomSlice(r, tc.cout)
 						}
-					}
-					conv.Rows(dst.Map, src.Map, rows)
-					for _, p := range rows {
-						i, j := int(p)/ow, int(p)%ow
-						for o := 0; o < tc.cout; o++ {
-							want, mag := refConv(src, weight, scale, bias, tc.cin, tc.k, tc.stride, i, j, o)
-							if got := dst.at(int(p), o); !close(got, want, mag) {
-								t.Fatalf("pixel (%d, %d) channel %d = %v, want %v", i, j, o, got, want)
+						conv := newConv(v, weight, tc.cout, tc.cin, tc.k, tc.stride, scale, bias)
+						src := newView(tc.h, tc.w, tc.cin, srcOff, tc.cin+2*srcOff)
+						src.randomize(r)
+						oh, ow := (tc.h+tc.stride-1)/tc.stride, (tc.w+tc.stride-1)/tc.stride
+						dst := newView(oh, ow, tc.cout, 1, tc.cout+2)
+						var rows []int64
+						written := map[int]bool{}
+						for p := 0; p < oh*ow; p++ {
+							if r.Float64() < frac || p == 0 || p == oh*ow-1 { // the corners always
+								rows = append(rows, int64(p))
+								written[p] = true
 							}
 						}
-					}
-					dst.untouched(t, written)
-				})
+						conv.Rows(dst.Map, src.Map, rows)
+						for _, p := range rows {
+							i, j := int(p)/ow, int(p)%ow
+							for o := 0; o < tc.cout; o++ {
+								want, mag := refConv(src, weight, scale, bias, tc.cin, tc.k, tc.stride, i, j, o)
+								if got := dst.at(int(p), o); !close(got, want, mag) {
+									t.Fatalf("pixel (%d, %d) channel %d = %v, want %v", i, j, o, got, want)
+								}
+							}
+						}
+						dst.untouched(t, written)
+					})
+				}
 			}
 		}
 	}
@@ -205,13 +209,29 @@ func TestConvRowsOrderAndSplit(t *testing.T) {
 	}
 }
 
-func TestConvRowsAllocationFree(t *testing.T) {
+// The kernels run per op of every frame: none allocates.
+func TestKernelsAllocationFree(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	conv := NewConv(randomSlice(r, 16*16*9), 16, 16, 3, 1, nil, nil)
-	src, dst := newView(8, 8, 16, 0, 16), newView(8, 8, 16, 0, 16)
+	src, dst, half := newView(8, 8, 16, 0, 16), newView(8, 8, 16, 0, 16), newView(4, 4, 16, 0, 16)
 	rows := []int64{0, 9, 63}
-	if n := testing.AllocsPerRun(10, func() { conv.Rows(dst.Map, src.Map, rows) }); n != 0 {
-		t.Errorf("Rows allocates %v times per call", n)
+	class := make([]uint8, 64)
+	class[9] = Computed
+	shift := make([]float32, 16)
+	taps, band := []Tap{{DY: 0, DX: -1, W: 0.5}}, []int64{10}
+	planes := make([]float32, 64*16)
+	for name, f := range map[string]func(){
+		"Rows":     func() { conv.Rows(dst.Map, src.Map, rows) },
+		"Fill":     func() { Fill(dst.Map, class, shift, taps, band) },
+		"Epilogue": func() { Epilogue(dst.Map, class, shift, &src.Map, true, 0, 64) },
+		"Resample": func() { Resample(dst.Map, half.Map, 2, true, true, 0, 8) },
+		"AvgPool":  func() { AvgPool(half.Map, src.Map, 0, 4) },
+		"FromNCHW": func() { FromNCHW(dst.Map, planes, 0, 64) },
+		"ToNCHW":   func() { ToNCHW(planes, dst.Map, 0, 64) },
+	} {
+		if n := testing.AllocsPerRun(10, f); n != 0 {
+			t.Errorf("%s allocates %v times per call", name, n)
+		}
 	}
 }
 
