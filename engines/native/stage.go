@@ -9,34 +9,47 @@ import (
 	"slices"
 )
 
-// maxThreads bounds Load's worker count.
-const maxThreads = 256
-
-// Stage is one sparse stage loaded from its plan: packed weights, every
-// buffer, the pixel classes per stride and a pool of worker goroutines.
+// Stage is one sparse stage loaded from its plan: packed weights, the pixel
+// classes per stride, its tensors' maps over buffers of its Shared and the
+// Shared's workers.
 //
-// A Stage runs one frame at a time: Run is not safe for concurrent use.
-// Close stops the workers; the Stage is unusable afterwards.
+// A Stage runs one frame at a time: Run is not safe for concurrent use, nor
+// with Run of another stage of the same Shared. Close releases it; it is
+// unusable afterwards.
 type Stage struct {
 	path     string
+	shared   *Shared
+	own      bool // the Shared is the stage's own (Load), closed with it
 	inputs   []string
 	strides  []int
-	maps     []Map // per tensor id, over the buffer liveness gave it
 	inIDs    []int
 	stateIDs []int
 	logitsID int
 	grids    []*grid // per stride, ascending
 	steps    []step  // per op, in order
-	pool     *pool
 	inJob    *copyIn
 	outJob   *copyOut
-	bytes    int64 // buffer memory
 	closed   bool
+
+	// maps holds every tensor's map (by id), then the concat outputs' channel
+	// views; the steps point into it. bind points the maps at the Shared's
+	// buffers: tensor id at buffer bufOf[id], a view at its tensor's data
+	// from an offset.
+	maps  []Map
+	bufOf []int
+	views []concatView
+	bytes int64  // this stage's buffer memory, alone
+	gen   uint64 // the Shared's buffer generation maps are bound to
 
 	// Run's buffers, for the copy jobs; nil between runs.
 	in     [][]float32
 	state  [][]float32
 	logits []float32
+}
+
+// concatView is a channel slice of a concat's output map.
+type concatView struct {
+	at, tensor, offset int
 }
 
 // grid is one stride's pixel classes and, during Run, its tables.
@@ -50,11 +63,24 @@ type grid struct {
 // Load reads and validates the plan at planPath (and its weights file) for an
 // input of height × width pixels, packs the weights and allocates every
 // buffer; threads is the number of goroutines Run splits each operation
-// across (the caller's included).
+// across (the caller's included). The stage has its own buffers and workers;
+// stages that run one after another can share them (Shared.Load).
 func Load(planPath string, height, width, threads int) (*Stage, error) {
-	if threads < 1 || threads > maxThreads {
-		return nil, fmt.Errorf("native plan %s: threads %d, want 1..%d", planPath, threads, maxThreads)
+	sh, err := NewShared(threads)
+	if err != nil {
+		return nil, fmt.Errorf("native plan %s: %w", planPath, err)
 	}
+	s, err := sh.Load(planPath, height, width)
+	if err != nil {
+		sh.Close()
+		return nil, err
+	}
+	s.own = true
+	return s, nil
+}
+
+// load is Shared.Load.
+func load(sh *Shared, planPath string, height, width int) (*Stage, error) {
 	p, err := readPlan(planPath, height, width)
 	if err != nil {
 		return nil, err
@@ -65,11 +91,10 @@ func Load(planPath string, height, width, threads int) (*Stage, error) {
 	}
 	defer w.Close()
 
-	s := &Stage{path: planPath, inIDs: p.inputs, stateIDs: p.state, logitsID: p.logits}
+	s := &Stage{path: planPath, shared: sh, inIDs: p.inputs, stateIDs: p.state, logitsID: p.logits}
 	for _, id := range p.inputs {
 		s.inputs = append(s.inputs, p.tensors[id].name)
 	}
-	s.allocate(p)
 	grids := map[int]*grid{}
 	for i := range p.ops {
 		o := &p.ops[i]
@@ -86,16 +111,15 @@ func Load(planPath string, height, width, threads int) (*Stage, error) {
 	for _, stride := range s.strides {
 		s.grids = append(s.grids, grids[stride])
 	}
+	s.layout(p)
 	for i := range p.ops {
 		st, err := s.compile(p, w, &p.ops[i], grids)
 		if err != nil {
-			s.Close()
 			return nil, err
 		}
 		s.steps = append(s.steps, st)
 	}
 	s.inJob, s.outJob = &copyIn{s}, &copyOut{s}
-	s.pool = newPool(threads)
 	return s, nil
 }
 
@@ -113,11 +137,14 @@ func (s *Stage) Strides() []int { return slices.Clone(s.strides) }
 // outputs (NCHW, in the plan's state order) and the logits (NCHW). It does
 // not allocate, and checks ctx between operations.
 func (s *Stage) Run(ctx context.Context, in [][]float32, index, band map[int][]int64, state [][]float32, logits []float32) error {
-	if s.closed {
+	if s.closed || s.shared.closed {
 		return ErrClosed
 	}
 	if err := s.checkArgs(in, state, logits); err != nil {
 		return err
+	}
+	if s.gen != s.shared.gen {
+		s.bind()
 	}
 	for _, g := range s.grids {
 		idx, ok := index[g.stride]
@@ -134,14 +161,15 @@ func (s *Stage) Run(ctx context.Context, in [][]float32, index, band map[int][]i
 	}
 	s.in, s.state, s.logits = in, state, logits
 	defer s.release()
-	s.pool.run(s.inJob, s.inJob.parts())
+	pool := s.shared.pool
+	pool.run(s.inJob, s.inJob.parts())
 	for _, st := range s.steps {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("native stage %s: %w", s.path, err)
 		}
-		st.run(s.pool)
+		st.run(pool)
 	}
-	s.pool.run(s.outJob, s.outJob.parts())
+	pool.run(s.outJob, s.outJob.parts())
 	return nil
 }
 
@@ -153,17 +181,17 @@ func (s *Stage) release() {
 	}
 }
 
-// Close stops the workers and releases the packed weights. It is safe to call
-// more than once.
+// Close releases the stage's packed weights (and, for a stage from Load, its
+// buffers and workers). It is safe to call more than once.
 func (s *Stage) Close() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
-	if s.pool != nil {
-		s.pool.stop()
-	}
 	s.maps, s.steps = nil, nil
+	if s.own {
+		return s.shared.Close()
+	}
 	return nil
 }
 
@@ -224,13 +252,48 @@ func (g *grid) mark(index, band []int64) error {
 	return nil
 }
 
-// allocate gives every tensor a map over a buffer shared with tensors whose
-// lives do not overlap: a tensor lives from the op that writes it (the
-// inputs: from the start) to its last reader (the outputs: to the end), and
-// an op's output never shares its inputs' buffers. Buffers are handed out
-// best fit from a free list; when none is large enough the largest free one
-// grows.
-func (s *Stage) allocate(p *plan) {
+// layout sizes the stage's buffers, reserves them in its Shared and lays out
+// the maps (bound to the buffers at the first Run).
+func (s *Stage) layout(p *plan) {
+	var sizes []int
+	s.bufOf, sizes = planBuffers(p)
+	for _, n := range sizes {
+		s.bytes += 4 * int64(n)
+	}
+	s.shared.reserve(sizes)
+	views := 0
+	for i := range p.ops {
+		if p.ops[i].kind == opConcat {
+			views += len(p.ops[i].terms)
+		}
+	}
+	s.maps = make([]Map, len(p.tensors), len(p.tensors)+views) // never grows: the steps point into it
+	for id, t := range p.tensors {
+		h, w := p.height/t.stride, p.width/t.stride
+		s.maps[id] = Map{H: h, W: w, C: t.channels, LD: t.channels}
+	}
+}
+
+// bind points the maps at the Shared's current buffers.
+func (s *Stage) bind() {
+	for id, b := range s.bufOf {
+		m := &s.maps[id]
+		m.Data = s.shared.bufs[b][:m.H*m.W*m.C]
+	}
+	for _, v := range s.views {
+		s.maps[v.at].Data = s.maps[v.tensor].Data[v.offset:]
+	}
+	s.gen = s.shared.gen
+}
+
+// planBuffers gives every tensor a buffer shared with tensors whose lives do
+// not overlap: a tensor lives from the op that writes it (the inputs: from
+// the start) to its last reader (the outputs: to the end), and an op's
+// output never shares its inputs' buffers. Buffers are handed out best fit
+// from a free list; when none is large enough the largest free one grows.
+// It returns each tensor's buffer and the buffers' sizes in floats, largest
+// first (so that stages sharing buffers pair their large ones).
+func planBuffers(p *plan) (bufOf, sizes []int) {
 	n := len(p.ops)
 	last := make([]int, len(p.tensors))
 	for i := range last {
@@ -253,9 +316,8 @@ func (s *Stage) allocate(p *plan) {
 		t := p.tensors[id]
 		return (p.height / t.stride) * (p.width / t.stride) * t.channels
 	}
-	var sizes []int // per buffer, in floats
-	var free []int  // free buffer ids
-	buf := make([]int, len(p.tensors))
+	var free []int // free buffer ids
+	bufOf = make([]int, len(p.tensors))
 	take := func(id int) {
 		want := size(id)
 		best := -1
@@ -273,14 +335,14 @@ func (s *Stage) allocate(p *plan) {
 			}
 		}
 		if best < 0 {
-			buf[id] = len(sizes)
+			bufOf[id] = len(sizes)
 			sizes = append(sizes, want)
 			return
 		}
 		b := free[best]
 		free = slices.Delete(free, best, best+1)
 		sizes[b] = max(sizes[b], want)
-		buf[id] = b
+		bufOf[id] = b
 	}
 	released := make([]bool, len(p.tensors))
 	for _, id := range p.inputs {
@@ -291,20 +353,25 @@ func (s *Stage) allocate(p *plan) {
 		for _, id := range p.ops[i].reads() {
 			if last[id] == i && !released[id] {
 				released[id] = true
-				free = append(free, buf[id])
+				free = append(free, bufOf[id])
 			}
 		}
 	}
-	data := make([][]float32, len(sizes))
-	for b, n := range sizes {
-		data[b] = make([]float32, n)
-		s.bytes += 4 * int64(n)
+	// Renumber the buffers largest first.
+	order := make([]int, len(sizes))
+	for k := range order {
+		order[k] = k
 	}
-	s.maps = make([]Map, len(p.tensors))
-	for id, t := range p.tensors {
-		h, w := p.height/t.stride, p.width/t.stride
-		s.maps[id] = Map{Data: data[buf[id]][:h*w*t.channels], H: h, W: w, C: t.channels, LD: t.channels}
+	slices.SortStableFunc(order, func(a, b int) int { return sizes[b] - sizes[a] })
+	rank := make([]int, len(sizes))
+	sorted := make([]int, len(sizes))
+	for r, k := range order {
+		rank[k], sorted[r] = r, sizes[k]
 	}
+	for id := range bufOf {
+		bufOf[id] = rank[bufOf[id]]
+	}
+	return bufOf, sorted
 }
 
 // reads lists the tensors an op reads.
@@ -347,25 +414,26 @@ func (p *plan) rowsOnly(id int) bool {
 // compile turns a validated op into its step, packing a convolution's
 // weights with its BatchNorm folded in.
 func (s *Stage) compile(p *plan, w *weightsFile, o *op, grids map[int]*grid) (step, error) {
-	dst := s.maps[o.out]
 	switch o.kind {
 	case opConv:
 		return s.compileConv(p, w, o, grids[p.tensors[o.out].stride])
 	case opAvgPool:
-		return &poolStep{dst: dst, src: s.maps[o.in]}, nil
+		return &poolStep{dst: &s.maps[o.out], src: &s.maps[o.in]}, nil
 	case opSum:
 		st := &resampleStep{relu: o.relu}
 		for _, t := range o.terms {
-			st.terms = append(st.terms, resampleTerm{dst: dst, src: s.maps[t.in], factor: t.upsample})
+			st.terms = append(st.terms, resampleTerm{dst: &s.maps[o.out], src: &s.maps[t.in], factor: t.upsample})
 		}
 		return st, nil
 	case opConcat:
 		st := &resampleStep{concat: true}
-		off := 0
+		dst, off := s.maps[o.out], 0
 		for _, t := range o.terms {
-			src := s.maps[t.in]
-			view := Map{Data: dst.Data[off:], H: dst.H, W: dst.W, C: src.C, LD: dst.LD}
-			st.terms = append(st.terms, resampleTerm{dst: view, src: src, factor: t.upsample})
+			src := &s.maps[t.in]
+			at := len(s.maps)
+			s.maps = append(s.maps, Map{H: dst.H, W: dst.W, C: src.C, LD: dst.LD})
+			s.views = append(s.views, concatView{at: at, tensor: o.out, offset: off})
+			st.terms = append(st.terms, resampleTerm{dst: &s.maps[at], src: src, factor: t.upsample})
 			off += src.C
 		}
 		return st, nil
@@ -384,11 +452,10 @@ func (s *Stage) compileConv(p *plan, w *weightsFile, o *op, g *grid) (step, erro
 		return nil, err
 	}
 	c := NewConv(weight, cout, cin, o.kernel, o.stride, scale, bias)
-	st := &convStep{conv: c, dst: s.maps[o.out], src: s.maps[o.in], relu: o.relu, shift: shift, taps: o.taps, g: g,
+	st := &convStep{conv: c, dst: &s.maps[o.out], src: &s.maps[o.in], relu: o.relu, shift: shift, taps: o.taps, g: g,
 		rowMACs: cin * cout * o.kernel * o.kernel, rowsOnly: p.rowsOnly(o.out)}
 	if o.residual >= 0 {
-		r := s.maps[o.residual]
-		st.res = &r
+		st.res = &s.maps[o.residual]
 	}
 	return st, nil
 }
@@ -449,9 +516,9 @@ type step interface {
 // and the epilogue (reads band rows) need.
 type convStep struct {
 	conv     *Conv
-	dst, src Map
-	res      *Map
+	dst, src *Map
 	relu     bool
+	res      *Map // nil for none
 	shift    []float32
 	taps     []Tap
 	g        *grid
@@ -476,7 +543,7 @@ type convRows convStep
 func (c *convRows) do(part, parts int) {
 	lo, hi := chunk(len(c.g.index), part, parts)
 	if lo < hi {
-		c.conv.Rows(c.dst, c.src, c.g.index[lo:hi])
+		c.conv.Rows(*c.dst, *c.src, c.g.index[lo:hi])
 	}
 }
 
@@ -485,7 +552,7 @@ type convFill convStep
 func (c *convFill) do(part, parts int) {
 	lo, hi := chunk(len(c.g.band), part, parts)
 	if lo < hi {
-		Fill(c.dst, c.g.class, c.shift, c.taps, c.g.band[lo:hi])
+		Fill(*c.dst, c.g.class, c.shift, c.taps, c.g.band[lo:hi])
 	}
 }
 
@@ -494,7 +561,7 @@ type convEpilogue convStep
 func (c *convEpilogue) do(part, parts int) {
 	lo, hi := chunk(len(c.g.class), part, parts)
 	if lo < hi {
-		Epilogue(c.dst, c.g.class, c.shift, c.res, c.relu, lo, hi)
+		Epilogue(*c.dst, c.g.class, c.shift, c.res, c.relu, lo, hi)
 	}
 }
 
@@ -507,7 +574,7 @@ type resampleStep struct {
 }
 
 type resampleTerm struct {
-	dst, src Map
+	dst, src *Map
 	factor   int
 }
 
@@ -525,13 +592,13 @@ func (r *resampleStep) do(part, parts int) {
 	for k, t := range r.terms {
 		accumulate := !r.concat && k > 0
 		relu := !r.concat && r.relu && k == len(r.terms)-1
-		Resample(t.dst, t.src, t.factor, accumulate, relu, y0, y1)
+		Resample(*t.dst, *t.src, t.factor, accumulate, relu, y0, y1)
 	}
 }
 
 // poolStep is a 2×2 average pooling, split by output rows.
 type poolStep struct {
-	dst, src Map
+	dst, src *Map
 }
 
 func (a *poolStep) run(p *pool) {
@@ -541,7 +608,7 @@ func (a *poolStep) run(p *pool) {
 func (a *poolStep) do(part, parts int) {
 	y0, y1 := chunk(a.dst.H, part, parts)
 	if y0 < y1 {
-		AvgPool(a.dst, a.src, y0, y1)
+		AvgPool(*a.dst, *a.src, y0, y1)
 	}
 }
 
@@ -553,7 +620,7 @@ func (c *copyIn) parts() int {
 	for _, id := range c.s.inIDs {
 		n += c.s.size(id)
 	}
-	return c.s.pool.elementParts(n)
+	return c.s.shared.pool.elementParts(n)
 }
 
 func (c *copyIn) do(part, parts int) {
@@ -575,7 +642,7 @@ func (c *copyOut) parts() int {
 	for _, id := range c.s.stateIDs {
 		n += c.s.size(id)
 	}
-	return c.s.pool.elementParts(n)
+	return c.s.shared.pool.elementParts(n)
 }
 
 func (c *copyOut) do(part, parts int) {

@@ -25,3 +25,20 @@ func (s *Stage) Run(ctx context.Context, in [][]float32, index, band map[int][]i
 
 // Close does nothing.
 func (s *Stage) Close() error { return nil }
+
+// Shared is unavailable without cgo.
+type Shared struct{}
+
+// NewShared returns ErrUnavailable: native stages need cgo.
+func NewShared(threads int) (*Shared, error) { return nil, ErrUnavailable }
+
+// Load returns ErrUnavailable.
+func (sh *Shared) Load(planPath string, height, width int) (*Stage, error) {
+	return nil, ErrUnavailable
+}
+
+// Bytes returns 0.
+func (sh *Shared) Bytes() int64 { return 0 }
+
+// Close does nothing.
+func (sh *Shared) Close() error { return nil }

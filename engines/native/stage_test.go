@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -548,7 +549,7 @@ const testHeight, testWidth = 32, 64
 // splitAll makes s split every operation across all its workers, however
 // small (the test maps are far below the grains).
 func splitAll(s *Stage) {
-	s.pool.macGrain, s.pool.elementGrain = 1, 1
+	s.shared.pool.macGrain, s.shared.pool.elementGrain = 1, 1
 }
 
 func TestRunMatchesReference(t *testing.T) {
@@ -870,49 +871,67 @@ func bundleStages(tb testing.TB, dir string) (height, width int, stages []native
 	return manifest.Input.Shape[2], manifest.Input.Shape[3], stages
 }
 
+// checkBundlePlans loads a bundle's plans into one Shared, as an engine does,
+// and runs them in turn, each mask case through every stage, so that the
+// stages run on buffers that the others use too and that grew after the
+// first stages were loaded.
 func checkBundlePlans(t *testing.T, dir string) {
 	height, width, stages := bundleStages(t, dir)
 	if len(stages) != 3 {
 		t.Errorf("%s: %d stages with a native plan, want 3", dir, len(stages))
 	}
-	rng := rand.New(rand.NewPCG(12, 12))
+	sh, err := NewShared(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	sh.pool.macGrain, sh.pool.elementGrain = 1, 1
+	type loaded struct {
+		s       *Stage
+		rc      *runCase
+		strides []int
+	}
+	var runs []loaded
+	var sum, largest int64
 	for _, st := range stages {
-		t.Run(st.name, func(t *testing.T) {
-			path, radii := st.plan, st.radii
-			tp := readTestPlan(t, path)
-			s, err := Load(path, height, width, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			splitAll(s)
-			var strides []int
-			for k := range radii {
-				strides = append(strides, k)
-			}
-			slices.Sort(strides)
-			if got := s.Strides(); !slices.Equal(got, strides) {
-				t.Fatalf("Strides() = %v, want the bundle's band strides %v", got, strides)
-			}
-			rc := &runCase{tp: tp, height: height, width: width}
-			for _, name := range tp.inputs {
-				rc.in = append(rc.in, tp.values(rc.size(name), -1, 2))
-			}
-			for _, name := range tp.state {
-				rc.state = append(rc.state, make([]float32, rc.size(name)))
-			}
-			rc.logits = make([]float32, rc.size(tp.logits))
-			n4 := (height / 4) * (width / 4)
-			for _, c := range []struct {
-				name string
-				p    float64
-			}{{"half", 0.5}, {"sparse", 0.1}, {"all", 1}} {
-				mask4 := make([]bool, n4)
-				for i := range mask4 {
-					mask4[i] = rng.Float64() < c.p
-				}
-				t.Run(c.name, func(t *testing.T) { rc.checkTables(t, s, nestedMasks(mask4, height, width, strides), radii) })
-			}
-		})
+		tp := readTestPlan(t, st.plan)
+		s, err := sh.Load(st.plan, height, width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		sum, largest = sum+s.bytes, max(largest, s.bytes)
+		strides := slices.Sorted(maps.Keys(st.radii))
+		if got := s.Strides(); !slices.Equal(got, strides) {
+			t.Fatalf("%s: Strides() = %v, want the bundle's band strides %v", st.name, got, strides)
+		}
+		rc := &runCase{tp: tp, height: height, width: width}
+		for _, name := range tp.inputs {
+			rc.in = append(rc.in, tp.values(rc.size(name), -1, 2))
+		}
+		for _, name := range tp.state {
+			rc.state = append(rc.state, make([]float32, rc.size(name)))
+		}
+		rc.logits = make([]float32, rc.size(tp.logits))
+		runs = append(runs, loaded{s, rc, strides})
+	}
+	if got := sh.Bytes(); got < largest || got >= sum {
+		t.Errorf("shared buffers hold %d bytes, want from the largest stage's %d to less than the stages' sum %d", got, largest, sum)
+	}
+	rng := rand.New(rand.NewPCG(12, 12))
+	n4 := (height / 4) * (width / 4)
+	for _, c := range []struct {
+		name string
+		p    float64
+	}{{"half", 0.5}, {"sparse", 0.1}, {"all", 1}} {
+		mask4 := make([]bool, n4)
+		for i := range mask4 {
+			mask4[i] = rng.Float64() < c.p
+		}
+		for k, r := range runs {
+			t.Run(c.name+"/"+stages[k].name, func(t *testing.T) {
+				r.rc.checkTables(t, r.s, nestedMasks(mask4, height, width, r.strides), stages[k].radii)
+			})
+		}
 	}
 }
