@@ -2,6 +2,9 @@
 
 package native
 
+// The kernels are compiled once per instruction set (kernels.c) and the
+// best one the CPU runs is picked at start: no -march flags here.
+
 // #cgo CFLAGS: -O3 -std=gnu11 -Wall
 // #include "kernels.h"
 import "C"
@@ -37,8 +40,10 @@ var _ [unsafe.Sizeof(C.nk_tap{}) - unsafe.Sizeof(Tap{})]struct{}
 var _ [unsafe.Sizeof(Tap{}) - unsafe.Sizeof(C.nk_tap{})]struct{}
 
 // Conv is one convolution packed for Rows, with its per-output-channel
-// affine epilogue folded: z = Scale*conv(x) + Bias. It is immutable after
-// NewConv and safe for concurrent use.
+// affine epilogue folded: z = Scale*conv(x) + Bias. Its weights are packed
+// for the widest vectors the CPU has (AVX-512, AVX2, else SSE2 or NEON),
+// output channels padded to whole vectors. It is immutable after NewConv and
+// safe for concurrent use.
 type Conv struct {
 	packed, bias              []float32
 	zero                      []float32 // k*cin zeros: what taps outside the map read
@@ -46,7 +51,7 @@ type Conv struct {
 	variant                   C.int // the kernel variant packed for
 }
 
-// bestVariant is the fastest convolution variant this CPU runs.
+// bestVariant is the fastest kernel variant this CPU runs.
 var bestVariant = C.nk_best_variant()
 
 // useVariant makes the kernels other than Conv.Rows run variant v until
@@ -109,8 +114,9 @@ func newConv(v C.int, weight []float32, cout, cin, k, stride int, scale, bias []
 // Rows writes z at the given output pixels (flat ids of dst's grid) of dst,
 // with zero padding k/2: dst.H = ceil(src.H/stride) (PyTorch's output size;
 // src.H/stride for the even sizes HRNet has), dst.W likewise,
-// dst.C = cout, src.C = cin. Concurrent calls are safe when their rows are
-// disjoint. It panics on shapes that do not fit or rows outside dst.
+// dst.C = cout, src.C = cin; dst and src must not overlap. Concurrent calls
+// are safe when their rows are disjoint. It panics on shapes that do not fit
+// or rows outside dst.
 func (c *Conv) Rows(dst, src Map, rows []int64) {
 	dst.check("conv dst")
 	src.check("conv src")
@@ -122,8 +128,9 @@ func (c *Conv) Rows(dst, src Map, rows []int64) {
 	if len(rows) == 0 {
 		return
 	}
-	C.nk_conv_rows(c.variant, (*C.float)(&c.packed[0]), (*C.float)(&c.bias[0]), (*C.float)(&c.zero[0]), C.int64_t(c.cout), C.int64_t(c.cin),
-		C.int64_t(c.kernel), C.int64_t(c.stride), dst.c(), src.c(), (*C.int64_t)(&rows[0]), C.int64_t(len(rows)))
+	C.nk_conv_rows(c.variant, (*C.float)(&c.packed[0]), (*C.float)(&c.bias[0]), (*C.float)(&c.zero[0]),
+		C.int64_t(c.cout), C.int64_t(c.cin), C.int64_t(c.kernel), C.int64_t(c.stride), dst.c(), src.c(),
+		(*C.int64_t)(&rows[0]), C.int64_t(len(rows)))
 }
 
 // Fill writes, for each band pixel p, dst[p] = shift + sum over taps t whose
@@ -146,8 +153,8 @@ func Fill(dst Map, class []uint8, shift []float32, taps []Tap, band []int64) {
 }
 
 // Epilogue finishes pixels [p0, p1) of dst in place: v = shift at Far
-// pixels, dst[p] otherwise; plus res[p] when res is not nil; then max(v, 0)
-// when relu.
+// pixels, dst[p] otherwise; plus res[p] when res is not nil (a map of
+// dst's shape that does not overlap it); then max(v, 0) when relu.
 func Epilogue(dst Map, class []uint8, shift []float32, res *Map, relu bool, p0, p1 int) {
 	dst.check("epilogue dst")
 	checkClass("epilogue", class, shift, dst)
@@ -171,7 +178,8 @@ func Epilogue(dst Map, class []uint8, shift []float32, res *Map, relu bool, p0, 
 // Resample writes rows [y0, y1) of dst's grid with src bilinearly upsampled
 // by factor (1, 2, 4 or 8; 1 copies), PyTorch's align_corners=False rule.
 // accumulate adds to dst instead of overwriting; relu clamps the result at
-// 0. dst.H = src.H*factor, dst.W = src.W*factor, dst.C = src.C.
+// 0. dst.H = src.H*factor, dst.W = src.W*factor, dst.C = src.C; dst and src
+// must not overlap.
 func Resample(dst, src Map, factor int, accumulate, relu bool, y0, y1 int) {
 	dst.check("resample dst")
 	src.check("resample src")
@@ -189,7 +197,8 @@ func Resample(dst, src Map, factor int, accumulate, relu bool, y0, y1 int) {
 }
 
 // AvgPool writes rows [y0, y1) of dst's grid with the 2x2 stride-2 average
-// of src: dst.H = src.H/2, dst.W = src.W/2, dst.C = src.C.
+// of src: dst.H = src.H/2, dst.W = src.W/2, dst.C = src.C; dst and src must
+// not overlap.
 func AvgPool(dst, src Map, y0, y1 int) {
 	dst.check("avgpool dst")
 	src.check("avgpool src")
