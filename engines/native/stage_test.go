@@ -231,6 +231,56 @@ func hrnetLike(seed uint64) *testPlan {
 	return tp
 }
 
+// oddities is a plan of the less common forms the format allows: a 1×1
+// stride-2 convolution, one with neither bias nor BN nor taps, a residual on
+// a 1×1 convolution, a three-term sum with factors 1, 2 and 8 (stride 32), a
+// concat with factor 8, pooling a convolution's output, a state output that
+// a later op reads, and an input passed through as a state output.
+func oddities(seed uint64) *testPlan {
+	tp := newTestPlan(seed)
+	tp.tensor("x0", 5, 4)
+	tp.tensor("x1", 7, 32)
+	tp.tensor("p", 6, 8)
+	tp.tensor("q", 6, 8)
+	tp.tensor("r", 6, 16)
+	tp.tensor("u", 7, 32)
+	tp.tensor("v", 6, 32)
+	tp.tensor("w", 6, 4)
+	tp.tensor("cat", 18, 4)
+	tp.tensor("logits", 2, 4)
+	tp.inputs = []string{"x0", "x1"}
+	tp.conv("x0", "p", convOpts{kernel: 1, stride: 2, bn: true, fill: 1, relu: true})
+	tp.conv("p", "q", convOpts{kernel: 1, stride: 1, bias: true, fill: 2, residual: "p", relu: true})
+	tp.conv("q", "r", convOpts{kernel: 3, stride: 2})
+	tp.conv("r", "u", convOpts{kernel: 3, stride: 2, bn: true, fill: 3, residual: "x1"})
+	tp.conv("u", "v", convOpts{kernel: 1, stride: 1, bn: true, fill: 1})
+	tp.resample(opSum, "w", true, termJSON{In: "q", Upsample: 2}, termJSON{In: "v", Upsample: 8}, termJSON{In: "q", Upsample: 2})
+	tp.resample(opConcat, "cat", false, termJSON{In: "w", Upsample: 1}, termJSON{In: "v", Upsample: 8}, termJSON{In: "q", Upsample: 2})
+	tp.conv("cat", "logits", convOpts{kernel: 3, stride: 1, bias: true, bn: true, fill: 1})
+	tp.state = []string{"q", "x1", "w"}
+	tp.logits = "logits"
+	return tp
+}
+
+func TestRunOddities(t *testing.T) {
+	tp := oddities(3)
+	radii := tp.bandRadii()
+	rng := rand.New(rand.NewPCG(8, 8))
+	rc := newRunCase(t, tp, testHeight, testWidth)
+	s, err := Load(rc.path, testHeight, testWidth, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	splitAll(s)
+	if got, want := s.Strides(), []int{4, 8, 16, 32}; !slices.Equal(got, want) {
+		t.Errorf("Strides() = %v, want %v", got, want)
+	}
+	for _, p := range []float64{0.5, 0.2, 1, 0} {
+		t.Run(fmt.Sprint(p), func(t *testing.T) { rc.check(t, s, randomMasks(rng, radii, testHeight, testWidth, p, nil)) })
+	}
+}
+
 // ---- the reference ----
 
 // field is a float64 NCHW map (N = 1).
