@@ -25,6 +25,8 @@ type Engine struct {
 	state  map[string]*onnx.Tensor[float32]
 	logits []*onnx.Tensor[float32]
 	stages []*stage
+	// sparseGraphOnCPU is Config.SparseGraphOnCPU.
+	sparseGraphOnCPU bool
 
 	watch    chan watchRequest
 	finished chan struct{}
@@ -39,7 +41,8 @@ type stage struct {
 	// graph that ran last (what Provider reports).
 	denseProvider, last trt.Provider
 	blocks              *blocksGraph          // blocks stages only
-	sparse              *sparseGraph          // sparse stages only
+	sparse              *sparseGraph          // sparse stages only, unless native
+	native              *nativeGraph          // sparse stages on the CPU with a native plan
 	dense               *onnx.AdvancedSession // a sparse stage's plain dense graph, if it has one
 }
 
@@ -142,7 +145,7 @@ func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 			}
 		}
 	}
-	e := &Engine{state: map[string]*onnx.Tensor[float32]{}}
+	e := &Engine{state: map[string]*onnx.Tensor[float32]{}, sparseGraphOnCPU: cfg.SparseGraphOnCPU}
 	defer func() {
 		if err != nil {
 			e.Close()
@@ -457,7 +460,7 @@ func (e *Engine) Run(ctx context.Context, i int) error {
 	if s.session == nil {
 		return fmt.Errorf("run stage %q: its masked graph was not opened", s.name)
 	}
-	if s.sparse != nil || s.dense != nil {
+	if s.sparse != nil || s.native != nil || s.dense != nil {
 		s.last = s.provider
 	}
 	if err := e.runGraph(ctx, s, s.session); err != nil {
@@ -540,6 +543,9 @@ func (e *Engine) Close() error {
 		}
 		if s.sparse != nil {
 			errs = append(errs, s.sparse.destroy())
+		}
+		if s.native != nil {
+			errs = append(errs, s.native.stage.Close())
 		}
 		if bg := s.blocks; bg != nil {
 			if bg.session != nil {

@@ -31,6 +31,11 @@ type Config struct {
 	// Paths are the graphs opened for sparse stages (each holds its own
 	// copy of the weights); zero opens all three.
 	Paths engines.Paths
+	// SparseGraphOnCPU runs sparse stages' ONNX sparse graph on the CPU
+	// too, instead of their native plan (engines/native), which is the
+	// CPU's sparse path whenever the bundle has one: to compare the two,
+	// and to test the graph an accelerator runs.
+	SparseGraphOnCPU bool
 }
 
 // ProviderStatus says whether a provider can be set up here and, if not, the

@@ -106,7 +106,14 @@ func (e *Engine) openSparseStage(b *bundle.Bundle, i int, g, masked bundle.Graph
 		}
 		providers = append(providers, p)
 	}
-	if paths&engines.PathSparse != 0 {
+	switch {
+	case paths&engines.PathSparse == 0:
+	case b.NativePlanPath(i) != "" && !e.sparseGraphOnCPU && nativeFirst(opts, unavailable, log):
+		if st.native, err = e.openNative(b, i, opts.IntraOpThreads); err != nil {
+			return st, err
+		}
+		providers = append(providers, trt.CPU)
+	default:
 		if st.sparse, err = e.openSparse(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
 			return st, err
 		}
@@ -191,28 +198,39 @@ func (e *Engine) openPlainDense(b *bundle.Bundle, i int, outNames []string, outV
 
 // Tables implements engines.Engine.
 func (e *Engine) Tables(i int) [][]int64 {
+	if ng := e.stages[i].native; ng != nil {
+		return ng.buffers
+	}
 	if sg := e.stages[i].sparse; sg != nil {
 		return sg.buffers
 	}
 	return nil
 }
 
-// RunSparse implements engines.Engine: each table is padded with −1 to the
-// smallest bucket that holds it.
+// RunSparse implements engines.Engine: the native plan where the stage runs
+// one, else the sparse graph with each table padded with −1 to the smallest
+// bucket that holds it.
 func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error {
 	s := e.stages[i]
+	if ng := s.native; ng != nil {
+		if err := checkLens(ng.buffers, lens); err != nil {
+			return fmt.Errorf("run stage %q: %w", s.name, err)
+		}
+		s.last = trt.CPU
+		if err := ng.run(ctx, lens); err != nil {
+			return fmt.Errorf("run stage %q (sparse, native): %w", s.name, err)
+		}
+		return nil
+	}
 	sg := s.sparse
 	if sg == nil {
 		return fmt.Errorf("run stage %q: not a sparse stage, or its sparse graph was not opened", s.name)
 	}
-	if len(lens) != len(sg.tables) {
-		return fmt.Errorf("run stage %q: %d table lengths for %d tables", s.name, len(lens), len(sg.tables))
+	if err := checkLens(sg.buffers, lens); err != nil {
+		return fmt.Errorf("run stage %q: %w", s.name, err)
 	}
 	for k, t := range sg.tables {
 		n := lens[k]
-		if n < 0 || n > len(t.data) {
-			return fmt.Errorf("run stage %q: table %q holds %d entries, want 0..%d", s.name, t.input, n, len(t.data))
-		}
 		j, _ := slices.BinarySearch(t.sizes, max(n, 1))
 		pad := t.data[n:t.sizes[j]]
 		for p := range pad {
@@ -223,6 +241,19 @@ func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error {
 	s.last = sg.provider
 	if err := e.runGraph(ctx, s, sg); err != nil {
 		return fmt.Errorf("run stage %q (sparse): %w", s.name, err)
+	}
+	return nil
+}
+
+// checkLens checks a run's table lengths against the table buffers.
+func checkLens(buffers [][]int64, lens []int) error {
+	if len(lens) != len(buffers) {
+		return fmt.Errorf("%d table lengths for %d tables", len(lens), len(buffers))
+	}
+	for k, n := range lens {
+		if n < 0 || n > len(buffers[k]) {
+			return fmt.Errorf("table %d holds %d entries, want 0..%d", k, n, len(buffers[k]))
+		}
 	}
 	return nil
 }
