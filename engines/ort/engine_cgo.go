@@ -15,6 +15,7 @@ import (
 
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
+	"github.com/anytime-edge/edge/engines/native"
 	"github.com/anytime-edge/edge/trt"
 )
 
@@ -27,6 +28,8 @@ type Engine struct {
 	stages []*stage
 	// sparseGraphOnCPU is Config.SparseGraphOnCPU.
 	sparseGraphOnCPU bool
+	// native holds what the native sparse stages share; nil when none.
+	native *native.Shared
 
 	watch    chan watchRequest
 	finished chan struct{}
@@ -560,6 +563,10 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.stages = nil
+	if e.native != nil {
+		errs = append(errs, e.native.Close())
+		e.native = nil
+	}
 	destroy := func(t *onnx.Tensor[float32]) {
 		if t != nil {
 			errs = append(errs, t.Destroy())

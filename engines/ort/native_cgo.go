@@ -50,13 +50,21 @@ func nativeFirst(opts trt.Options, unavailable map[trt.Provider]error, log *slog
 }
 
 // openNative loads sparse stage i's native plan, bound to the engine's
-// tensors.
+// tensors. The engine's native stages share one set of buffers and workers
+// (they run one after another).
 func (e *Engine) openNative(b *bundle.Bundle, i int, threads int) (*nativeGraph, error) {
 	s := b.Stages[i]
-	if threads <= 0 {
-		threads = runtime.NumCPU()
+	if e.native == nil {
+		if threads <= 0 {
+			threads = runtime.NumCPU()
+		}
+		sh, err := native.NewShared(threads)
+		if err != nil {
+			return nil, fmt.Errorf("stage %q: native kernels: %w", s.Name, err)
+		}
+		e.native = sh
 	}
-	st, err := native.Load(b.NativePlanPath(i), b.Input.Height(), b.Input.Width(), threads)
+	st, err := e.native.Load(b.NativePlanPath(i), b.Input.Height(), b.Input.Width())
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: %w", s.Name, err)
 	}
