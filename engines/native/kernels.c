@@ -316,6 +316,8 @@ static void NK(conv_rows)(const float *packed, const float *pbias, const float *
   // A 3x3 tap row of a pixel whose three horizontal taps are inside the
   // map is one contiguous segment when the map has no gaps between pixels.
   const int joinable = k == 3 && src.ld == cin;
+  int64_t dy[9], dx[9];  // tap t's offset from the pixel's centre in the input
+  for (int64_t t = 0; t < kk; t++) dy[t] = t / k - pad, dx[t] = t % k - pad;
   const float *in[PX * 9];
   float *out[PX];
   for (int64_t r0 = 0; r0 < n; r0 += PX) {
@@ -328,10 +330,10 @@ static void NK(conv_rows)(const float *packed, const float *pbias, const float *
       out[u] = dst.data + p * dst.ld;
       joined &= j[u] * stride >= 1 && j[u] * stride + 1 < src.w;
     }
-    int64_t nseg = joined ? 3 : kk, seglen = joined ? 3 * cin : cin;
+    const int64_t nseg = joined ? 3 : kk, seglen = joined ? 3 * cin : cin, step = joined ? 3 : 1;
     for (int u = 0; u < PX; u++)
       for (int64_t s = 0; s < nseg; s++) {
-        int64_t t = joined ? 3 * s : s, y = i[u] * stride - pad + t / k, x = j[u] * stride - pad + t % k;
+        int64_t y = i[u] * stride + dy[s * step], x = j[u] * stride + dx[s * step];
         in[u * nseg + s] =
             y < 0 || y >= src.h || x < 0 || x >= src.w ? zero : src.data + (y * src.w + x) * src.ld;
       }
