@@ -227,51 +227,18 @@ enum { NK(vw) = VW, NK(nv) = NV };
 // seglen contiguous input values pixel u multiplies with segment s of the
 // packed taps (one tap's row, a zero row outside the map, or the three
 // horizontal taps' adjacent rows at once). w is the group's packed block;
-// only the first np pixels are stored.
+// only the first np pixels are stored. Paired (see paired), a vector holds
+// VW/2 output channels x (even, odd) input channel, both inputs broadcast by
+// one 64-bit load, and the store adds each output's two lanes.
 static inline __attribute__((always_inline)) void NK(block)(const float *const *in, int64_t nseg, int64_t seglen,
                                                            const float *w, const float *bias, float *const *out,
-                                                           int np, int64_t c0, int64_t cout, const int nv) {
-  VEC acc[PX][NV];
-  for (int v = 0; v < nv; v++) {
-    VEC b = *(const UVEC *)(bias + v * VW);
-    for (int u = 0; u < PX; u++) acc[u][v] = b;
-  }
-  for (int64_t s = 0; s < nseg; s++) {
-    const float *x[PX];
-    for (int u = 0; u < PX; u++) x[u] = in[u * nseg + s];
-    const float *wt = w + s * seglen * nv * VW;
-    for (int64_t c = 0; c < seglen; c++, wt += nv * VW) {
-      VEC wv[NV];
-      for (int v = 0; v < nv; v++) wv[v] = *(const UVEC *)(wt + v * VW);
-      for (int u = 0; u < PX; u++) {
-        float xu = x[u][c];
-        for (int v = 0; v < nv; v++) acc[u][v] += xu * wv[v];
-      }
-    }
-  }
-  for (int u = 0; u < np; u++)
-    for (int v = 0; v < nv; v++) {
-      float *o = out[u] + c0 + v * VW;
-      int64_t left = cout - c0 - v * VW;
-      if (left >= VW) {
-        *(UVEC *)o = acc[u][v];
-      } else {
-        for (int64_t i = 0; i < left; i++) o[i] = acc[u][v][i];
-      }
-    }
-}
-
-// block_pairs is block for a paired convolution (see paired): each vector
-// holds VW/2 output channels x (even, odd) input channel, both inputs
-// broadcast by one 64-bit load; the store adds each output's two lanes.
-static inline __attribute__((always_inline)) void NK(block_pairs)(const float *const *in, int64_t nseg,
-                                                                 int64_t seglen, const float *w, const float *bias,
-                                                                 float *const *out, int np, int64_t c0,
-                                                                 int64_t cout, const int nv) {
+                                                           int np, int64_t c0, int64_t cout, const int nv,
+                                                           const int pair) {
   typedef double DVEC __attribute__((vector_size(VW * 4)));
   typedef double UDOUBLE __attribute__((aligned(4), may_alias));
   typedef int32_t IVEC __attribute__((vector_size(VW * 4)));
   typedef int64_t LVEC __attribute__((vector_size(VW * 4)));
+  const int64_t lanes = pair ? VW / 2 : VW, step = pair ? 2 : 1;
   VEC acc[PX][NV];
   for (int v = 0; v < nv; v++) {
     VEC b = *(const UVEC *)(bias + v * VW);
@@ -280,24 +247,34 @@ static inline __attribute__((always_inline)) void NK(block_pairs)(const float *c
   for (int64_t s = 0; s < nseg; s++) {
     const float *x[PX];
     for (int u = 0; u < PX; u++) x[u] = in[u * nseg + s];
-    const float *wt = w + s * seglen * nv * (VW / 2);
-    for (int64_t c = 0; c < seglen; c += 2, wt += nv * VW) {
+    const float *wt = w + s * seglen * nv * lanes;
+    for (int64_t c = 0; c < seglen; c += step, wt += nv * VW) {
       VEC wv[NV];
       for (int v = 0; v < nv; v++) wv[v] = *(const UVEC *)(wt + v * VW);
       for (int u = 0; u < PX; u++) {
-        // A broadcast, not arithmetic: the double's bits are two floats.
-        VEC xu = (VEC)__builtin_shuffle((DVEC){*(const UDOUBLE *)(x[u] + c)}, (LVEC){0});
-        for (int v = 0; v < nv; v++) acc[u][v] += xu * wv[v];
+        if (pair) {
+          // A broadcast, not arithmetic: the double's bits are two floats.
+          VEC xu = (VEC)__builtin_shuffle((DVEC){*(const UDOUBLE *)(x[u] + c)}, (LVEC){0});
+          for (int v = 0; v < nv; v++) acc[u][v] += xu * wv[v];
+        } else {
+          float xu = x[u][c];
+          for (int v = 0; v < nv; v++) acc[u][v] += xu * wv[v];
+        }
       }
     }
   }
   IVEC even, odd;
   for (int i = 0; i < VW; i++) even[i] = 2 * i, odd[i] = 2 * i + 1;
   for (int u = 0; u < np; u++)
-    for (int v = 0; v < nv; v += 2) {
-      VEC a = acc[u][v], b = v + 1 < nv ? acc[u][v + 1] : a;
-      VEC sum = __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
-      int64_t base = c0 + v * (VW / 2), left = cout - base, valid = v + 1 < nv ? VW : VW / 2;
+    for (int v = 0; v < nv; v += pair ? 2 : 1) {
+      VEC sum = acc[u][v];
+      int64_t base = c0 + v * lanes, valid = VW;
+      if (pair) {
+        VEC b = v + 1 < nv ? acc[u][v + 1] : sum;
+        sum = __builtin_shuffle(sum, b, even) + __builtin_shuffle(sum, b, odd);
+        valid = v + 1 < nv ? VW : VW / 2;
+      }
+      int64_t left = cout - base;
       float *o = out[u] + base;
       if (left >= VW) {
         *(UVEC *)o = sum;
@@ -341,29 +318,25 @@ static void NK(conv_rows)(const float *packed, const float *pbias, const float *
       const float *w = packed + v0 * lanes * kk * cin, *b = pbias + v0 * VW;
       int64_t c0 = v0 * lanes;
       int nv = nvec - v0 < NV ? (int)(nvec - v0) : NV;
+      // The block with nv and pair constants (the accumulators stay in
+      // registers).
+#define GROUP(pair)                                                 \
+  switch (nv) {                                                     \
+    case 1:                                                         \
+      NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, 1, pair);  \
+      break;                                                        \
+    case 2:                                                         \
+      NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, 2, pair);  \
+      break;                                                        \
+    default:                                                        \
+      NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, NV, pair); \
+  }
       if (pair) {
-        switch (nv) {
-          case 1:
-            NK(block_pairs)(in, nseg, seglen, w, b, out, np, c0, cout, 1);
-            break;
-          case 2:
-            NK(block_pairs)(in, nseg, seglen, w, b, out, np, c0, cout, 2);
-            break;
-          default:
-            NK(block_pairs)(in, nseg, seglen, w, b, out, np, c0, cout, NV);
-        }
-        continue;
+        GROUP(1)
+      } else {
+        GROUP(0)
       }
-      switch (nv) {
-        case 1:
-          NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, 1);
-          break;
-        case 2:
-          NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, 2);
-          break;
-        default:
-          NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, NV);
-      }
+#undef GROUP
     }
   }
 }

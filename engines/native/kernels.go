@@ -215,12 +215,7 @@ func AvgPool(dst, src Map, y0, y1 int) {
 // FromNCHW copies pixels [p0, p1) of the planes src ([dst.C][dst.H*dst.W])
 // into dst.
 func FromNCHW(dst Map, src []float32, p0, p1 int) {
-	dst.check("from NCHW dst")
-	if len(src) != dst.C*dst.H*dst.W {
-		panic(fmt.Sprintf("native: from NCHW: %d values, want %d x %d x %d", len(src), dst.C, dst.H, dst.W))
-	}
-	checkRange("from NCHW pixels", p0, p1, dst.H*dst.W)
-	if p0 == p1 {
+	if checkPlanes("from NCHW", src, dst, p0, p1) {
 		return
 	}
 	C.nk_from_nchw(dst.c(), (*C.float)(&src[0]), C.int64_t(p0), C.int64_t(p1))
@@ -229,12 +224,7 @@ func FromNCHW(dst Map, src []float32, p0, p1 int) {
 // ToNCHW copies pixels [p0, p1) of src into the planes dst
 // ([src.C][src.H*src.W]).
 func ToNCHW(dst []float32, src Map, p0, p1 int) {
-	src.check("to NCHW src")
-	if len(dst) != src.C*src.H*src.W {
-		panic(fmt.Sprintf("native: to NCHW: %d values, want %d x %d x %d", len(dst), src.C, src.H, src.W))
-	}
-	checkRange("to NCHW pixels", p0, p1, src.H*src.W)
-	if p0 == p1 {
+	if checkPlanes("to NCHW", dst, src, p0, p1) {
 		return
 	}
 	C.nk_to_nchw((*C.float)(&dst[0]), src.c(), C.int64_t(p0), C.int64_t(p1))
@@ -268,6 +258,17 @@ func (m Map) c() C.nk_map {
 		p = (*C.float)(&m.Data[0])
 	}
 	return C.nk_map{data: p, h: C.int64_t(m.H), w: C.int64_t(m.W), c: C.int64_t(m.C), ld: C.int64_t(m.LD)}
+}
+
+// checkPlanes panics unless planes holds m's channels as NCHW planes and
+// [p0, p1) is a range of m's pixels; it reports whether the range is empty.
+func checkPlanes(what string, planes []float32, m Map, p0, p1 int) (empty bool) {
+	m.check(what)
+	if len(planes) != m.C*m.H*m.W {
+		panic(fmt.Sprintf("native: %s: %d values, want %d x %d x %d", what, len(planes), m.C, m.H, m.W))
+	}
+	checkRange(what, p0, p1, m.H*m.W)
+	return p0 == p1
 }
 
 func checkClass(what string, class []uint8, shift []float32, dst Map) {
