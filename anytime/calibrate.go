@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/anytime-edge/edge/bundle"
+	"github.com/anytime-edge/edge/engines"
 	"github.com/anytime-edge/edge/masking"
 )
 
@@ -52,7 +53,7 @@ const (
 func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, error) {
 	var out []Calibration
 	for i, s := range x.bundle.Stages {
-		if s.Mode == bundle.ModeSparse && x.sparse[i].hasSparse {
+		if s.Mode == bundle.ModeSparse && x.sparse[i].has(engines.PathSparse) {
 			c, err := x.calibrateSparse(ctx, i, reps)
 			if err != nil {
 				return out, err
@@ -147,9 +148,11 @@ func (x *Executor) calibrateSparse(ctx context.Context, i, reps int) (Calibratio
 	paths := []timedPath{
 		{sparseAt(masks[0]), runSparse, new(time.Duration)},
 		{sparseAt(masks[1]), runSparse, new(time.Duration)},
-		{func() { masking.ToFloat(x.engine.Mask(), masks[1]) }, func() error { return x.engine.Run(ctx, i) }, &c.Masked},
 	}
-	if ss.dense {
+	if ss.has(engines.PathMasked) {
+		paths = append(paths, timedPath{func() { masking.ToFloat(x.engine.Mask(), masks[1]) }, func() error { return x.engine.Run(ctx, i) }, &c.Masked})
+	}
+	if ss.has(engines.PathDense) {
 		paths = append(paths, timedPath{func() {}, func() error { return x.engine.RunDense(ctx, i) }, &c.Dense})
 	}
 	now := x.cfg.Now
@@ -175,13 +178,17 @@ func (x *Executor) calibrateSparse(ctx context.Context, i, reps int) (Calibratio
 		*p.median = times[k][len(times[k])/2]
 	}
 	c.Sparse[1], c.Sparse[calibrationLow] = *paths[0].median, *paths[1].median
-	c.BreakEven = breakEven(c.Sparse[calibrationLow], c.Sparse[1], c.Masked)
+	c.BreakEven = 1
+	if ss.has(engines.PathMasked) {
+		c.BreakEven = breakEven(c.Sparse[calibrationLow], c.Sparse[1], c.Masked)
+	}
 	c.Ones = RanSparse
-	if best := c.Sparse[1]; c.Masked < best || (ss.dense && c.Dense < best) {
-		c.Ones = RanMasked
-		if ss.dense && c.Dense <= c.Masked {
-			c.Ones = RanDense
-		}
+	best := c.Sparse[1]
+	if ss.has(engines.PathMasked) && c.Masked < best {
+		c.Ones, best = RanMasked, c.Masked
+	}
+	if ss.has(engines.PathDense) && c.Dense <= best {
+		c.Ones = RanDense
 	}
 	ss.breakEven.Store(math.Float64bits(c.BreakEven))
 	ones := c.Ones

@@ -74,10 +74,9 @@ type sparseStage struct {
 	tables *masking.Tables
 	bufs   [][]int64 // the engine's table buffers
 	lens   []int
-	dense  bool // the stage has a plain dense graph
-	// hasSparse is false when the engine did not open the sparse graph:
-	// the stage then runs as under DispatchDense.
-	hasSparse bool
+	// paths are the paths the engine opened for the stage (a path it did
+	// not open is never picked; the others are exact alike).
+	paths engines.Paths
 	// breakEven is the largest computed fraction (float64 bits) at which
 	// the sparse graph runs under DispatchAuto; above it the masked graph
 	// runs. ones is the path of an all-ones mask under DispatchAuto.
@@ -96,9 +95,16 @@ func newSparseStage(b *bundle.Bundle, i int, e engines.Engine) (*sparseStage, er
 			Band: t.Kind == bundle.TableBand, Radius: t.Radius,
 		})
 	}
+	paths := e.Paths(i)
+	if s.Sparse.Dense == nil {
+		paths &^= engines.PathDense
+	}
+	if paths == 0 {
+		return nil, fmt.Errorf("stage %q: the engine opened none of its paths", s.Name)
+	}
 	bufs := e.Tables(i)
-	if bufs == nil { // the engine did not open the sparse graph
-		return &sparseStage{dense: s.Sparse.Dense != nil}, nil
+	if paths&engines.PathSparse == 0 {
+		return &sparseStage{paths: paths}, nil
 	}
 	if len(bufs) != len(specs) {
 		return nil, fmt.Errorf("stage %q: the engine has %d index tables, the bundle %d", s.Name, len(bufs), len(specs))
@@ -108,35 +114,34 @@ func newSparseStage(b *bundle.Bundle, i int, e engines.Engine) (*sparseStage, er
 			return nil, fmt.Errorf("stage %q: the engine's table %d holds %d entries, want %d", s.Name, k, len(bufs[k]), sp.Height*sp.Width)
 		}
 	}
-	ss := &sparseStage{tables: masking.NewTables(h, w, specs), bufs: bufs, lens: make([]int, len(specs)), dense: s.Sparse.Dense != nil, hasSparse: true}
+	ss := &sparseStage{tables: masking.NewTables(h, w, specs), bufs: bufs, lens: make([]int, len(specs)), paths: paths}
 	ss.breakEven.Store(math.Float64bits(1))
 	sparse := RanSparse
 	ss.ones.Store(&sparse)
 	return ss, nil
 }
 
+// has says whether the engine opened path p of the stage.
+func (ss *sparseStage) has(p engines.Paths) bool { return ss.paths&p != 0 }
+
 // path is the path sparse stage ss runs for a mask computing a fraction
-// active of the pixels.
+// active of the pixels: d's choice among the paths the engine opened (all
+// are exact, so a dispatch whose paths are not open runs another).
 func (ss *sparseStage) path(d Dispatch, active float64) string {
-	if !ss.hasSparse {
-		d = DispatchDense
-	}
-	switch d {
-	case DispatchSparse:
+	switch {
+	case d == DispatchAuto && active == 1:
+		return *ss.ones.Load()
+	case d == DispatchAuto && ss.has(engines.PathSparse) &&
+		(active <= math.Float64frombits(ss.breakEven.Load()) || !ss.has(engines.PathMasked)):
 		return RanSparse
-	case DispatchDense:
-		if active == 1 && ss.dense {
-			return RanDense
-		}
+	case d == DispatchSparse && ss.has(engines.PathSparse):
+		return RanSparse
+	case active == 1 && ss.has(engines.PathDense):
+		return RanDense
+	case ss.has(engines.PathMasked):
 		return RanMasked
 	}
-	if active == 1 {
-		return *ss.ones.Load()
-	}
-	if active <= math.Float64frombits(ss.breakEven.Load()) {
-		return RanSparse
-	}
-	return RanMasked
+	return RanSparse
 }
 
 // runSparse runs sparse stage i on the path the dispatcher picks for the

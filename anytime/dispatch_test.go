@@ -388,3 +388,47 @@ func TestDispatchPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSparseStageWithOnlyItsSparsePath runs sparse stages whose engine
+// opened only the sparse path (the native plan on the CPU): every dispatch
+// runs it, calibration times only it, and no frame reaches a graph that is
+// not open.
+func TestSparseStageWithOnlyItsSparsePath(t *testing.T) {
+	b := sparseBundle()
+	f := newSparseFake(b)
+	f.Unopened = map[int]engines.Paths{}
+	for i := 1; i < len(b.Stages); i++ {
+		f.Unopened[i] = engines.PathMasked | engines.PathDense
+	}
+	now := time.Unix(0, 0)
+	e := clockEngine{Fake: f, now: &now}
+	x, err := New(b, e, Config{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := x.Calibrate(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cal[0]; c.Masked != 0 || c.Dense != 0 || c.BreakEven != 1 || c.Ones != RanSparse {
+		t.Fatalf("calibrated %+v, want the sparse path alone", c)
+	}
+	ss := x.sparse[1]
+	for _, d := range []Dispatch{DispatchAuto, DispatchSparse, DispatchDense} {
+		for _, active := range []float64{0.1, 0.9, 1} {
+			if got := ss.path(d, active); got != RanSparse {
+				t.Errorf("%v at %v: %q, want sparse", d, active, got)
+			}
+		}
+	}
+	f.Runs, f.DenseRuns, f.SparseRuns = nil, nil, nil
+	for _, d := range []Dispatch{DispatchAuto, DispatchDense} {
+		x.SetDispatch(d)
+		if _, err := x.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slices.ContainsFunc(f.Runs, func(i int) bool { return i > 0 }) || len(f.DenseRuns) > 0 || len(f.SparseRuns) == 0 {
+		t.Errorf("ran masked %v, dense %v, sparse %v; want only the sparse path after stage 1", f.Runs, f.DenseRuns, f.SparseRuns)
+	}
+}

@@ -9,10 +9,11 @@ import (
 // library cannot be loaded.
 var ErrUnavailable = errors.New("inference backend unavailable")
 
-// Paths is a set of the exact paths of sparse stages: their sparse graph,
-// their reference masked graph and their plain dense graph. Each graph an
-// engine opens holds its own copy of the stage's weights, so an engine
-// opens only the paths it is asked for.
+// Paths is a set of the exact paths of sparse stages: their sparse path (the
+// sparse graph, or on the CPU the stage's native plan), their reference
+// masked graph and their plain dense graph. Each path an engine opens holds
+// its own copy of the stage's weights, so an engine opens only the paths it
+// is asked for.
 type Paths uint8
 
 // Paths of sparse stages.
@@ -38,6 +39,10 @@ type Engine interface {
 	// wrote. A cancelled ctx stops a run in flight where the backend
 	// supports it.
 	Run(ctx context.Context, i int) error
+	// Paths is what sparse stage i can run: the paths the engine opened
+	// (RunSparse, Run and RunDense fail on the others); zero for other
+	// stages.
+	Paths(i int) Paths
 	// Tables returns sparse stage i's index-table buffers, one per entry
 	// of bundle.Stage.Tables in that order, each as long as its map
 	// (every pixel could be listed): the caller fills a prefix of each.

@@ -33,7 +33,19 @@ type Fake struct {
 	ComputeSparse func(i int, tables [][]int64, lens []int, logits []float32) error
 	// ComputeDense fills logits for a RunDense; nil leaves them.
 	ComputeDense func(i int, logits []float32) error
-	tables       map[int][][]int64
+	// Unopened lists, per stage, the paths Paths does not report (the
+	// sparse path is reported only with tables).
+	Unopened map[int]engines.Paths
+	tables   map[int][][]int64
+}
+
+// Paths implements engines.Engine.
+func (f *Fake) Paths(i int) engines.Paths {
+	p := engines.PathMasked | engines.PathDense
+	if f.tables[i] != nil {
+		p |= engines.PathSparse
+	}
+	return p &^ f.Unopened[i]
 }
 
 // SetTables gives stage i index tables of the given capacities, as a

@@ -37,6 +37,7 @@ type Engine struct {
 
 type stage struct {
 	name     string
+	isSparse bool
 	session  *onnx.AdvancedSession // the stage, a sparse stage's masked graph or a blocks stage's dense twin
 	run      *onnx.RunOptions
 	provider trt.Provider // of session (a sparse stage's: of its first opened graph)

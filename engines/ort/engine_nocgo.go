@@ -40,6 +40,9 @@ func (e *Engine) Run(ctx context.Context, i int) error { return errNoCgo }
 // Tables implements engines.Engine.
 func (e *Engine) Tables(i int) [][]int64 { return nil }
 
+// Paths implements engines.Engine.
+func (e *Engine) Paths(i int) engines.Paths { return 0 }
+
 // RunSparse implements engines.Engine.
 func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error { return errNoCgo }
 

@@ -84,10 +84,18 @@ func checkSparse(b *bundle.Bundle, i int, g bundle.GraphInfo) (bundle.GraphInfo,
 // graph. The stage's provider is the first opened graph's.
 func (e *Engine) openSparseStage(b *bundle.Bundle, i int, g, masked bundle.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, paths engines.Paths, unavailable map[trt.Provider]error, log *slog.Logger) (*stage, error) {
 	s := b.Stages[i]
-	st := &stage{name: s.Name}
+	st := &stage{name: s.Name, isSparse: true}
 	var err error
 	if st.run, err = onnx.NewRunOptions(); err != nil {
 		return st, fmt.Errorf("stage %q: run options: %w", s.Name, err)
+	}
+	native := paths&engines.PathSparse != 0 && b.NativePlanPath(i) != "" && !e.sparseGraphOnCPU && nativeFirst(opts, unavailable, log)
+	if native && paths == engines.AllPaths {
+		// The native plan is exact at every mask and, measured, at least
+		// as fast as the masked and dense graphs at every computed
+		// fraction (docs/sparse.md): holding their weights as well would
+		// double the stage's memory for nothing.
+		paths = engines.PathSparse
 	}
 	var providers []trt.Provider
 	if paths&engines.PathMasked != 0 {
@@ -108,7 +116,7 @@ func (e *Engine) openSparseStage(b *bundle.Bundle, i int, g, masked bundle.Graph
 	}
 	switch {
 	case paths&engines.PathSparse == 0:
-	case b.NativePlanPath(i) != "" && !e.sparseGraphOnCPU && nativeFirst(opts, unavailable, log):
+	case native:
 		if st.native, err = e.openNative(b, i, opts.IntraOpThreads); err != nil {
 			return st, err
 		}
@@ -194,6 +202,25 @@ func (e *Engine) openPlainDense(b *bundle.Bundle, i int, outNames []string, outV
 		return err
 	})
 	return session, p, err
+}
+
+// Paths implements engines.Engine.
+func (e *Engine) Paths(i int) engines.Paths {
+	s := e.stages[i]
+	if !s.isSparse {
+		return 0
+	}
+	var p engines.Paths
+	if s.sparse != nil || s.native != nil {
+		p |= engines.PathSparse
+	}
+	if s.session != nil {
+		p |= engines.PathMasked
+	}
+	if s.dense != nil {
+		p |= engines.PathDense
+	}
+	return p
 }
 
 // Tables implements engines.Engine.

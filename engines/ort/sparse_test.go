@@ -48,7 +48,7 @@ func openSparseTiny(t *testing.T, graphOnCPU bool) (*bundle.Bundle, *Engine) {
 // TestTinySparseBundleMatchesPyTorch runs the sparse tiny bundle on the
 // reference input through its sparse path (the native plan and the ONNX
 // sparse graph) and through its masked graphs: all match PyTorch's masked
-// forward, masks included.
+// forward, masks included. (The native engine opens nothing else.)
 func TestTinySparseBundleMatchesPyTorch(t *testing.T) {
 	for _, eng := range sparseEngines {
 		b, e := openSparseTiny(t, eng.graphOnCPU)
@@ -56,6 +56,9 @@ func TestTinySparseBundleMatchesPyTorch(t *testing.T) {
 			dispatch anytime.Dispatch
 			ran      string
 		}{{anytime.DispatchSparse, anytime.RanSparse}, {anytime.DispatchDense, anytime.RanMasked}} {
+			if !eng.graphOnCPU && tt.dispatch == anytime.DispatchDense {
+				continue
+			}
 			t.Run(eng.name+"/"+tt.dispatch.String(), func(t *testing.T) {
 				checkAgainstReference(t, tinySparse, b, e, func(x *anytime.Executor) { x.SetDispatch(tt.dispatch) }, tt.ran)
 			})
@@ -104,7 +107,7 @@ func TestSparsePathsAgree(t *testing.T) {
 		}
 		sparse, ranSparse := runPaths(t, tinySparse, b, e, masks, anytime.DispatchSparse)
 		graph, _ := runPaths(t, tinySparse, b, eg, masks, anytime.DispatchSparse)
-		dense, ranDense := runPaths(t, tinySparse, b, e, masks, anytime.DispatchDense)
+		dense, ranDense := runPaths(t, tinySparse, b, eg, masks, anytime.DispatchDense)
 		want := anytime.RanMasked
 		if point[0] == 1 {
 			want = anytime.RanDense
@@ -153,9 +156,11 @@ func TestSparseFrameAllocations(t *testing.T) {
 	}
 }
 
-// TestOpenOnlySomePaths opens the sparse tiny bundle with its sparse graphs
-// only, then with its masked and dense graphs only: the frames still match
-// PyTorch, and a path not opened is an error, not a crash.
+// TestOpenOnlySomePaths opens the sparse tiny bundle with its sparse path
+// only, with its masked and dense graphs only, and with everything that pays
+// (the native plan alone: it is exact at every mask): the frames still match
+// PyTorch, the engine reports what it opened, and a path not opened is an
+// error, not a crash.
 func TestOpenOnlySomePaths(t *testing.T) {
 	rt := runtimeOrSkip(t)
 	b, err := bundle.Load(tinySparse)
@@ -163,20 +168,28 @@ func TestOpenOnlySomePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		paths    engines.Paths
-		dispatch anytime.Dispatch
-		ran      string
+		paths, opened engines.Paths
+		dispatch      anytime.Dispatch
+		ran           string
 	}{
-		{engines.PathSparse, anytime.DispatchSparse, anytime.RanSparse},
-		{engines.PathMasked | engines.PathDense, anytime.DispatchDense, anytime.RanMasked},
+		{engines.PathSparse, engines.PathSparse, anytime.DispatchSparse, anytime.RanSparse},
+		{engines.PathMasked | engines.PathDense, engines.PathMasked | engines.PathDense, anytime.DispatchDense, anytime.RanMasked},
+		{engines.AllPaths, engines.PathSparse, anytime.DispatchAuto, anytime.RanSparse},
+		{engines.AllPaths, engines.PathSparse, anytime.DispatchDense, anytime.RanSparse},
 	} {
 		e, err := Open(rt, b, Config{Providers: cpuOptions(), Paths: tt.paths})
 		if err != nil {
 			t.Fatal(err)
 		}
+		if got := e.Paths(1); got != tt.opened {
+			t.Errorf("paths %b: opened %b, want %b", tt.paths, got, tt.opened)
+		}
+		if got := e.Paths(0); got != 0 {
+			t.Errorf("the dense first stage reports paths %b", got)
+		}
 		checkAgainstReference(t, tinySparse, b, e, func(x *anytime.Executor) { x.SetDispatch(tt.dispatch) }, tt.ran)
 		ctx := context.Background()
-		if tt.paths&engines.PathSparse == 0 {
+		if tt.opened&engines.PathSparse == 0 {
 			if err := e.RunSparse(ctx, 1, make([]int, len(b.Stages[1].Tables()))); err == nil {
 				t.Error("RunSparse ran without the sparse graph")
 			}
