@@ -28,8 +28,8 @@ static inline void source(int64_t d, int64_t f, int64_t n, int64_t *i0, int64_t 
   *l1 = s - (float)*i0;
 }
 
-// The pixels of the NCHW transpositions' tiles: one cache line of a plane.
-#define TILE 16
+// The pixel tiles of the NCHW transpositions handled per channel tile.
+#define SPAN 4
 
 #if defined(__x86_64__)
 #pragma GCC push_options
@@ -515,30 +515,61 @@ static void NK(avgpool)(nk_map dst, nk_map src, int64_t y0, int64_t y1) {
     }
 }
 
-// from_nchw and to_nchw: see nk_from_nchw, nk_to_nchw. Tiles of TILE pixels:
-// each plane's part of a tile is one contiguous run.
-static void NK(from_nchw)(nk_map dst, const float *src, int64_t p0, int64_t p1) {
-  const int64_t hw = dst.h * dst.w;
-  for (int64_t q = p0; q < p1; q += TILE) {
-    int64_t m = p1 - q < TILE ? p1 - q : TILE;
-    for (int64_t c = 0; c < dst.c; c++) {
-      const float *restrict in = src + c * hw + q;
-      float *restrict out = dst.data + q * dst.ld + c;
-      for (int64_t u = 0; u < m; u++) out[u * dst.ld] = in[u];
-    }
+// transpose transposes the VW x VW matrix of rows r in registers: at each
+// scale s the off-diagonal s x s blocks of every 2s x 2s block swap.
+static inline __attribute__((always_inline)) void NK(transpose)(VEC r[VW]) {
+  typedef int32_t IVEC __attribute__((vector_size(VW * 4)));
+#pragma GCC unroll 8
+  for (int s = VW / 2; s >= 1; s /= 2) {
+    IVEC lo, hi;
+    for (int j = 0; j < VW; j++) lo[j] = j & s ? VW + j - s : j, hi[j] = j & s ? VW + j : j + s;
+#pragma GCC unroll 16
+    for (int i = 0; i < VW; i++)
+      if (!(i & s)) {
+        VEC a = r[i], b = r[i + s];
+        r[i] = __builtin_shuffle(a, b, lo), r[i + s] = __builtin_shuffle(a, b, hi);
+      }
   }
 }
 
-static void NK(to_nchw)(float *dst, nk_map src, int64_t p0, int64_t p1) {
-  const int64_t hw = src.h * src.w;
-  for (int64_t q = p0; q < p1; q += TILE) {
-    int64_t m = p1 - q < TILE ? p1 - q : TILE;
-    for (int64_t c = 0; c < src.c; c++) {
-      const float *restrict in = src.data + q * src.ld + c;
-      float *restrict out = dst + c * hw + q;
-      for (int64_t u = 0; u < m; u++) out[u] = in[u * src.ld];
-    }
+// from_nchw and to_nchw: see nk_from_nchw, nk_to_nchw. Tiles of VW pixels x
+// VW channels are transposed in registers, SPAN tiles of pixels in a row per
+// channel tile (a few cache lines of each plane at once); the channels past
+// the last whole tile, and the pixels past the last whole span, one by one.
+static void NK(from_nchw)(nk_map dst, const float *src, int64_t p0, int64_t p1) {
+  const int64_t hw = dst.h * dst.w, whole = dst.c / VW * VW;
+  int64_t q = p0;
+  for (; q + SPAN * VW <= p1; q += SPAN * VW) {
+    for (int64_t c0 = 0; c0 < whole; c0 += VW)
+      for (int64_t q1 = q; q1 < q + SPAN * VW; q1 += VW) {
+        VEC r[VW];
+        for (int i = 0; i < VW; i++) r[i] = *(const UVEC *)(src + (c0 + i) * hw + q1);
+        NK(transpose)(r);
+        for (int u = 0; u < VW; u++) *(UVEC *)(dst.data + (q1 + u) * dst.ld + c0) = r[u];
+      }
+    for (int64_t c = whole; c < dst.c; c++)
+      for (int64_t u = q; u < q + SPAN * VW; u++) dst.data[u * dst.ld + c] = src[c * hw + u];
   }
+  for (; q < p1; q++)
+    for (int64_t c = 0; c < dst.c; c++) dst.data[q * dst.ld + c] = src[c * hw + q];
+}
+
+static void NK(to_nchw)(float *dst, nk_map src, int64_t p0, int64_t p1) {
+  const int64_t hw = src.h * src.w, whole = src.c / VW * VW;
+  int64_t q = p0;
+  for (; q + SPAN * VW <= p1; q += SPAN * VW) {
+    for (int64_t c0 = 0; c0 < whole; c0 += VW)
+      for (int64_t q1 = q; q1 < q + SPAN * VW; q1 += VW) {
+        VEC r[VW];
+        for (int u = 0; u < VW; u++) r[u] = *(const UVEC *)(src.data + (q1 + u) * src.ld + c0);
+        NK(transpose)(r);
+        for (int i = 0; i < VW; i++) *(UVEC *)(dst + (c0 + i) * hw + q1) = r[i];
+      }
+    for (int64_t c = whole; c < src.c; c++)
+      for (int64_t u = q; u < q + SPAN * VW; u++) dst[c * hw + u] = src.data[u * src.ld + c];
+  }
+  for (; q < p1; q++)
+    for (int64_t c = 0; c < src.c; c++) dst[c * hw + q] = src.data[q * src.ld + c];
 }
 
 #undef VEC

@@ -158,10 +158,16 @@ func benchmarkMemoryKernels(b *testing.B, c int) {
 		}
 		bytes(b, h*w/4)
 	})
+	planes := make([]float32, h*w*c)
 	b.Run("ToNCHW", func(b *testing.B) {
-		planes := make([]float32, h*w*c)
 		for b.Loop() {
 			ToNCHW(planes, dst, 0, h*w)
+		}
+		bytes(b, h*w)
+	})
+	b.Run("FromNCHW", func(b *testing.B) {
+		for b.Loop() {
+			FromNCHW(dst, planes, 0, h*w)
 		}
 		bytes(b, h*w)
 	})
