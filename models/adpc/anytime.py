@@ -9,7 +9,6 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import blocks
 from .hrnet import ADPCHRNet
 from .layers import Masks
 
@@ -58,27 +57,4 @@ def run(model: ADPCHRNet, image: Tensor, threshold: Optional[float], exits: int 
         state, logits = model.stage(k, state, Masks(mask))
         raw.append(logits)
         merged.append(merge(merged[-1], logits, mask))
-    return Result(merged, raw, masks)
-
-
-@torch.no_grad()
-def run_blocks(model: ADPCHRNet, image: Tensor, threshold: Optional[float], size: int, exits: int = 4) -> Result:
-    """The anytime loop in blocks mode (docs/bundle.md), as the Go executor
-    runs a bundle of blocks stages: the pixel mask is cumulative (a pixel
-    frozen once stays frozen: mask_k = mask_{k-1} and conf <= threshold), the
-    stage computes the block mask (the pixel mask widened to size x size
-    cells) with the residual blocks gated and everything else dense, and
-    copy aggregation uses the block mask. `masks` holds the pixel masks.
-    Threshold None: nothing frozen."""
-    state, logits = model.stage(1, [image])
-    merged, raw, masks = [logits], [logits], []
-    pixel = torch.ones_like(logits[:, :1])
-    for k in range(2, exits + 1):
-        if threshold is not None:
-            pixel = pixel * compute_mask(merged[-1], threshold)
-        masks.append(pixel)
-        block = blocks.widen(pixel, size)
-        state, logits = model.stage(k, state, gate=Masks(block))
-        raw.append(logits)
-        merged.append(merge(merged[-1], logits, block))
     return Result(merged, raw, masks)

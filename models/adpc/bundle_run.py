@@ -2,11 +2,6 @@
 anytime loop of docs/bundle.md in numpy: an independent second implementation of
 what the Go executor does, for tests. It runs every exit (no halting).
 
-Blocks stages (docs/bundle.md) get the pixel mask ANDed with the previous
-one, widened to cells; they run their blocks graph with the active cells
-padded to the smallest bucket (the dense twin when none holds them, or
-always with twin=True), and copy aggregation uses the block mask.
-
 Sparse stages run the graph `path` names: `sparse` (index tables from
 `sparse_tables`, each padded with `pad` entries of -1), `masked`, or
 `dense` (the dense graph where the mask is all ones, else the masked one, as
@@ -21,7 +16,6 @@ from typing import Optional
 import numpy as np
 import onnx
 
-from .blocks import Grid, bucket_for
 from .ort import Runtime
 from . import sparse_tables
 
@@ -34,9 +28,8 @@ def max_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional[Runtime] = None,
-               twin: bool = False, path: str = "sparse", pad: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Returns (merged logits per exit, uint8 masks fed to stages 2..K: the
-    pixel masks)."""
+               path: str = "sparse", pad: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Returns (merged logits per exit, uint8 masks fed to stages 2..K)."""
     bundle = Path(bundle)
     man = json.loads((bundle / "bundle.json").read_text())
     rt = rt or Runtime()
@@ -52,28 +45,11 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional
             # A dense stage computes every pixel (as the Go executor does).
             if st["mode"] in ("masked", "sparse"):
                 mask = (max_softmax(merged[-1]) <= threshold).astype(np.uint8)
-            elif st["mode"] == "blocks":
-                prev = mask if mask is not None else np.ones(merged[-1].shape[-2:], np.uint8)
-                mask = prev & (max_softmax(merged[-1]) <= threshold).astype(np.uint8)
             else:
                 mask = np.ones(merged[-1].shape[-2:], np.uint8)
             masks.append(mask)
         feeds = {}
         file = st["file"]
-        gate = mask
-        if st["mode"] == "blocks":
-            grid = Grid(h, w, st["blocks"]["size"])
-            ids = grid.active(mask)
-            block_mask = grid.block_mask(ids)
-            gate = block_mask[0, 0]
-            buckets = st["blocks"]["buckets"]
-            if twin or len(ids) > buckets[-1]:
-                file = st["blocks"]["dense"]["file"]
-                feeds[st["blocks"]["dense"]["mask"]] = block_mask
-            else:
-                by_source = {src: n for n, src in st["inputs"].items()}
-                ins = grid.inputs(ids, bucket_for(len(ids), buckets))
-                feeds[by_source["blocks"]], feeds[by_source["neighbours"]] = ins
         inputs = st["inputs"]
         if st["mode"] == "sparse":
             if path == "dense" and mask.all():  # type: ignore[union-attr]
@@ -92,7 +68,7 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional
                 feeds[name] = x
             elif src == "mask":
                 feeds[name] = mask[None, None].astype(np.float32)  # type: ignore[index]
-            elif src in ("blocks", "neighbours") or src.startswith(("index:", "band:")):
+            elif src.startswith(("index:", "band:")):
                 pass  # set above
             else:
                 feeds[name] = state[src[len("state:"):]]
@@ -106,7 +82,7 @@ def run_bundle(bundle: str | Path, x: np.ndarray, threshold: float, rt: Optional
         if k == 0:
             merged.append(logits)
         else:
-            merged.append(np.where(gate[None, None] > 0, logits, merged[-1]))  # type: ignore[index]
+            merged.append(np.where(mask[None, None] > 0, logits, merged[-1]))  # type: ignore[index]
     return merged, masks
 
 

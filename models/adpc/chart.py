@@ -1,4 +1,4 @@
-"""The speedup chart of the benchmark plots (`plot_sparse`, `plot_blocks`):
+"""The speedup chart of the benchmark plots (`plot_sparse`):
 a PNG (python3-pil) with a framed plot area, x from 0 to 1 (the fraction of
 a stage computed), y from 0 to `ymax` (a speedup) and one labelled curve of
 points per stage, legend on the right."""

@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from . import anytime, blocks
+from . import anytime
 from .build import build, rh_twin
 from .export import export
 from .hrnet import ADPCHRNet
@@ -40,7 +40,6 @@ from .init import random_image
 from .labels import CITYSCAPES
 
 CASES = {"hrnet_w48": (128, 256), "hrnet_w18_small_v2": (256, 512)}
-BLOCK_SIZES = {"hrnet_w18_small_v2": 16}  # archs whose blocks-mode bundle is checked
 SEED = 3
 REL_L2 = 1e-4
 MASK_EPS = 1e-6
@@ -67,8 +66,8 @@ def edge_runner(binary: str) -> Runner:
         np.save(xp, x.astype("<f4"))
         dump = work / "dump"
         shutil.rmtree(dump, ignore_errors=True)
-        # Sparse and blocks stages run the path `dispatch` forces (not the
-        # one the auto dispatcher may prefer), so that the check covers it.
+        # Sparse stages run the path `dispatch` forces (not the one the
+        # auto dispatcher may prefer), so that the check covers it.
         cmd = [binary, "infer", "--bundle", str(bundle), "--providers", "cpu", "--threshold", repr(threshold),
                "--dispatch", "dense" if dispatch == "masked" else dispatch, "--tensor", str(xp), "--dump", str(dump)]
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -115,12 +114,6 @@ class Torch:
 
 def torch_run(model: ADPCHRNet, x: np.ndarray, threshold: Optional[float]) -> Torch:
     r = anytime.run(model, torch.from_numpy(x), threshold)
-    return Torch([m.numpy() for m in r.merged], [m[0, 0].numpy().astype(np.uint8) for m in r.masks],
-                 [anytime.max_softmax(m)[0, 0].numpy() for m in r.merged[:-1]], tuple(m.numpy() for m in r.raw))
-
-
-def torch_run_blocks(model: ADPCHRNet, x: np.ndarray, threshold: float, size: int) -> Torch:
-    r = anytime.run_blocks(model, torch.from_numpy(x), threshold, size)
     return Torch([m.numpy() for m in r.merged], [m[0, 0].numpy().astype(np.uint8) for m in r.masks],
                  [anytime.max_softmax(m)[0, 0].numpy() for m in r.merged[:-1]], tuple(m.numpy() for m in r.raw))
 
@@ -184,44 +177,6 @@ def compare(name: str, want: Torch, got: tuple[list[np.ndarray], list[np.ndarray
     return lines
 
 
-def choose_blocks_threshold(model: ADPCHRNet, x: np.ndarray, grid: blocks.Grid) -> tuple[float, Torch]:
-    """A threshold that leaves pixels to compute for every stage (so no
-    runtime halts early), part of the cells active (0 < n < G) for at least
-    two stages, and no confidence of exits 1-3 within MASK_MARGIN of it.
-    Candidates sit in the widest gap between exit-1 confidences near a
-    quantile."""
-    s = np.unique(exit1_confidence(model, x).ravel())
-    for q in (0.05, 0.07, 0.1, 0.03, 0.15, 0.2, 0.3, 0.02):
-        i = int(q * (len(s) - 2))
-        a, b = max(0, i - 16), min(len(s) - 1, i + 16)
-        j = a + int(np.argmax(np.diff(s[a:b + 1])))
-        t = float((s[j] + s[j + 1]) / 2)
-        res = torch_run_blocks(model, x, t, grid.size)
-        active = [len(grid.active(m)) for m in res.masks]
-        if (min(active) > 0 and sum(0 < n < grid.cells for n in active) >= 2
-                and min(float(np.abs(c - t).min()) for c in res.confs) >= MASK_MARGIN):
-            return t, res
-    raise Failure(f"no threshold leaving some of the {grid.cells} cells active at every stage with a clear margin")
-
-
-def check_blocks(adpc: ADPCHRNet, arch: str, x: np.ndarray, block_size: int, run: Runner,
-                 work: Path, log: Callable[[str], None]) -> None:
-    """The adpc weights as a blocks-mode bundle against the PyTorch block-mask
-    forward, at a threshold leaving part of the cells active."""
-    t0 = time.time()
-    h, w = x.shape[2], x.shape[3]
-    grid = blocks.Grid(h // 4, w // 4, block_size)
-    threshold, want = choose_blocks_threshold(adpc, x, grid)
-    bundle = work / f"{arch}-blocks"
-    export(adpc, bundle, height=h, width=w, threshold=threshold, labels=CITYSCAPES,
-           name=f"crosscheck-{arch}-blocks", mode="blocks", block_size=block_size)
-    lines = compare(f"{arch} blocks/{block_size} @ {threshold:.6f}", want, run(bundle, x, threshold, work), threshold)
-    cells = [f"{len(grid.active(m))}/{grid.cells}" for m in want.masks]
-    log(f"ok {arch} blocks size {block_size} threshold {threshold:.6f} active cells {cells}: "
-        f"{', '.join(lines)} ({time.time() - t0:.1f}s)")
-    shutil.rmtree(bundle)
-
-
 def check_sparse(adpc: ADPCHRNet, arch: str, x: np.ndarray, threshold: float, want: Torch, run: Runner,
                  work: Path, log: Callable[[str], None]) -> None:
     """The adpc weights as a sparse-mode bundle: at the chosen threshold its
@@ -245,9 +200,8 @@ def check_sparse(adpc: ADPCHRNet, arch: str, x: np.ndarray, threshold: float, wa
 
 
 def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
-               size: Optional[tuple[int, int]] = None, block_size: Optional[int] = None) -> None:
-    """All checks for one arch (at its CASES size unless size is given); the
-    blocks-mode check with block_size (default BLOCK_SIZES, none if absent)."""
+               size: Optional[tuple[int, int]] = None) -> None:
+    """All checks for one arch (at its CASES size unless size is given)."""
     h, w = size or CASES[arch]
     x = random_image(SEED + 100, h, w).numpy()
     adpc = build(arch, "adpc", seed=SEED)
@@ -262,9 +216,6 @@ def check_arch(arch: str, run: Runner, work: Path, log: Callable[[str], None],
         f"({time.time() - t0:.1f}s)")
     exit1 = want.merged[0]
     check_sparse(adpc, arch, x, threshold, want, run, work, log)
-    block_size = block_size or BLOCK_SIZES.get(arch)
-    if block_size:
-        check_blocks(adpc, arch, x, block_size, run, work, log)
 
     # ee and rh: dense stages, the threshold freezes nothing (masks all 1,
     # each exit its own logits); run at the adpc threshold to check that.

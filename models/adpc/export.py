@@ -4,16 +4,14 @@ plus one ONNX graph per stage.
     python3 -m models.adpc.export --arch hrnet_w48 --variant adpc \
         (--checkpoint FILE | --seed N) [--height 1024 --width 2048] \
         [--threshold 0.998] [--classes cityscapes|FILE] [--name NAME] \
-        [--mode sparse|masked|blocks] --out DIR
+        [--mode sparse|masked] --out DIR
 
 An adpc model's stages 2-4 are written by default as `sparse` stages
 (docs/bundle.md, docs/sparse.md): the sparse graph (stageK.sparse.onnx), the
 reference masked graph (stageK.onnx) and the dense graph (stageK.dense.onnx),
 their weights stored once in stageK.weights, and the native plan
 (stageK.plan.json, its weights references into stageK.weights). `--mode masked` writes the
-masked graph alone. `--mode blocks --block-size 16 [--buckets 8,16,32]`
-writes stages 2-4 as blocks stages: a blocks graph (stageK.onnx) and its
-dense twin (stageK.dense.onnx) each.
+masked graph alone.
 """
 
 from __future__ import annotations
@@ -34,13 +32,11 @@ from .config import ARCHS, NUM_EXITS, OUTPUT_STRIDE, VARIANTS, check_size
 from .flops import count_convs, stage_macs
 from .hrnet import ADPCHRNet
 from .labels import Label, load as load_labels
-from . import blocks as cells
-from . import onnx_blocks
 from . import native_plan
 from . import onnx_sparse
 from .onnx_emit import OPSET, Value, stage_graph
 
-MODES = ("sparse", "masked", "blocks")
+MODES = ("sparse", "masked")
 # Initializers at least this large go to the stage's shared weights file.
 SHARED_BYTES = 1024
 
@@ -69,16 +65,8 @@ def state_shapes(model: ADPCHRNet, k: int, height: int, width: int) -> list[list
     return [[1, c, height // (4 << i), width // (4 << i)] for i, c in enumerate(chans)]
 
 
-def blocks_macs(counts: list, stage: int) -> dict:
-    """The `macs` of a blocks stage: the residual blocks' convolutions of the
-    branches per output stride (`masked`), everything else `fixed`."""
-    return stage_macs(counts, stage, masked_if=lambda c: ".branches." in c.name)
-
-
 def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, threshold: float,
            labels: Sequence[Label], name: str, checkpoint_sha256: str = "", mode: str = "sparse",
-           block_size: int = cells.DEFAULT_SIZE, buckets: Optional[Sequence[int]] = None,
-           min_cell: int = cells.MIN_CELL,
            sparse_min_channels: int | Sequence[int] = onnx_sparse.SPARSE_MIN_CHANNELS_PER_STAGE,
            dense_fill_max_pixels: int = onnx_sparse.DENSE_FILL_MAX_PIXELS) -> dict:
     """Writes the bundle to out and returns the manifest. Mode `sparse`
@@ -87,18 +75,10 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
     outputs (one value, or one per stage 2, 3, 4) computed at the computed pixels only, the others densely with the
     exact mask; their fill is a depthwise convolution on maps of at most
     dense_fill_max_pixels pixels, a gather at the band pixels on larger ones); `masked`: the variant's own stages (masked for adpc, dense
-    otherwise); `blocks`: stages
-    2-4 are blocks stages with cells of block_size exit-map pixels; branches
-    whose cells are at least min_cell pixels run blockwise, the others densely
-    inside the blocks graph."""
+    otherwise)."""
     check_size(height, width)
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: want one of {list(MODES)}")
-    grid = cells.Grid(height // OUTPUT_STRIDE, width // OUTPUT_STRIDE, block_size) if mode == "blocks" else None
-    if grid is not None:
-        buckets = list(buckets) if buckets else cells.default_buckets(grid.cells)
-        if not buckets or any(b <= 0 for b in buckets) or any(b <= a for a, b in zip(buckets, buckets[1:])):
-            raise ValueError(f"buckets {buckets}: want positive and ascending")
     if len(labels) != model.num_classes:
         raise ValueError(f"{len(labels)} labels for a model with {model.num_classes} classes")
     out = Path(out)
@@ -119,23 +99,6 @@ def export(model: ADPCHRNet, out: str | Path, *, height: int, width: int, thresh
             sources = {f"x{i}": f"state:{n}" for i, n in enumerate(prev)}
         file = f"stage{k}.onnx"
         outs = state_names(model, k) + ["logits"]
-        if grid is not None and k > 1:
-            sources.update({"blocks": "blocks", "neighbours": "neighbours"})
-            dense_file = f"stage{k}.dense.onnx"
-            proto = onnx_blocks.stage_graph(model, k, values, grid, state_names(model, k), min_cell=min_cell)
-            _check_graph(proto, file, list(sources), outs, dynamic=("blocks", "neighbours"))
-            onnx.save(proto, str(out / file))
-            twin = onnx_blocks.stage_graph(model, k, values, grid, state_names(model, k), dense_mask="mask")
-            _check_graph(twin, dense_file, [v.name for v in values] + ["mask"], outs)
-            onnx.save(twin, str(out / dense_file))
-            stages.append({
-                "name": f"stage{k}", "file": file, "mode": "blocks",
-                "inputs": sources, "state": state_names(model, k), "logits": "logits",
-                "macs": blocks_macs(counts, k),
-                "blocks": {"size": grid.size, "buckets": list(buckets),  # type: ignore[arg-type]
-                           "dense": {"file": dense_file, "mask": "mask"}},
-            })
-            continue
         if mode == "sparse" and model.masked and k > 1:
             mc = sparse_min_channels if isinstance(sparse_min_channels, int) else sparse_min_channels[k - 2]
             stages.append(_sparse_stage(model, k, values, sources, out, height, width, counts, mc,
@@ -281,13 +244,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--classes", default="cityscapes", help="cityscapes or a labels file")
     p.add_argument("--name", help="bundle name (default ARCH-VARIANT-CLASSES)")
     p.add_argument("--mode", choices=MODES, default="sparse",
-                   help="adpc stages 2-4: sparse (sparse, masked and dense graphs; the default), masked (the "
-                        "reference graph alone) or blocks (blocks graph and dense twin)")
-    p.add_argument("--block-size", type=int, default=cells.DEFAULT_SIZE, help="blocks mode: cell size at the output stride")
-    p.add_argument("--buckets", help="blocks mode: ascending entry counts, e.g. 8,16,32 (default powers of two "
-                   "from 8 up to the number of cells)")
-    p.add_argument("--min-cell", type=int, default=cells.MIN_CELL,
-                   help="blocks mode: branches whose cells are smaller (in their own pixels) run densely")
+                   help="adpc stages 2-4: sparse (sparse, masked and dense graphs; the default) or masked (the "
+                        "reference graph alone)")
     p.add_argument("--sparse-min-channels",
                    default=",".join(map(str, onnx_sparse.SPARSE_MIN_CHANNELS_PER_STAGE)),
                    help="sparse mode: 3x3 convolutions with fewer output channels run densely (exactly) in the "
@@ -299,10 +257,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = p.parse_args(argv)
     try:
         check_size(args.height, args.width)
-        buckets = [int(b) for b in args.buckets.split(",")] if args.buckets else None
         min_channels = parse_min_channels(args.sparse_min_channels)
-        if args.mode == "blocks":
-            cells.Grid(args.height // OUTPUT_STRIDE, args.width // OUTPUT_STRIDE, args.block_size)
         labels = load_labels(args.classes)
         model = build(args.arch, args.variant, checkpoint=args.checkpoint, seed=args.seed,
                       num_classes=len(labels))
@@ -314,8 +269,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     name = args.name or f"{args.arch.replace('_', '-')}-{args.variant}-{classes}".replace(" ", "-")
     export(model, args.out, height=args.height, width=args.width, threshold=threshold, labels=labels,
            name=name, checkpoint_sha256=sha256(args.checkpoint) if args.checkpoint else "",
-           mode=args.mode, block_size=args.block_size, buckets=buckets, min_cell=args.min_cell,
-           sparse_min_channels=min_channels, dense_fill_max_pixels=args.dense_fill_max_pixels)
+           mode=args.mode, sparse_min_channels=min_channels, dense_fill_max_pixels=args.dense_fill_max_pixels)
     print(f"wrote {args.out}/bundle.json and {NUM_EXITS} stage graphs")
     return 0
 

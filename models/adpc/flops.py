@@ -15,7 +15,6 @@ import json
 import math
 import sys
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -103,17 +102,16 @@ def report(counts: list[ConvCount]) -> Report:
     return Report(cumulative, cumulative[-1] - early_heads)
 
 
-def stage_macs(counts: list[ConvCount], stage: int,
-               masked_if: Callable[[ConvCount], bool] = lambda c: c.masked) -> dict:
+def stage_macs(counts: list[ConvCount], stage: int) -> dict:
     """The manifest's `macs` object of one stage: fixed MACs, and per output
     stride the dense MACs and summed output channels of the masked convs
-    (those for which `masked_if` holds; by default the MaskedConv2d ones)."""
+    (the MaskedConv2d ones)."""
     fixed = 0
     masked: dict[str, dict[str, int]] = {}
     for c in counts:
         if c.stage != stage:
             continue
-        if masked_if(c):
+        if c.masked:
             m = masked.setdefault(str(c.stride), {"macs": 0, "out_channels": 0})
             m["macs"] += c.macs
             m["out_channels"] += c.out_channels

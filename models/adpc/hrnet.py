@@ -35,18 +35,6 @@ def upsample(x: Tensor, factor: int) -> Tensor:
     return F.interpolate(x, scale_factor=float(factor), mode="bilinear", align_corners=False)
 
 
-def run_branch(branch: MaskedSequential, x: Tensor, masks: Optional[Masks], gate: Optional[Masks]) -> Tensor:
-    """One branch's residual blocks. With a gate (blocks mode, docs/bundle.md)
-    every block computes out = x + M * (F(x) - x), M the gate at the branch's
-    resolution (1 = compute): gated cells get F(x), the others keep x."""
-    if gate is None:
-        return branch(x, masks)
-    m = gate.at(x.shape[-2], x.shape[-1]) > 0
-    for block in branch:
-        x = torch.where(m, call(block, x, masks), x)
-    return x
-
-
 class HighResolutionModule(nn.Module):
     """Parallel branches of BasicBlocks followed by an all-to-all fuse."""
 
@@ -80,9 +68,8 @@ class HighResolutionModule(nn.Module):
             fuse.append(nn.ModuleList(row))
         self.fuse_layers = nn.ModuleList(fuse)
 
-    def forward(self, xs: list[Tensor], masks: Optional[Masks] = None,  # type: ignore[override]
-                gate: Optional[Masks] = None) -> list[Tensor]:
-        xs = [run_branch(branch, x, masks, gate) for branch, x in zip(self.branches, xs)]
+    def forward(self, xs: list[Tensor], masks: Optional[Masks] = None) -> list[Tensor]:  # type: ignore[override]
+        xs = [branch(x, masks) for branch, x in zip(self.branches, xs)]
         out = []
         for i, row in enumerate(self.fuse_layers):
             y = xs[0] if i == 0 else row[0](xs[0], masks)
@@ -105,10 +92,9 @@ class HRStage(nn.Sequential):
     def __init__(self, cfg: StageConfig, masked: bool) -> None:
         super().__init__(*[HighResolutionModule(cfg.channels, cfg.blocks, masked) for _ in range(cfg.modules)])
 
-    def forward(self, xs: list[Tensor], masks: Optional[Masks] = None,  # type: ignore[override]
-                gate: Optional[Masks] = None) -> list[Tensor]:
+    def forward(self, xs: list[Tensor], masks: Optional[Masks] = None) -> list[Tensor]:  # type: ignore[override]
         for m in self:
-            xs = m(xs, masks, gate)
+            xs = m(xs, masks)
         return xs
 
 
@@ -204,17 +190,13 @@ class ADPCHRNet(nn.Module):
         """Number of tensor inputs of each stage, besides the mask."""
         return [1, 1] + [s.branches for s in self.cfg.stages[:2]]
 
-    def stage(self, k: int, inputs: Sequence[Tensor], masks: Optional[Masks] = None,
-              gate: Optional[Masks] = None) -> tuple[list[Tensor], Tensor]:
+    def stage(self, k: int, inputs: Sequence[Tensor], masks: Optional[Masks] = None) -> tuple[list[Tensor], Tensor]:
         """Runs stage k (1-based) and returns (state, exit k's raw logits).
 
         Stage 1 takes the image; stage k > 1 takes the state of stage k-1.
-        Masks are ignored by a model without masked convolutions. A gate
-        (the block mask, blocks mode) gates the residual blocks of the
-        branches and makes everything else dense: masks are then ignored
-        (no RBF fill anywhere).
+        Masks are ignored by a model without masked convolutions.
         """
-        if not self.masked or gate is not None:
+        if not self.masked:
             masks = None
         if k == 1:
             (x,) = inputs
@@ -233,6 +215,6 @@ class ADPCHRNet(nn.Module):
                 xs.append(inputs[i] if t is None else call(t, inputs[i], masks))
             else:
                 xs.append(call(t, inputs[-1], masks))
-        ys = hrstage(xs, masks, gate)
+        ys = hrstage(xs, masks)
         logits = head(exit_input(ys), masks)
         return (ys if k < NUM_EXITS else []), logits

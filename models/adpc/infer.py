@@ -2,12 +2,11 @@
 exit the way `edge infer --dump` does.
 
     python3 -m models.adpc.infer --arch A --variant V (--checkpoint FILE | --seed N) \
-        --tensor x.npy [--threshold T] [--mode blocks --block-size 16] --dump DIR
+        --tensor x.npy [--threshold T] --dump DIR
 
 Writes DIR/exit{k}_logits.npy (merged logits after copy aggregation, float32
 [1, C, h, w]) for k = 1..4 and DIR/exit{k}_mask.npy (uint8 [h, w], the mask
-fed to stage k+1, 1 = compute) for k = 1..3. In blocks mode the masks are
-the pixel masks (the runtime widens them to cells itself). The input is the preprocessed
+fed to stage k+1, 1 = compute) for k = 1..3. The input is the preprocessed
 float32 [1, 3, H, W] tensor (see the bundle's `input`).
 """
 
@@ -21,10 +20,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import anytime, blocks
+from . import anytime
 from .build import build, default_threshold
 from .checkpoint import CheckpointError
-from .config import ARCHS, OUTPUT_STRIDE, VARIANTS, check_size
+from .config import ARCHS, VARIANTS, check_size
 from .hrnet import ADPCHRNet
 from .labels import load as load_labels
 
@@ -46,13 +45,9 @@ def dump(result: anytime.Result, out: str | Path) -> None:
         np.save(out / f"exit{k}_mask.npy", mask[0, 0].numpy().astype(np.uint8))
 
 
-def infer(model: ADPCHRNet, x: torch.Tensor, threshold: float, out: Optional[str | Path] = None,
-          block_size: Optional[int] = None) -> anytime.Result:
-    """The anytime loop (blocks mode when block_size is given), dumped to out."""
-    if block_size is None:
-        r = anytime.run(model.eval(), x, threshold)
-    else:
-        r = anytime.run_blocks(model.eval(), x, threshold, block_size)
+def infer(model: ADPCHRNet, x: torch.Tensor, threshold: float, out: Optional[str | Path] = None) -> anytime.Result:
+    """The anytime loop, dumped to out."""
+    r = anytime.run(model.eval(), x, threshold)
     if out is not None:
         dump(r, out)
     return r
@@ -68,25 +63,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--classes", default="cityscapes", help="cityscapes or a labels file (number of classes)")
     p.add_argument("--tensor", required=True, help="float32 [1, 3, H, W] .npy")
     p.add_argument("--threshold", type=float, help="default 0.998 for adpc, 1.0 for ee/rh")
-    p.add_argument("--mode", choices=("masked", "blocks"), default="masked",
-                   help="masked: the variant's own stages; blocks: block-gated residual blocks")
-    p.add_argument("--block-size", type=int, default=blocks.DEFAULT_SIZE, help="blocks mode cell size")
     p.add_argument("--dump", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     try:
         x = load_tensor(args.tensor)
-        size = None
-        if args.mode == "blocks":
-            size = blocks.check_size(args.block_size)
-            blocks.Grid(x.shape[2] // OUTPUT_STRIDE, x.shape[3] // OUTPUT_STRIDE, size)
         n = None if args.checkpoint else len(load_labels(args.classes))
         model = build(args.arch, args.variant, checkpoint=args.checkpoint, seed=args.seed, num_classes=n)
     except (ValueError, OSError, CheckpointError) as e:
         print(f"infer: {e}", file=sys.stderr)
         return 2
     t = default_threshold(args.variant) if args.threshold is None else args.threshold
-    r = infer(model, x, t, args.dump, size)
+    r = infer(model, x, t, args.dump)
     for k, m in enumerate(r.masks, start=1):
         print(f"exit {k}: {100 * (1 - float(m.mean())):.1f}% of pixels frozen")
     return 0

@@ -23,9 +23,8 @@ class CrosscheckTest(unittest.TestCase):
         torch.set_num_threads(1)
         lines: list[str] = []
         with tempfile.TemporaryDirectory() as d:
-            crosscheck.check_arch("hrnet_tiny", crosscheck.ort_runner(), Path(d), lines.append, size=(64, 128),
-                                  block_size=8)
-        self.assertEqual(len(lines), 7, lines)
+            crosscheck.check_arch("hrnet_tiny", crosscheck.ort_runner(), Path(d), lines.append, size=(64, 128))
+        self.assertEqual(len(lines), 6, lines)
         self.assertTrue(all(line.startswith("ok ") for line in lines), lines)
 
     def test_compare_rejects_drift_and_far_flips(self):
