@@ -18,10 +18,6 @@ import (
 // (Dense; zero when it has none); BreakEven, the largest fraction at which
 // the sparse graph is expected faster than the masked one (the line through
 // the two sparse points); Ones, the fastest path for an all-ones mask.
-//
-// A blocks stage: its dense twin (Dense) and its sparse graph at each
-// bucket (Blocks), and the largest bucket for which the sparse graph was
-// faster (MaxBucket).
 type Calibration struct {
 	Stage     int
 	Dense     time.Duration
@@ -29,8 +25,6 @@ type Calibration struct {
 	Sparse    map[float64]time.Duration
 	BreakEven float64
 	Ones      string
-	Blocks    map[int]time.Duration
-	MaxBucket int
 }
 
 // calibrationLow is the lower computed fraction a sparse stage is timed at.
@@ -43,85 +37,25 @@ const (
 	calibrationBudget = time.Second
 )
 
-// Calibrate measures the exact paths of every sparse and blocks stage
-// (reps runs each, more for a fast sparse stage; with Config.Now) and sets the dispatcher from it: a sparse
-// stage runs its sparse graph up to the measured break-even fraction and the
-// masked graph above it, an all-ones mask the fastest of the three; a blocks
-// stage runs its sparse graph only at buckets measured faster than its
-// twin. Run it once after New, before frames; it overwrites the engine's
-// buffers and the executor's mask.
+// Calibrate measures the exact paths of every sparse stage (reps runs
+// each, more for a fast stage; with Config.Now) and sets the dispatcher
+// from it: a sparse stage runs its sparse graph up to the measured
+// break-even fraction and the masked graph above it, an all-ones mask the
+// fastest of the three. Run it once after New, before frames; it overwrites
+// the engine's buffers.
 func (x *Executor) Calibrate(ctx context.Context, reps int) ([]Calibration, error) {
 	var out []Calibration
 	for i, s := range x.bundle.Stages {
-		if s.Mode == bundle.ModeSparse && x.sparse[i].has(engines.PathSparse) {
-			c, err := x.calibrateSparse(ctx, i, reps)
-			if err != nil {
-				return out, err
-			}
-			out = append(out, c)
-			continue
-		}
-		if s.Mode != bundle.ModeBlocks {
+		if s.Mode != bundle.ModeSparse || !x.sparse[i].has(engines.PathSparse) {
 			continue // other stages, and sparse ones whose sparse graph is not open, have nothing to calibrate
 		}
-		t := x.tables[i]
-		c := Calibration{Stage: i, Blocks: map[int]time.Duration{}}
-		for _, bucket := range s.Blocks.Buckets {
-			x.activateCells(i, min(bucket, t.Cells()))
-			ids, neighbours := x.engine.BlockInputs(i, bucket)
-			t.Write(ids, neighbours, bucket)
-			d, err := x.medianRun(reps, func() error { return x.engine.RunBlocks(ctx, i, bucket) })
-			if err != nil {
-				return out, err
-			}
-			c.Blocks[bucket] = d
-		}
-		t.Widen(x.engine.Mask())
-		d, err := x.medianRun(reps, func() error { return x.engine.Run(ctx, i) })
+		c, err := x.calibrateSparse(ctx, i, reps)
 		if err != nil {
 			return out, err
 		}
-		c.Dense = d
-		for _, bucket := range s.Blocks.Buckets {
-			if c.Blocks[bucket] < c.Dense {
-				c.MaxBucket = bucket
-			}
-		}
-		x.SetMaxBlocks(i, c.MaxBucket)
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-// TimeBlocks measures blocks stage i with a fraction of its cells active:
-// the median of reps runs of its sparse graph (at the bucket holding them;
-// zero when no bucket does) and of its dense twin.
-func (x *Executor) TimeBlocks(ctx context.Context, i int, fraction float64, reps int) (blocks, dense time.Duration, err error) {
-	t := x.tables[i]
-	x.activateCells(i, max(1, int(fraction*float64(t.Cells())+0.5)))
-	if bucket, ok := t.Bucket(); ok {
-		ids, neighbours := x.engine.BlockInputs(i, bucket)
-		t.Write(ids, neighbours, bucket)
-		if blocks, err = x.medianRun(reps, func() error { return x.engine.RunBlocks(ctx, i, bucket) }); err != nil {
-			return 0, 0, err
-		}
-	}
-	t.Widen(x.engine.Mask())
-	dense, err = x.medianRun(reps, func() error { return x.engine.Run(ctx, i) })
-	return blocks, dense, err
-}
-
-// activateCells builds stage i's table with the first n cells active.
-func (x *Executor) activateCells(i, n int) {
-	t := x.tables[i]
-	size := x.bundle.Stages[i].Blocks.Size
-	cols := x.w / size
-	clear(x.mask)
-	for id := 0; id < n; id++ {
-		r, c := id/cols, id%cols
-		x.mask[r*size*x.w+c*size] = 1
-	}
-	t.Build(x.mask)
 }
 
 // timedPath is one way of running a stage in calibration: prepare sets its
@@ -209,22 +143,4 @@ func breakEven(low, full, masked time.Duration) float64 {
 		return 1
 	}
 	return (float64(masked) - at0) / slope
-}
-
-func (x *Executor) medianRun(reps int, run func() error) (time.Duration, error) {
-	now := x.cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	reps = max(reps, 1)
-	ds := make([]time.Duration, 0, reps)
-	for range reps {
-		t0 := now()
-		if err := run(); err != nil {
-			return 0, err
-		}
-		ds = append(ds, now().Sub(t0))
-	}
-	slices.Sort(ds)
-	return ds[len(ds)/2], nil
 }

@@ -59,8 +59,7 @@ type Exit struct {
 	// Provider is the execution provider that ran the stage.
 	Provider string
 	// Ran is how the stage ran: RanDense, RanMasked or RanSparse (a
-	// sparse stage runs any of them, as the dispatcher chose), "blocks"
-	// (a blocks stage's sparse graph) or "blocks-dense" (its dense twin).
+	// sparse stage runs any of them, as the dispatcher chose).
 	Ran string
 }
 
@@ -95,10 +94,6 @@ type Executor struct {
 	maskFloat []float32
 	masked    [][]masking.MaskedConvs
 	exits     []Exit
-	// Blocks stages: the cell table, and the largest bucket for which the
-	// sparse graph beats the dense twin (0: always the twin).
-	tables    []*masking.BlockTable
-	maxBucket []atomic.Int64
 	// Sparse stages: index tables and dispatcher (nil for other stages).
 	sparse []*sparseStage
 }
@@ -106,9 +101,6 @@ type Executor struct {
 // New makes an executor for bundle b running on engine e.
 func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 	for i, s := range b.Stages {
-		if s.Mode == bundle.ModeBlocks && (s.Blocks == nil || s.Blocks.Size <= 0 || len(s.Blocks.Buckets) == 0) {
-			return nil, fmt.Errorf("bundle %s: blocks stage %q has no valid blocks object", b.Dir, s.Name)
-		}
 		if s.Mode != bundle.ModeDense && e.Mask() == nil {
 			return nil, fmt.Errorf("bundle %s: stage %d is %s but the engine has no mask tensor", b.Dir, i, s.Mode)
 		}
@@ -126,8 +118,6 @@ func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 		mask:      make([]uint8, h*w),
 		maskFloat: make([]float32, h*w),
 		exits:     make([]Exit, 0, len(b.Stages)),
-		tables:    make([]*masking.BlockTable, len(b.Stages)),
-		maxBucket: make([]atomic.Int64, len(b.Stages)),
 		sparse:    make([]*sparseStage, len(b.Stages)),
 	}
 	if cfg.Masks != nil && len(cfg.Masks) != len(b.Stages) {
@@ -144,11 +134,7 @@ func New(b *bundle.Bundle, e engines.Engine, cfg Config) (*Executor, error) {
 	x.SetThreshold(b.Confidence.Threshold)
 	x.SetHardDeadline(cfg.HardDeadline)
 	for i, s := range b.Stages {
-		switch s.Mode {
-		case bundle.ModeBlocks:
-			x.tables[i] = masking.NewBlockTable(h, w, s.Blocks.Size, s.Blocks.Buckets)
-			x.maxBucket[i].Store(int64(s.Blocks.Buckets[len(s.Blocks.Buckets)-1]))
-		case bundle.ModeSparse:
+		if s.Mode == bundle.ModeSparse {
 			var err error
 			if x.sparse[i], err = newSparseStage(b, i, e); err != nil {
 				return nil, fmt.Errorf("bundle %s: %w", b.Dir, err)
@@ -249,7 +235,7 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 			res.Halt = ReasonError
 			return res, fmt.Errorf("stage %q: %w", s.Name, err)
 		}
-		stageMACs := x.stageMACs(i, active)
+		stageMACs := x.stageMACs(i)
 		logits := x.engine.Logits(i)
 		if !masking.Finite(logits) {
 			res.Exits, res.Halt = x.exits, ReasonError
@@ -299,54 +285,34 @@ func (x *Executor) Run(ctx context.Context) (Result, error) {
 
 // runStage runs stage i for the current mask and returns how it ran and
 // the fraction of pixels it computed. It leaves in x.maskFloat the mask that
-// copy aggregation uses: the pixel mask, or for a blocks stage the block
-// mask.
+// copy aggregation uses.
 func (x *Executor) runStage(ctx context.Context, i int) (ran string, active float64, err error) {
-	s := x.bundle.Stages[i]
-	switch s.Mode {
+	active = masking.Fraction(x.mask)
+	switch x.bundle.Stages[i].Mode {
 	case bundle.ModeDense:
 		masking.ToFloat(x.maskFloat, x.mask)
-		return bundle.ModeDense, masking.Fraction(x.mask), x.engine.Run(ctx, i)
+		return bundle.ModeDense, active, x.engine.Run(ctx, i)
 	case bundle.ModeMasked:
 		masking.ToFloat(x.maskFloat, x.mask)
 		copy(x.engine.Mask(), x.maskFloat)
-		return bundle.ModeMasked, masking.Fraction(x.mask), x.engine.Run(ctx, i)
-	case bundle.ModeSparse:
-		active := masking.Fraction(x.mask)
-		ran, err := x.runSparse(ctx, i, active)
+		return bundle.ModeMasked, active, x.engine.Run(ctx, i)
+	default: // bundle.ModeSparse; the bundle validated the mode
+		ran, err = x.runSparse(ctx, i, active)
 		return ran, active, err
 	}
-	t := x.tables[i]
-	t.Build(x.mask)
-	t.Widen(x.maskFloat)
-	if bucket, ok := t.Bucket(); ok && int64(bucket) <= x.maxBucket[i].Load() {
-		ids, neighbours := x.engine.BlockInputs(i, bucket)
-		t.Write(ids, neighbours, bucket)
-		return "blocks", t.Fraction(), x.engine.RunBlocks(ctx, i, bucket)
-	}
-	copy(x.engine.Mask(), x.maskFloat)
-	return "blocks-dense", t.Fraction(), x.engine.Run(ctx, i)
 }
 
-// SetMaxBlocks sets, for blocks stage i, the largest bucket run on the
-// sparse graph; frames with more active cells run the dense twin (0: always
-// the twin). Calibrate sets it from measurements; safe from any goroutine.
-func (x *Executor) SetMaxBlocks(i, bucket int) { x.maxBucket[i].Store(int64(bucket)) }
-
-// stageMACs is stage i's effective MACs when it computed a fraction active
-// of the pixels (masked stages: of the mask it was fed, resized to each
-// layer, with the RBF fill; sparse stages: the same fractions, without
-// the fill; blocks stages: of the cells, with no interpolation term).
-func (x *Executor) stageMACs(i int, active float64) float64 {
+// stageMACs is stage i's effective MACs for the current mask (masked
+// stages: the fraction of the mask it was fed, resized to each layer, with
+// the RBF fill; sparse stages: the same fractions, without the fill).
+func (x *Executor) stageMACs(i int) float64 {
 	macs := float64(x.bundle.Stages[i].MACs.Fixed)
 	for _, m := range x.masked[i] {
-		switch x.bundle.Stages[i].Mode {
-		case bundle.ModeBlocks:
-			macs += float64(m.MACs) * active
-		case bundle.ModeSparse:
-			macs += float64(m.MACs) * masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width)
-		default:
-			macs += m.Effective(masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width))
+		a := masking.ResizedFraction(x.mask, x.h, x.w, m.Height, m.Width)
+		if x.bundle.Stages[i].Mode == bundle.ModeSparse {
+			macs += float64(m.MACs) * a
+		} else {
+			macs += m.Effective(a)
 		}
 	}
 	return macs

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -292,122 +291,6 @@ func TestCancelledContextStopsBetweenStages(t *testing.T) {
 	}
 }
 
-// blocksBundle turns stage 2 of the test bundle into a blocks stage with
-// cells of 4 exit pixels (a 2×4 grid of the 8×16 map) and buckets 2, 4, 8.
-func blocksBundle() *bundle.Bundle {
-	b := testBundle()
-	b.Stages[1].Mode = bundle.ModeBlocks
-	b.Stages[1].Blocks = &bundle.Blocks{Size: 4, Buckets: []int{2, 4, 8}, Dense: bundle.DenseTwin{File: "s2.dense.onnx", Mask: "mask"}}
-	return b
-}
-
-// cellOf is the cell id of exit pixel p in blocksBundle's grid.
-func cellOf(p int) int64 { return int64((p/16)/4*4 + (p%16)/4) }
-
-func TestBlocksStageRunsActiveCells(t *testing.T) {
-	b := blocksBundle()
-	// Stage 1 leaves pixels in cells 0 and 5 unsure (one pixel each),
-	// everything else confident.
-	var twinMask []float32
-	stage1 := func(i int, image, mask, logits []float32) error {
-		if i == 1 {
-			twinMask = append([]float32(nil), mask...) // the dense twin's block mask
-		}
-		if i != 0 {
-			return nil
-		}
-		for p := 0; p < testHW; p++ {
-			logits[p] = 100
-		}
-		logits[0*16+1] = 0 // cell 0
-		logits[5*16+5] = 0 // cell (1,1) = 5
-		for c := 1; c < testChannels; c++ {
-			logits[c*testHW+1], logits[c*testHW+5*16+5] = 0, 0
-		}
-		return nil
-	}
-	f := newTestFake(b, stage1)
-	x, recs := newRecording(t, b, f, Config{})
-	var gotIDs, gotNeigh []int64
-	f.ComputeBlocks = func(i int, ids, neighbours []int64, logits []float32) error {
-		gotIDs, gotNeigh = append([]int64(nil), ids...), append([]int64(nil), neighbours...)
-		for k := range logits {
-			logits[k] = 7
-		}
-		return nil
-	}
-	res, err := x.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(f.BlockRuns) != 1 || f.BlockRuns[0] != [2]int{1, 2} {
-		t.Fatalf("block runs %v, want stage 1 on bucket 2", f.BlockRuns)
-	}
-	if !slices.Equal(gotIDs, []int64{0, 5}) {
-		t.Errorf("ids %v, want [0 5]", gotIDs)
-	}
-	// Cell 5 is (row 1, col 1) of the 2×4 grid: neighbours 0 1 2 4 6, then outside.
-	if !slices.Equal(gotNeigh[8:16], []int64{0, 1, 2, 4, 6, 8, 8, 8}) {
-		t.Errorf("neighbours of cell 5: %v", gotNeigh[8:16])
-	}
-	ex := (*recs)[1].exit
-	if ex.Ran != "blocks" || ex.Frozen != 0.75 {
-		t.Errorf("exit 2 ran %q with frozen %v, want blocks and 0.75 (6 of 8 cells frozen)", ex.Ran, ex.Frozen)
-	}
-	// Copy aggregation uses the block mask: every pixel of cells 0 and 5
-	// takes the new logits (7), the other cells keep exit 1's.
-	merged := (*recs)[1].merged
-	for p := 0; p < testHW; p++ {
-		want := float32(100)
-		if c := cellOf(p); c == 0 || c == 5 {
-			want = 7
-		}
-		if merged[p] != want {
-			t.Fatalf("pixel %d (cell %d): merged %v, want %v", p, cellOf(p), merged[p], want)
-		}
-	}
-	// Effective GMACs of the blocks stage: fixed 1 + (2 + 1)·0.25, no RBF term.
-	if got := (*recs)[1].exit.GMACs - (*recs)[0].exit.GMACs; math.Abs(got-1.75) > 1e-12 {
-		t.Errorf("blocks stage GMACs %v, want 1.75", got)
-	}
-	_ = res
-
-	// The dispatcher: with no bucket allowed, the dense twin runs with the
-	// block mask.
-	x.SetMaxBlocks(1, 0)
-	f.Runs = f.Runs[:0]
-	if _, err := x.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.BlockRuns) != 1 || !slices.Contains(f.Runs, 1) {
-		t.Fatalf("dense twin not run: runs %v, block runs %v", f.Runs, f.BlockRuns)
-	}
-	if (*recs)[len(*recs)-3].exit.Ran != "blocks-dense" {
-		t.Errorf("ran %q, want blocks-dense", (*recs)[len(*recs)-3].exit.Ran)
-	}
-	ones := 0
-	for p, v := range twinMask {
-		if v == 1 {
-			ones++
-			if c := cellOf(p); c != 0 && c != 5 {
-				t.Fatalf("block mask set in cell %d", c)
-			}
-		}
-	}
-	if ones != 32 {
-		t.Errorf("block mask has %d ones, want 32 (two 4×4 cells)", ones)
-	}
-}
-
-func TestBlocksStageWithoutBlocksObjectIsRefused(t *testing.T) {
-	b := testBundle()
-	b.Stages[2].Mode = bundle.ModeBlocks
-	f := enginestest.NewFake(4, 3*testH*testW, testChannels, testHW)
-	if _, err := New(b, f, Config{}); err == nil {
-		t.Fatal("a blocks stage without its blocks object was accepted")
-	}
-}
-
 func TestRunDoesNotAllocate(t *testing.T) {
 	b := testBundle()
 	x, f := newTestExecutor(t, b, Config{Policy: &haltAt{at: -1, seen: make([]Progress, 0, 1<<10), done: make([]StageCost, 0, 1<<10)}}, randomStages(9))
@@ -450,57 +333,4 @@ func (e blockingEngine) Run(ctx context.Context, i int) error {
 	}
 	<-ctx.Done()
 	return ctx.Err()
-}
-
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-// slowEngine makes the sparse graph cost per block and the dense twin a
-// fixed amount of the executor's clock, to check the dispatcher's
-// break-even.
-type slowEngine struct {
-	*enginestest.Fake
-	clock           *fakeClock
-	perBlock, dense time.Duration
-}
-
-func (e slowEngine) RunBlocks(ctx context.Context, i, bucket int) error {
-	e.clock.advance(time.Duration(bucket) * e.perBlock)
-	return e.Fake.RunBlocks(ctx, i, bucket)
-}
-
-func (e slowEngine) Run(ctx context.Context, i int) error {
-	if i == 1 {
-		e.clock.advance(e.dense)
-	}
-	return e.Fake.Run(ctx, i)
-}
-
-func TestCalibrateSetsTheBreakEven(t *testing.T) {
-	b := blocksBundle()
-	f := enginestest.NewFake(4, 3*testH*testW, testChannels, testHW)
-	// Blocks cost 2 ms each, the twin 11 ms: buckets 2 (4 ms) and 4 (8 ms)
-	// win, 8 (16 ms) loses.
-	clock := &fakeClock{t: time.Unix(0, 0)}
-	e := slowEngine{Fake: f, clock: clock, perBlock: 2 * time.Millisecond, dense: 11 * time.Millisecond}
-	x, err := New(b, e, Config{Now: clock.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cal, err := x.Calibrate(context.Background(), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cal) != 1 || cal[0].Stage != 1 || cal[0].MaxBucket != 4 {
-		t.Fatalf("calibration %+v, want stage 1 with max bucket 4", cal)
-	}
-	if cal[0].Dense != 11*time.Millisecond || cal[0].Blocks[2] != 4*time.Millisecond || cal[0].Blocks[8] != 16*time.Millisecond {
-		t.Errorf("measured %+v, want the engine's costs exactly", cal[0])
-	}
-	if x.maxBucket[1].Load() != 4 {
-		t.Errorf("dispatcher not set: %d", x.maxBucket[1].Load())
-	}
 }

@@ -57,15 +57,6 @@ func (b *Bundle) CheckGraphs(graphs []GraphInfo) error {
 				exp = image
 			case src == SourceMask:
 				exp = mask
-			case src == SourceBlocks || src == SourceNeighbour:
-				rank := 1
-				if src == SourceNeighbour {
-					rank = 2
-				}
-				if in.Type != "int64" || len(in.Shape) != rank || (rank == 2 && in.Shape[1] != 8) {
-					return fail("input %q (from %s) is %s %v, want int64 [N] for blocks or [N, 8] for neighbours", in.Name, src, in.Type, in.Shape)
-				}
-				continue
 			case isTableSource(src):
 				continue // checked by CheckSparseGraphs
 			case strings.HasPrefix(src, statePrefix):
@@ -111,19 +102,4 @@ func sameTensor(got, want TensorInfo) error {
 		return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
 	}
 	return nil
-}
-
-// CheckDenseTwin checks blocks stage i's dense twin against its blocks
-// graph: the same inputs, with blocks and neighbours replaced by the block
-// mask (float32 [1, 1, h, w]), and the same outputs.
-func (b *Bundle) CheckDenseTwin(i int, blocksGraph, twin GraphInfo) error {
-	s := b.Stages[i]
-	h, w := b.OutputSize()
-	want := map[string]TensorInfo{s.Blocks.Dense.Mask: {Type: "float32", Shape: []int64{1, 1, int64(h), int64(w)}}}
-	for _, in := range blocksGraph.Inputs {
-		if src := s.Inputs[in.Name]; src != SourceBlocks && src != SourceNeighbour {
-			want[in.Name] = in
-		}
-	}
-	return sameGraph(b.DensePath(i), fmt.Sprintf("dense twin of stage %q", s.Name), want, blocksGraph, twin, s)
 }

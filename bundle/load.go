@@ -27,9 +27,6 @@ type Bundle struct {
 // StagePath is the path of stage i's ONNX file.
 func (b *Bundle) StagePath(i int) string { return filepath.Join(b.Dir, b.Stages[i].File) }
 
-// DensePath is the path of blocks stage i's dense twin.
-func (b *Bundle) DensePath(i int) string { return filepath.Join(b.Dir, b.Stages[i].Blocks.Dense.File) }
-
 // MaxManifestBytes bounds bundle.json (the zoo's are under 10 KiB).
 const MaxManifestBytes = 1 << 20
 
@@ -62,12 +59,6 @@ func Load(dir string) (*Bundle, error) {
 				return nil, &FieldError{File: path, Field: fields[k], Msg: fmt.Sprintf("graph %q: %v", f, unwrapPath(err))}
 			}
 		}
-		if s.Blocks != nil {
-			if err := hashFile(h, filepath.Join(dir, s.Blocks.Dense.File)); err != nil {
-				return nil, &FieldError{File: path, Field: fmt.Sprintf("stages[%d].blocks.dense.file", i),
-					Msg: fmt.Sprintf("dense twin %q: %v", s.Blocks.Dense.File, unwrapPath(err))}
-			}
-		}
 	}
 	if err := hashWeights(h, dir); err != nil {
 		return nil, fmt.Errorf("load bundle: %w", err)
@@ -98,6 +89,9 @@ func hashWeights(h io.Writer, dir string) error {
 // Parse decodes and validates a manifest; name is used in errors. Unknown
 // fields are an error.
 func Parse(name string, raw []byte) (*Manifest, error) {
+	if err := refuseRemovedModes(name, raw); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var m Manifest
@@ -111,6 +105,31 @@ func Parse(name string, raw []byte) (*Manifest, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// modeBlocksRemoved is the stage mode of the block-sparse bundles earlier
+// versions wrote (export --mode blocks); this version does not run them.
+const modeBlocksRemoved = "blocks"
+
+// refuseRemovedModes names the first stage whose mode this version no
+// longer runs, and what to do instead, before the strict decode would stop
+// at that mode's fields with a less useful error.
+func refuseRemovedModes(name string, raw []byte) error {
+	var probe struct {
+		Stages []struct {
+			Mode string `json:"mode"`
+		} `json:"stages"`
+	}
+	if json.Unmarshal(raw, &probe) != nil {
+		return nil // not a manifest: the strict decode says why
+	}
+	for i, s := range probe.Stages {
+		if s.Mode == modeBlocksRemoved {
+			return &FieldError{File: name, Field: fmt.Sprintf("stages[%d].mode", i),
+				Msg: fmt.Sprintf("%q mode was removed in this version (the exact %q mode is faster and needs no fine-tuning); re-export the model with --variant adpc (sparse mode)", modeBlocksRemoved, ModeSparse)}
+		}
+	}
+	return nil
 }
 
 func hashFile(w io.Writer, path string) error {

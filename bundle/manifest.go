@@ -22,17 +22,14 @@ const (
 const (
 	ModeDense  = "dense"
 	ModeMasked = "masked"
-	ModeBlocks = "blocks"
 	ModeSparse = "sparse"
 )
 
 // Stage input sources other than "state:NAME".
 const (
-	SourceInput     = "input"
-	SourceMask      = "mask"
-	SourceBlocks    = "blocks"
-	SourceNeighbour = "neighbours"
-	statePrefix     = "state:"
+	SourceInput = "input"
+	SourceMask  = "mask"
+	statePrefix = "state:"
 )
 
 // Manifest is bundle.json.
@@ -95,32 +92,9 @@ type Stage struct {
 	State  []string          `json:"state"`
 	Logits string            `json:"logits"`
 	MACs   MACs              `json:"macs"`
-	// Blocks is set on blocks stages only.
-	Blocks *Blocks `json:"blocks,omitempty"`
 	// Sparse is set on sparse stages only.
 	Sparse *Sparse `json:"sparse,omitempty"`
 }
-
-// Blocks describes a blocks stage's grid and graphs (docs/bundle.md).
-type Blocks struct {
-	// Size is the cell edge in exit-map pixels.
-	Size int `json:"size"`
-	// Buckets are the block counts the graph is run with, ascending; a
-	// frame's active cells are padded up to the smallest that holds them.
-	Buckets []int `json:"buckets"`
-	// Dense is the stage's dense twin.
-	Dense DenseTwin `json:"dense"`
-}
-
-// DenseTwin is a blocks stage computed densely from the block mask.
-type DenseTwin struct {
-	File string `json:"file"`
-	// Mask names the graph input that takes the block mask.
-	Mask string `json:"mask"`
-}
-
-// Grid is the number of cell rows and columns of a blocks stage.
-func (b *Blocks) Grid(h, w int) (rows, cols int) { return h / b.Size, w / b.Size }
 
 // MACs is the stage's multiply-accumulate count for one image.
 type MACs struct {

@@ -193,15 +193,14 @@ func (m *Manifest) validateStages(v *validator) {
 		names[s.Name] = true
 		v.graphFile(at+".file", s.File, files)
 		switch s.Mode {
-		case ModeDense, ModeMasked, ModeBlocks, ModeSparse:
+		case ModeDense, ModeMasked, ModeSparse:
 		default:
-			v.fail(at+".mode", "got %q, want %q, %q, %q or %q", s.Mode, ModeDense, ModeMasked, ModeSparse, ModeBlocks)
+			v.fail(at+".mode", "got %q, want %q, %q or %q", s.Mode, ModeDense, ModeMasked, ModeSparse)
 		}
 		if i == 0 && s.Mode != ModeDense {
 			v.fail(at+".mode", "the first stage must be %q (nothing is confident before exit 1), got %q", ModeDense, s.Mode)
 		}
 		m.validateInputs(v, i, s, produced)
-		m.validateBlocks(v, i, s, files)
 		m.validateSparse(v, i, s, files)
 		if s.Logits == "" {
 			v.fail(at+".logits", "missing")
@@ -240,10 +239,6 @@ func (m *Manifest) validateInputs(v *validator, i int, s Stage, produced map[str
 			if s.Mode != ModeMasked {
 				v.fail(f, "mask input on %s stage %q (only masked stages take a mask)", s.Mode, s.Name)
 			}
-		case src == SourceBlocks || src == SourceNeighbour:
-			if s.Mode != ModeBlocks {
-				v.fail(f, "%q input on %s stage %q (only blocks stages take it)", src, s.Mode, s.Name)
-			}
 		case strings.HasPrefix(src, statePrefix):
 			name := strings.TrimPrefix(src, statePrefix)
 			if _, ok := produced[name]; !ok {
@@ -254,58 +249,11 @@ func (m *Manifest) validateInputs(v *validator, i int, s Stage, produced map[str
 				v.fail(f, "%q input on %s stage %q (only sparse stages take index tables)", src, s.Mode, s.Name)
 			} // the form of the source is checked by validateSparse
 		default:
-			v.fail(f, "got source %q, want \"input\", \"mask\", \"state:NAME\", \"index:S\", \"band:S\", \"blocks\" or \"neighbours\"", src)
+			v.fail(f, "got source %q, want \"input\", \"mask\", \"state:NAME\", \"index:S\" or \"band:S\"", src)
 		}
 	}
 	if s.Mode == ModeMasked && !hasMask {
 		v.fail(at, "masked stage %q has no input fed from \"mask\"", s.Name)
-	}
-}
-
-// validateBlocks checks a blocks stage's blocks object and its inputs (and that
-// no other stage has a blocks object).
-func (m *Manifest) validateBlocks(v *validator, i int, s Stage, files map[string]bool) {
-	at := fmt.Sprintf("stages[%d].blocks", i)
-	if !v.modeObject(at, ModeBlocks, s, s.Blocks != nil, "size, buckets and dense") {
-		return
-	}
-	b := s.Blocks
-	if b.Size <= 0 {
-		v.fail(at+".size", "got %d, want a positive cell size", b.Size)
-	} else if len(m.Input.Shape) == 4 && m.OutputStride > 0 {
-		h, w := m.OutputSize()
-		if h%b.Size != 0 || w%b.Size != 0 {
-			v.fail(at+".size", "the %dx%d exit map is not a whole number of %d-pixel cells", h, w, b.Size)
-		}
-	}
-	if len(b.Buckets) == 0 {
-		v.fail(at+".buckets", "missing")
-	}
-	cells := 0 // G, the grid's cell count: no bucket needs more
-	if b.Size > 0 && len(m.Input.Shape) == 4 && m.OutputStride > 0 {
-		rows, cols := b.Grid(m.OutputSize())
-		cells = rows * cols
-	}
-	for j, n := range b.Buckets {
-		switch {
-		case n <= 0 || (j > 0 && n <= b.Buckets[j-1]):
-			v.fail(fmt.Sprintf("%s.buckets[%d]", at, j), "got %d, want positive and ascending", n)
-		case cells > 0 && n > cells:
-			v.fail(fmt.Sprintf("%s.buckets[%d]", at, j), "got %d, want at most the grid's %d cells", n, cells)
-		}
-	}
-	v.maskedGraph(at+".dense", b.Dense.File, b.Dense.Mask, "blocks", s, files)
-	var ids, neigh int
-	for _, src := range s.Inputs {
-		switch src {
-		case SourceBlocks:
-			ids++
-		case SourceNeighbour:
-			neigh++
-		}
-	}
-	if ids != 1 || neigh != 1 {
-		v.fail(fmt.Sprintf("stages[%d].inputs", i), "a blocks stage takes exactly one \"blocks\" and one \"neighbours\" input")
 	}
 }
 

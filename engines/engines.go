@@ -33,8 +33,8 @@ type Engine interface {
 	// Mask is the mask tensor read by masked stages ([1, 1, h, w] float32,
 	// 1 = compute); nil when no stage takes a mask.
 	Mask() []float32
-	// Run runs stage i: its graph, a sparse stage's reference masked graph
-	// or a blocks stage's dense twin (the last two read Mask). Stages run
+	// Run runs stage i: its graph or a sparse stage's reference masked
+	// graph (a masked graph reads Mask). Stages run
 	// in order within a frame: stage i reads the state stages before it
 	// wrote. A cancelled ctx stops a run in flight where the backend
 	// supports it.
@@ -57,13 +57,6 @@ type Engine interface {
 	// Run, RunSparse and RunDense of a sparse stage fail when the engine
 	// was not opened with that path.
 	RunDense(ctx context.Context, i int) error
-	// BlockInputs returns blocks stage i's buffers for one of its buckets:
-	// the cell ids ([bucket]) and the neighbour table ([bucket·8]), to be
-	// filled before RunBlocks.
-	BlockInputs(i, bucket int) (ids, neighbours []int64)
-	// RunBlocks runs blocks stage i's sparse graph on that bucket's inputs;
-	// it writes the same outputs as Run.
-	RunBlocks(ctx context.Context, i, bucket int) error
 	// Logits is stage i's raw exit output ([1, C, h, w] float32), valid
 	// after Run(ctx, i) until the next Run of that stage.
 	Logits(i int) []float32

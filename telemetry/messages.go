@@ -64,16 +64,15 @@ type Exit struct {
 	EnergySource power.Source `json:"energy_source,omitempty"`
 	// Frozen is the fraction of output pixels this stage did not compute
 	// because earlier exits had already frozen them: 0 for exit 1 and for
-	// dense stages; for blocks stages, the fraction of cells skipped. It
-	// is the mask this stage was fed, not the one it leaves for the next.
+	// dense stages. It is the mask this stage was fed, not the one it
+	// leaves for the next.
 	Frozen float64 `json:"frozen"`
 	// GMACs is the cumulative effective GMACs (2^30 multiply-accumulates)
 	// of the frame up to and including this exit: exit k's figure is the
 	// frame's compute had it halted there.
 	GMACs float64 `json:"gmacs"`
 	// Provider is the execution provider that ran the stage and Ran how
-	// it ran ("dense", "masked", "blocks", "blocks-dense"; see
-	// anytime.Exit.Ran).
+	// it ran ("dense", "masked", "sparse"; see anytime.Exit.Ran).
 	Provider string `json:"provider"`
 	Ran      string `json:"ran"`
 }

@@ -98,9 +98,9 @@ func TestTensorRTOptions(t *testing.T) {
 	o.MaxWorkspaceBytes = 1 << 30
 	k := StageKey{BundleSHA256: "0123456789abcdef0123", Stage: "stage 2/b"}
 	p := &Profile{
-		Min: []Shape{{"blocks", []int64{1}}, {"x", []int64{1, 8, 16, 16}}},
-		Opt: []Shape{{"blocks", []int64{64}}, {"x", []int64{64, 8, 16, 16}}},
-		Max: []Shape{{"blocks", []int64{256}}, {"x", []int64{256, 8, 16, 16}}},
+		Min: []Shape{{"idx4", []int64{1}}, {"x", []int64{1, 8, 16, 16}}},
+		Opt: []Shape{{"idx4", []int64{64}}, {"x", []int64{64, 8, 16, 16}}},
+		Max: []Shape{{"idx4", []int64{256}}, {"x", []int64{256, 8, 16, 16}}},
 	}
 	m := o.TensorRTOptions(k, p)
 	want := map[string]string{
@@ -114,9 +114,9 @@ func TestTensorRTOptions(t *testing.T) {
 		"trt_timing_cache_path":   "/var/cache/edge/timing",
 		"trt_dla_enable":          "1",
 		"trt_dla_core":            "1",
-		"trt_profile_min_shapes":  "blocks:1,x:1x8x16x16",
-		"trt_profile_opt_shapes":  "blocks:64,x:64x8x16x16",
-		"trt_profile_max_shapes":  "blocks:256,x:256x8x16x16",
+		"trt_profile_min_shapes":  "idx4:1,x:1x8x16x16",
+		"trt_profile_opt_shapes":  "idx4:64,x:64x8x16x16",
+		"trt_profile_max_shapes":  "idx4:256,x:256x8x16x16",
 	}
 	for key, v := range want {
 		if m[key] != v {

@@ -20,13 +20,10 @@ import (
 )
 
 // benchMode is `edge bench`: the halting-policy simulation with
-// --simulate, the active fractions with --blocks, else the timing.
+// --simulate, else the timing.
 func benchMode(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) error {
-	switch {
-	case cfg.Bench.Simulate:
+	if cfg.Bench.Simulate {
 		return runSimulation(ctx, cfg, log, w)
-	case len(cfg.Bench.BlockSizes) > 0:
-		return runBlockFractions(ctx, cfg, log, w)
 	}
 	return runBench(ctx, cfg, log, w)
 }
@@ -58,17 +55,6 @@ type benchReport struct {
 	// SyntheticMasks are the --active fractions: the masks before stages
 	// 2, 3, … were synthetic, not the model's.
 	SyntheticMasks []float64 `json:"synthetic_masks,omitempty"`
-	// Stages is the latency curve of every blocks stage against its
-	// active fraction: sparse graph against dense twin.
-	Stages []stageCurve `json:"stages"`
-}
-
-type stageCurve struct {
-	Stage          string  `json:"stage"`
-	ActiveFraction float64 `json:"active_fraction"`
-	DenseMS        float64 `json:"dense_ms"`
-	BlocksMS       float64 `json:"blocks_ms"`
-	Speedup        float64 `json:"speedup"`
 }
 
 // timed is one bundle opened for timing.
@@ -132,7 +118,7 @@ func (t *timed) frame(ctx context.Context, img *image.RGBA, record bool) error {
 	return nil
 }
 
-// runBench is `edge bench` without --simulate or --blocks.
+// runBench is `edge bench` without --simulate.
 func runBench(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) error {
 	images, err := loadFrames(ctx, cfg.Bench.Images)
 	if err != nil {
@@ -180,33 +166,7 @@ func runBench(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer) er
 			rep.Realized = &r
 		}
 	}
-	if rep.Stages, err = blocksCurves(run, main, cfg.Bench.Frames); err != nil {
-		return err
-	}
 	return writeBench(w, cfg.Bench.JSON, rep)
-}
-
-// blocksCurves times every blocks stage's sparse graph and dense twin at
-// active fractions 1, 0.75, 0.5, 0.25 and 0.1.
-func blocksCurves(ctx context.Context, t *timed, reps int) ([]stageCurve, error) {
-	out := []stageCurve{}
-	for i, s := range t.bundle.Stages {
-		if s.Mode != bundle.ModeBlocks {
-			continue
-		}
-		for _, a := range []float64{1, 0.75, 0.5, 0.25, 0.1} {
-			blocks, dense, err := t.exec.TimeBlocks(ctx, i, a, reps)
-			if err != nil {
-				return nil, err
-			}
-			sc := stageCurve{Stage: s.Name, ActiveFraction: a, DenseMS: ms(dense), BlocksMS: ms(blocks)}
-			if blocks > 0 {
-				sc.Speedup = float64(dense) / float64(blocks)
-			}
-			out = append(out, sc)
-		}
-	}
-	return out, nil
 }
 
 // writeBench prints rep as text or, with asJSON, one JSON object.
@@ -228,9 +188,6 @@ func writeBench(w io.Writer, asJSON bool, rep benchReport) error {
 			fmt.Fprintf(w, ", realized %.2f", *rep.Realized)
 		}
 		fmt.Fprintln(w)
-	}
-	for _, s := range rep.Stages {
-		fmt.Fprintf(w, "  %s at a=%.2f: dense %.3f ms, blocks %.3f ms, speedup %.2f\n", s.Stage, s.ActiveFraction, s.DenseMS, s.BlocksMS, s.Speedup)
 	}
 	return nil
 }

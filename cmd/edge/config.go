@@ -95,9 +95,6 @@ type BenchConfig struct {
 	Images   string // a file, directory or glob
 	Baseline string // a second bundle timed alongside; empty: none
 	JSON     bool
-	// BlockSizes, when set, asks for active fractions at these block
-	// sizes instead of timings.
-	BlockSizes []int
 	// Active, when set, replaces the masks before stages 2, 3, … by
 	// synthetic ones computing these fractions (anytime.OperatingPoint).
 	Active []float64
@@ -440,16 +437,6 @@ func benchConfig(s *settings) (Config, error) {
 				break
 			}
 			cfg.Bench.Active = append(cfg.Bench.Active, a)
-		}
-	}
-	if blocks := s.string(flagBlocks); blocks != "" {
-		for _, f := range strings.Split(blocks, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 {
-				s.refuse(flagBlocks, strconv.Quote(blocks), "block sizes such as 8,16,32")
-				break
-			}
-			cfg.Bench.BlockSizes = append(cfg.Bench.BlockSizes, n)
 		}
 	}
 	return cfg, s.err()

@@ -54,7 +54,6 @@ func TestBadSettingsAreRefusedUpFront(t *testing.T) {
 		{"run --input-width -640", "--input-width -640"},
 		{"bench --threshold NaN", "--threshold NaN"},
 		{"bench --frames 0", "--frames 0"},
-		{"bench --blocks 8,x", `--blocks "8,x"`},
 		{"bench --active 0.4,0.6", `--active "0.4,0.6"`},
 		{"bench --active 1.5", `--active "1.5"`},
 		{"bench --simulate --sim-frames 10", "--sim-frames 10"},

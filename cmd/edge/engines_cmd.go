@@ -139,8 +139,8 @@ func buildEngines(ctx context.Context, cfg Config, log *slog.Logger, w io.Writer
 	if err != nil {
 		return err
 	}
-	// Every path of every sparse (and blocks) stage runs once, so each
-	// of their engines is built now too.
+	// Every path of every sparse stage runs once, so each of their
+	// engines is built now too.
 	if _, err := x.Calibrate(context.WithoutCancel(ctx), 1); err != nil {
 		return fmt.Errorf("engines build: warm-up of every path: %w", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -61,36 +60,6 @@ func TestEnginesPruneDeletesOnlyStaleEngines(t *testing.T) {
 	for f, want := range map[string]bool{"engines/" + current: true, "engines/" + stale: false, "timing/" + timing: true} {
 		if _, err := os.Stat(filepath.Join(cache, f)); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", f, err == nil, want)
-		}
-	}
-}
-
-// TestBenchBlockFractions checks the a_pix / a_block report: a cell is active
-// when any of its pixels is, so a_block ≥ a_pix, and larger blocks are never
-// less active than smaller ones nested in them.
-func TestBenchBlockFractions(t *testing.T) {
-	lib := ortOrSkip(t)
-	var out strings.Builder
-	app := newApp()
-	app.Writer = &out
-	err := app.Run([]string{"edge", "--log-level", "error", "bench", "--ort-lib", lib, "--providers", "cpu",
-		"--bundle", filepath.Join(repo, "testdata/bundles/tiny"), "--threshold", "0.8", "--blocks", "2,4,8",
-		"--images", filepath.Join(repo, "testdata/images")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 5 || !strings.Contains(lines[0], "3 frames") {
-		t.Fatalf("report:\n%s", out.String())
-	}
-	for _, l := range lines[2:] {
-		var exit int
-		var pix, b2, b4, b8 float64
-		if _, err := fmt.Sscan(l, &exit, &pix, &b2, &b4, &b8); err != nil {
-			t.Fatalf("row %q: %v", l, err)
-		}
-		if !(pix <= b2 && b2 <= b4 && b4 <= b8 && b8 <= 1 && pix > 0) {
-			t.Errorf("exit %d: a_pix %v, a_block %v %v %v not ordered", exit, pix, b2, b4, b8)
 		}
 	}
 }

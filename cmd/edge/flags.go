@@ -87,7 +87,6 @@ const (
 	flagImages    = "images"
 	flagBaseline  = "baseline"
 	flagJSON      = "json"
-	flagBlocks    = "blocks"
 	flagActive    = "active"
 	flagSimSeed   = "sim-seed"
 	flagSimFrames = "sim-frames"
@@ -148,7 +147,7 @@ func engineFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagTRTFP16, Value: true, Usage: "let TensorRT use half precision", EnvVars: env(flagTRTFP16)},
 		&cli.IntFlag{Name: flagDLACore, Value: -1, Usage: "DLA core for TensorRT (-1: none)", EnvVars: env(flagDLACore)},
 		&cli.IntFlag{Name: flagDeviceID, Usage: "CUDA device", EnvVars: env(flagDeviceID)},
-		&cli.StringFlag{Name: flagDispatch, Value: "auto", Usage: "sparse (and blocks) stages: auto (measure each path at start, run the fastest for each frame's mask), sparse (always the sparse graph) or dense (the reference masked graph; the plain dense one when nothing is frozen)", EnvVars: env(flagDispatch)},
+		&cli.StringFlag{Name: flagDispatch, Value: "auto", Usage: "sparse stages: auto (measure each path at start, run the fastest for each frame's mask), sparse (always the sparse graph) or dense (the reference masked graph; the plain dense one when nothing is frozen)", EnvVars: env(flagDispatch)},
 	}
 }
 
@@ -248,7 +247,6 @@ func benchFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagBaseline, Usage: "a second bundle (e.g. the rh model) timed on the same frames in the same run; reports frame_ratio", EnvVars: env(flagBaseline)},
 		&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object", EnvVars: env(flagJSON)},
 		&cli.StringFlag{Name: flagActive, Usage: "time at an operating point: synthetic clustered masks (seeded) computing these fractions before stages 2, 3, … (e.g. 0.82,0.63,0.38), for every bundle timed", EnvVars: env(flagActive)},
-		&cli.StringFlag{Name: flagBlocks, Usage: "instead of timing, report the pixel- and block-level active fractions per exit over --images, for these block sizes (e.g. 8,16,32)", EnvVars: env(flagBlocks)},
 	}
 }
 

@@ -44,25 +44,14 @@ func openBundle(cfg EngineConfig, dir string, log *slog.Logger) (*bundle.Bundle,
 }
 
 // tune applies cfg's threshold and dispatch to the executor (dispatch
-// matters to sparse and blocks stages only): with DispatchAuto it measures
-// each stage's paths and logs the break-even; sparse and dense force one
-// path.
+// matters to sparse stages only): with DispatchAuto it measures each
+// stage's paths and logs the break-even; sparse and dense force one path.
 func tune(ctx context.Context, x *anytime.Executor, b *bundle.Bundle, cfg EngineConfig, log *slog.Logger) error {
 	if cfg.Threshold != nil {
 		x.SetThreshold(*cfg.Threshold)
 	}
 	x.SetDispatch(cfg.Dispatch)
 	if cfg.Dispatch != anytime.DispatchAuto {
-		for i, s := range b.Stages {
-			if s.Mode != bundle.ModeBlocks {
-				continue
-			}
-			bucket := 0
-			if cfg.Dispatch == anytime.DispatchSparse {
-				bucket = s.Blocks.Buckets[len(s.Blocks.Buckets)-1]
-			}
-			x.SetMaxBlocks(i, bucket)
-		}
 		return nil
 	}
 	cal, err := x.Calibrate(ctx, 5)
@@ -70,15 +59,9 @@ func tune(ctx context.Context, x *anytime.Executor, b *bundle.Bundle, cfg Engine
 		return fmt.Errorf("calibrate the dispatcher: %w", err)
 	}
 	for _, c := range cal {
-		s := b.Stages[c.Stage]
-		if s.Mode == bundle.ModeSparse {
-			log.Info("sparse stage calibrated", "stage", s.Name, "sparse_ms_at_1", ms(c.Sparse[1]),
-				"sparse_ms_at_0.25", ms(c.Sparse[0.25]), "masked_ms", ms(c.Masked), "dense_ms", ms(c.Dense),
-				"sparse_up_to", c.BreakEven, "all_ones", c.Ones)
-			continue
-		}
-		log.Info("blocks stage calibrated", "stage", s.Name, "dense_ms", ms(c.Dense),
-			"sparse_up_to_blocks", c.MaxBucket, "of_cells", s.Blocks.Buckets)
+		log.Info("sparse stage calibrated", "stage", b.Stages[c.Stage].Name, "sparse_ms_at_1", ms(c.Sparse[1]),
+			"sparse_ms_at_0.25", ms(c.Sparse[0.25]), "masked_ms", ms(c.Masked), "dense_ms", ms(c.Dense),
+			"sparse_up_to", c.BreakEven, "all_ones", c.Ones)
 	}
 	return nil
 }

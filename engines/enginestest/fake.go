@@ -19,12 +19,6 @@ type Fake struct {
 	Compute func(i int, image, mask, logits []float32) error
 	// Runs lists the stages run, in order.
 	Runs []int
-	// BlockRuns lists the (stage, bucket) of every RunBlocks.
-	BlockRuns [][2]int
-	// ComputeBlocks fills logits for a blocks run from the cell ids and
-	// neighbour table; nil leaves the logits as they are.
-	ComputeBlocks func(i int, ids, neighbours []int64, logits []float32) error
-	blockBufs     map[[2]int][2][]int64
 	// SparseRuns and DenseRuns list the stages run by RunSparse and
 	// RunDense.
 	SparseRuns, DenseRuns []int
@@ -125,32 +119,6 @@ func (f *Fake) Run(ctx context.Context, i int) error {
 	f.Runs = append(f.Runs, i)
 	if f.Compute != nil {
 		return f.Compute(i, f.image, f.mask, f.logits[i])
-	}
-	return nil
-}
-
-// BlockInputs implements engines.Engine.
-func (f *Fake) BlockInputs(i, bucket int) (ids, neighbours []int64) {
-	if f.blockBufs == nil {
-		f.blockBufs = map[[2]int][2][]int64{}
-	}
-	k := [2]int{i, bucket}
-	if _, ok := f.blockBufs[k]; !ok {
-		f.blockBufs[k] = [2][]int64{make([]int64, bucket), make([]int64, 8*bucket)}
-	}
-	b := f.blockBufs[k]
-	return b[0], b[1]
-}
-
-// RunBlocks implements engines.Engine.
-func (f *Fake) RunBlocks(ctx context.Context, i, bucket int) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	f.BlockRuns = append(f.BlockRuns, [2]int{i, bucket})
-	if f.ComputeBlocks != nil {
-		ids, neigh := f.BlockInputs(i, bucket)
-		return f.ComputeBlocks(i, ids, neigh, f.logits[i])
 	}
 	return nil
 }

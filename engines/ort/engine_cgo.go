@@ -38,13 +38,12 @@ type Engine struct {
 type stage struct {
 	name     string
 	isSparse bool
-	session  *onnx.AdvancedSession // the stage, a sparse stage's masked graph or a blocks stage's dense twin
+	session  *onnx.AdvancedSession // the stage, or a sparse stage's masked graph
 	run      *onnx.RunOptions
 	provider trt.Provider // of session (a sparse stage's: of its first opened graph)
 	// Sparse stages: the provider of the plain dense graph, and of the
 	// graph that ran last (what Provider reports).
 	denseProvider, last trt.Provider
-	blocks              *blocksGraph          // blocks stages only
 	sparse              *sparseGraph          // sparse stages only, unless native
 	native              *nativeGraph          // sparse stages on the CPU with a native plan
 	dense               *onnx.AdvancedSession // a sparse stage's plain dense graph, if it has one
@@ -54,16 +53,6 @@ type stage struct {
 type runner interface {
 	Run() error
 	RunWithOptions(*onnx.RunOptions) error
-}
-
-// blocksGraph is a blocks stage's sparse graph: one session, and per bucket
-// its own id and neighbour tensors bound with the shared state and logits.
-type blocksGraph struct {
-	session    *onnx.DynamicAdvancedSession
-	provider   trt.Provider
-	ids, neigh map[int]*onnx.Tensor[int64]
-	inputs     map[int][]onnx.Value
-	outputs    []onnx.Value
 }
 
 // watchRequest asks the watcher goroutine to terminate a run if ctx ends
@@ -135,15 +124,7 @@ func Open(rt *Runtime, b *bundle.Bundle, cfg Config) (_ *Engine, err error) {
 	}
 	twins := map[int]bundle.GraphInfo{}
 	for i, s := range b.Stages {
-		switch s.Mode {
-		case bundle.ModeBlocks:
-			if twins[i], err = GraphInfo(b.DensePath(i)); err != nil {
-				return nil, err
-			}
-			if err := b.CheckDenseTwin(i, graphs[i], twins[i]); err != nil {
-				return nil, err
-			}
-		case bundle.ModeSparse:
+		if s.Mode == bundle.ModeSparse {
 			if twins[i], err = checkSparse(b, i, graphs[i]); err != nil {
 				return nil, err
 			}
@@ -213,11 +194,8 @@ func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, op
 	if s.Mode == bundle.ModeSparse {
 		return e.openSparseStage(b, i, g, twin, outNames, outVals, opts, paths, unavailable, log)
 	}
-	path, graph := b.StagePath(i), g
-	if s.Mode == bundle.ModeBlocks {
-		path, graph = b.DensePath(i), twin
-	}
-	inNames, inVals, err := e.bind(s, graph, nil)
+	path := b.StagePath(i)
+	inNames, inVals, err := e.bind(s, g, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -234,17 +212,11 @@ func (e *Engine) openStage(b *bundle.Bundle, i int, g, twin bundle.GraphInfo, op
 	if st.run, err = onnx.NewRunOptions(); err != nil {
 		return st, fmt.Errorf("stage %q: run options: %w", s.Name, err)
 	}
-	if s.Mode == bundle.ModeBlocks {
-		if st.blocks, err = e.openBlocks(b, i, g, outNames, outVals, opts, unavailable, log); err != nil {
-			return st, err
-		}
-	}
 	return st, nil
 }
 
 // bind lists a graph's input names and the engine's tensors feeding them;
-// extra supplies the tensors of the blocks and neighbours inputs (by
-// source) and of index tables (by input name).
+// extra supplies the tensors of index tables (by input name).
 func (e *Engine) bind(s bundle.Stage, g bundle.GraphInfo, extra map[string]onnx.Value) ([]string, []onnx.Value, error) {
 	var names []string
 	var vals []onnx.Value
@@ -254,13 +226,10 @@ func (e *Engine) bind(s bundle.Stage, g bundle.GraphInfo, extra map[string]onnx.
 		switch {
 		case src == bundle.SourceInput:
 			v = e.image
-		case src == bundle.SourceMask, s.Blocks != nil && in.Name == s.Blocks.Dense.Mask,
-			s.Sparse != nil && in.Name == s.Sparse.Masked.Mask:
+		case src == bundle.SourceMask, s.Sparse != nil && in.Name == s.Sparse.Masked.Mask:
 			v = e.mask
 		case strings.HasPrefix(src, "state:"):
 			v = e.state[strings.TrimPrefix(src, "state:")]
-		case src == bundle.SourceBlocks || src == bundle.SourceNeighbour:
-			v = extra[src]
 		case strings.HasPrefix(src, bundle.SourceIndexPrefix), strings.HasPrefix(src, bundle.SourceBandPrefix):
 			v = extra[in.Name]
 		}
@@ -271,63 +240,6 @@ func (e *Engine) bind(s bundle.Stage, g bundle.GraphInfo, extra map[string]onnx.
 		vals = append(vals, v)
 	}
 	return names, vals, nil
-}
-
-// openBlocks creates blocks stage i's sparse session and the per-bucket
-// tensors it runs with.
-func (e *Engine) openBlocks(b *bundle.Bundle, i int, g bundle.GraphInfo, outNames []string, outVals []onnx.Value, opts trt.Options, unavailable map[trt.Provider]error, log *slog.Logger) (*blocksGraph, error) {
-	s := b.Stages[i]
-	bg := &blocksGraph{ids: map[int]*onnx.Tensor[int64]{}, neigh: map[int]*onnx.Tensor[int64]{}, inputs: map[int][]onnx.Value{}, outputs: outVals}
-	var inNames []string
-	for _, bucket := range s.Blocks.Buckets {
-		ids, err := onnx.NewEmptyTensor[int64](onnx.NewShape(int64(bucket)))
-		if err != nil {
-			return bg, err
-		}
-		bg.ids[bucket] = ids
-		neigh, err := onnx.NewEmptyTensor[int64](onnx.NewShape(int64(bucket), 8))
-		if err != nil {
-			return bg, err
-		}
-		bg.neigh[bucket] = neigh
-		var vals []onnx.Value
-		inNames, vals, err = e.bind(s, g, map[string]onnx.Value{bundle.SourceBlocks: ids, bundle.SourceNeighbour: neigh})
-		if err != nil {
-			return bg, err
-		}
-		bg.inputs[bucket] = vals
-	}
-	profile := blockProfile(s, g)
-	key := trt.StageKey{BundleSHA256: b.SHA256, Stage: s.Name + "-blocks"}
-	path := b.StagePath(i)
-	var err error
-	bg.provider, err = choose(opts, key, profile, unavailable, log, s.Name+" (blocks)", path, func(so *onnx.SessionOptions) (err error) {
-		bg.session, err = onnx.NewDynamicAdvancedSession(path, inNames, outNames, so)
-		return err
-	})
-	return bg, err
-}
-
-// blockProfile is the TensorRT optimisation profile of a blocks graph: its
-// block count ranges over the buckets.
-func blockProfile(s bundle.Stage, g bundle.GraphInfo) *trt.Profile {
-	bk := s.Blocks.Buckets
-	p := &trt.Profile{}
-	for _, in := range g.Inputs {
-		dims := func(n int) []int64 {
-			if s.Inputs[in.Name] == bundle.SourceNeighbour {
-				return []int64{int64(n), 8}
-			}
-			return []int64{int64(n)}
-		}
-		switch s.Inputs[in.Name] {
-		case bundle.SourceBlocks, bundle.SourceNeighbour:
-			p.Min = append(p.Min, trt.Shape{Name: in.Name, Dims: dims(bk[0])})
-			p.Opt = append(p.Opt, trt.Shape{Name: in.Name, Dims: dims(bk[len(bk)/2])})
-			p.Max = append(p.Max, trt.Shape{Name: in.Name, Dims: dims(bk[len(bk)-1])})
-		}
-	}
-	return p
 }
 
 // choose creates a session with the first provider of opts that works,
@@ -492,42 +404,6 @@ func (e *Engine) runGraph(ctx context.Context, s *stage, r runner) error {
 	return err
 }
 
-// BlockInputs implements engines.Engine.
-func (e *Engine) BlockInputs(i, bucket int) (ids, neighbours []int64) {
-	bg := e.stages[i].blocks
-	return bg.ids[bucket].GetData(), bg.neigh[bucket].GetData()
-}
-
-// RunBlocks implements engines.Engine.
-func (e *Engine) RunBlocks(ctx context.Context, i, bucket int) error {
-	s := e.stages[i]
-	bg := s.blocks
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	in, ok := bg.inputs[bucket]
-	if !ok {
-		return fmt.Errorf("run stage %q: no bucket of %d blocks", s.name, bucket)
-	}
-	if ctx.Done() == nil {
-		if err := bg.session.Run(in, bg.outputs); err != nil {
-			return fmt.Errorf("run stage %q on %d blocks: %w", s.name, bucket, err)
-		}
-		return nil
-	}
-	e.watch <- watchRequest{ctx: ctx, opts: s.run}
-	err := bg.session.RunWithOptions(in, bg.outputs, s.run)
-	e.finished <- struct{}{}
-	if ctx.Err() != nil {
-		s.run.UnsetTerminate()
-		return fmt.Errorf("run stage %q: %w", s.name, ctx.Err())
-	}
-	if err != nil {
-		return fmt.Errorf("run stage %q on %d blocks: %w", s.name, bucket, err)
-	}
-	return nil
-}
-
 // Close implements engines.Engine. It tolerates a partly opened engine.
 func (e *Engine) Close() error {
 	var errs []error
@@ -550,17 +426,6 @@ func (e *Engine) Close() error {
 		}
 		if s.native != nil {
 			errs = append(errs, s.native.stage.Close())
-		}
-		if bg := s.blocks; bg != nil {
-			if bg.session != nil {
-				errs = append(errs, bg.session.Destroy())
-			}
-			for _, t := range bg.ids {
-				errs = append(errs, t.Destroy())
-			}
-			for _, t := range bg.neigh {
-				errs = append(errs, t.Destroy())
-			}
 		}
 	}
 	e.stages = nil

@@ -49,12 +49,6 @@ func (e *Engine) RunSparse(ctx context.Context, i int, lens []int) error { retur
 // RunDense implements engines.Engine.
 func (e *Engine) RunDense(ctx context.Context, i int) error { return errNoCgo }
 
-// BlockInputs implements engines.Engine.
-func (e *Engine) BlockInputs(i, bucket int) (ids, neighbours []int64) { return nil, nil }
-
-// RunBlocks implements engines.Engine.
-func (e *Engine) RunBlocks(ctx context.Context, i, bucket int) error { return errNoCgo }
-
 // Logits implements engines.Engine.
 func (e *Engine) Logits(i int) []float32 { return nil }
 

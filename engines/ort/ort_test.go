@@ -13,7 +13,6 @@ import (
 	"github.com/anytime-edge/edge/anytime"
 	"github.com/anytime-edge/edge/bundle"
 	"github.com/anytime-edge/edge/engines"
-	"github.com/anytime-edge/edge/imaging"
 	"github.com/anytime-edge/edge/internal/npy"
 	"github.com/anytime-edge/edge/trt"
 )
@@ -70,24 +69,6 @@ func relL2(got, want []float32) float64 {
 func TestTinyBundleMatchesPyTorch(t *testing.T) {
 	b, e := openTiny(t, tinyBundle, cpuOptions())
 	checkAgainstReference(t, tinyBundle, b, e, nil, "")
-}
-
-// TestTinyBlocksBundleMatchesPyTorch runs the blocks-mode tiny bundle twice,
-// once on the sparse graphs and once on their dense twins, and compares both
-// with PyTorch's block-mask forward (the exactness test of blocks mode).
-func TestTinyBlocksBundleMatchesPyTorch(t *testing.T) {
-	const dir = "../../testdata/bundles/tiny-blocks"
-	b, e := openTiny(t, dir, cpuOptions())
-	t.Run("sparse graphs", func(t *testing.T) {
-		checkAgainstReference(t, dir, b, e, func(x *anytime.Executor) {}, "blocks")
-	})
-	t.Run("dense twins", func(t *testing.T) {
-		checkAgainstReference(t, dir, b, e, func(x *anytime.Executor) {
-			for i := 1; i < len(b.Stages); i++ {
-				x.SetMaxBlocks(i, 0)
-			}
-		}, "blocks-dense")
-	})
 }
 
 // checkAgainstReference runs dir's reference input and compares each exit's
@@ -232,55 +213,6 @@ func TestFrameDoesNotAllocate(t *testing.T) {
 	ex.Run(context.Background())
 	if n := testing.AllocsPerRun(5, func() { ex.Run(context.Background()) }); n != 0 {
 		t.Errorf("a frame through ONNX Runtime allocates %v times, want 0", n)
-	}
-}
-
-// TestShippedBlocksBundleSparseEqualsDense runs the shipped blocks demo on
-// a sample scene through its sparse graphs and through its dense twins: the
-// two paths give the same exits.
-func TestShippedBlocksBundleSparseEqualsDense(t *testing.T) {
-	const dir = "../../models/zoo/fashion-seg-blocks"
-	b, e := openTiny(t, dir, cpuOptions())
-	img, err := imaging.Load("../../models/zoo/samples/scene-100.png")
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(maxBucket func(bundle.Stage) int) ([][]float32, []string) {
-		var outs [][]float32
-		x, err := anytime.New(b, e, anytime.Config{OnExit: func(_ anytime.Exit, merged []float32, _ []uint8) {
-			outs = append(outs, append([]float32(nil), merged...))
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, s := range b.Stages {
-			if s.Mode == bundle.ModeBlocks {
-				x.SetMaxBlocks(i, maxBucket(s))
-			}
-		}
-		imaging.Preprocess(x.Image(), img, b.Input)
-		res, err := x.Run(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ran []string
-		for _, ex := range res.Exits {
-			ran = append(ran, ex.Ran)
-		}
-		return outs, ran
-	}
-	sparse, ranSparse := run(func(s bundle.Stage) int { return s.Blocks.Buckets[len(s.Blocks.Buckets)-1] })
-	dense, ranDense := run(func(bundle.Stage) int { return 0 })
-	if len(sparse) != len(dense) || len(sparse) < 2 {
-		t.Fatalf("exits: %d sparse, %d dense", len(sparse), len(dense))
-	}
-	if ranSparse[1] != "blocks" || ranDense[1] != "blocks-dense" {
-		t.Fatalf("paths: %v and %v", ranSparse, ranDense)
-	}
-	for k := range sparse {
-		if d := relL2(sparse[k], dense[k]); d > 1e-4 {
-			t.Errorf("exit %d: sparse and dense differ by %g relative L2", k+1, d)
-		}
 	}
 }
 
