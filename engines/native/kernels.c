@@ -83,7 +83,8 @@ static const struct {
   const char *name;
   int64_t vw, nv;
   void (*conv_rows)(const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
-                    int64_t k, int64_t stride, int pair, nk_map dst, nk_map src, const int64_t *rows, int64_t n);
+                    int64_t k, int64_t stride, int pair, nk_map dst, nk_map src, const float *res, int64_t res_ld,
+                    int relu, const int64_t *rows, int64_t n);
   void (*fill)(nk_map dst, const uint8_t *cls, const float *shift, const nk_tap *taps, int64_t ntaps,
                const int64_t *band, int64_t n);
   void (*epilogue)(nk_map dst, const uint8_t *cls, const float *shift, const float *res, int64_t res_ld, int relu,
@@ -186,8 +187,10 @@ void nk_conv_pack(int v, float *packed, float *pbias, const float *weight, const
 }
 
 void nk_conv_rows(int v, const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
-                  int64_t k, int64_t stride, nk_map dst, nk_map src, const int64_t *rows, int64_t n) {
-  variants[v].conv_rows(packed, pbias, zero, cout, cin, k, stride, paired(v, cout, cin), dst, src, rows, n);
+                  int64_t k, int64_t stride, nk_map dst, nk_map src, const float *res, int64_t res_ld, int relu,
+                  const int64_t *rows, int64_t n) {
+  variants[v].conv_rows(packed, pbias, zero, cout, cin, k, stride, paired(v, cout, cin), dst, src, res, res_ld, relu,
+                        rows, n);
 }
 
 void nk_fill(nk_map dst, const uint8_t *cls, const float *shift, const nk_tap *taps, int64_t ntaps,
@@ -227,13 +230,16 @@ enum { NK(vw) = VW, NK(nv) = NV };
 // seglen contiguous input values pixel u multiplies with segment s of the
 // packed taps (one tap's row, a zero row outside the map, or the three
 // horizontal taps' adjacent rows at once). w is the group's packed block;
-// only the first np pixels are stored. Paired (see paired), a vector holds
-// VW/2 output channels x (even, odd) input channel, both inputs broadcast by
-// one 64-bit load, and the store adds each output's two lanes.
+// only the first np pixels are stored, each plus its residual row res[u]
+// (when res[u] is not NULL) and then clamped at 0 (when relu): the same
+// float operations, in the same order, as the epilogue after the store.
+// Paired (see paired), a vector holds VW/2 output channels x (even, odd)
+// input channel, both inputs broadcast by one 64-bit load, and the store
+// adds each output's two lanes.
 static inline __attribute__((always_inline)) void NK(block)(const float *const *in, int64_t nseg, int64_t seglen,
                                                            const float *w, const float *bias, float *const *out,
-                                                           int np, int64_t c0, int64_t cout, const int nv,
-                                                           const int pair) {
+                                                           const float *const *res, int relu, int np, int64_t c0,
+                                                           int64_t cout, const int nv, const int pair) {
   typedef double DVEC __attribute__((vector_size(VW * 4)));
   typedef double UDOUBLE __attribute__((aligned(4), may_alias));
   typedef int32_t IVEC __attribute__((vector_size(VW * 4)));
@@ -277,25 +283,32 @@ static inline __attribute__((always_inline)) void NK(block)(const float *const *
       int64_t left = cout - base;
       float *o = out[u] + base;
       if (left >= VW) {
+        if (res[u]) sum += *(const UVEC *)(res[u] + base);
+        if (relu) sum = (VEC)((IVEC)sum & (sum > (VEC){}));
         *(UVEC *)o = sum;
       } else {
-        for (int64_t i = 0; i < left && i < valid; i++) o[i] = sum[i];
+        for (int64_t i = 0; i < left && i < valid; i++) {
+          float x = sum[i];
+          if (res[u]) x += res[u][base + i];
+          o[i] = relu && !(x > 0.f) ? 0.f : x;
+        }
       }
     }
 }
 
 // conv_rows runs the rows in blocks of PX pixels, each block over every
-// group of output channels. zero holds k*cin zeros.
+// group of output channels. zero holds k*cin zeros; res (NULL: none) is the
+// residual map's data, res_ld its floats per pixel.
 static void NK(conv_rows)(const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
-                          int64_t k, int64_t stride, int pair, nk_map dst, nk_map src, const int64_t *rows,
-                          int64_t n) {
+                          int64_t k, int64_t stride, int pair, nk_map dst, nk_map src, const float *res,
+                          int64_t res_ld, int relu, const int64_t *rows, int64_t n) {
   const int64_t kk = k * k, pad = k / 2, lanes = pair ? VW / 2 : VW, nvec = (cout + lanes - 1) / lanes;
   // A 3x3 tap row of a pixel whose three horizontal taps are inside the
   // map is one contiguous segment when the map has no gaps between pixels.
   const int joinable = k == 3 && src.ld == cin;
   int64_t dy[9], dx[9];  // tap t's offset from the pixel's centre in the input
   for (int64_t t = 0; t < kk; t++) dy[t] = t / k - pad, dx[t] = t % k - pad;
-  const float *in[PX * 9];
+  const float *in[PX * 9], *rs[PX];
   float *out[PX];
   for (int64_t r0 = 0; r0 < n; r0 += PX) {
     int np = n - r0 < PX ? (int)(n - r0) : PX;
@@ -305,6 +318,7 @@ static void NK(conv_rows)(const float *packed, const float *pbias, const float *
       int64_t p = rows[r0 + (u < np ? u : np - 1)];
       i[u] = p / dst.w, j[u] = p % dst.w;
       out[u] = dst.data + p * dst.ld;
+      rs[u] = res ? res + p * res_ld : NULL;
       joined &= j[u] * stride >= 1 && j[u] * stride + 1 < src.w;
     }
     const int64_t nseg = joined ? 3 : kk, seglen = joined ? 3 * cin : cin, step = joined ? 3 : 1;
@@ -323,13 +337,13 @@ static void NK(conv_rows)(const float *packed, const float *pbias, const float *
 #define GROUP(pair)                                                 \
   switch (nv) {                                                     \
     case 1:                                                         \
-      NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, 1, pair);  \
+      NK(block)(in, nseg, seglen, w, b, out, rs, relu, np, c0, cout, 1, pair);  \
       break;                                                        \
     case 2:                                                         \
-      NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, 2, pair);  \
+      NK(block)(in, nseg, seglen, w, b, out, rs, relu, np, c0, cout, 2, pair);  \
       break;                                                        \
     default:                                                        \
-      NK(block)(in, nseg, seglen, w, b, out, np, c0, cout, NV, pair); \
+      NK(block)(in, nseg, seglen, w, b, out, rs, relu, np, c0, cout, NV, pair); \
   }
       if (pair) {
         GROUP(1)

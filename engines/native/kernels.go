@@ -117,7 +117,13 @@ func newConv(v C.int, weight []float32, cout, cin, k, stride int, scale, bias []
 // dst.C = cout, src.C = cin; dst and src must not overlap. Concurrent calls
 // are safe when their rows are disjoint. It panics on shapes that do not fit
 // or rows outside dst.
-func (c *Conv) Rows(dst, src Map, rows []int64) {
+func (c *Conv) Rows(dst, src Map, rows []int64) { c.RowsEpilogue(dst, src, nil, false, rows) }
+
+// RowsEpilogue is Rows with the epilogue of computed pixels fused into the
+// store: each row written is z plus res's row (when res is not nil: a map
+// of dst's shape overlapping neither dst nor src), then clamped at 0 when
+// relu. The values equal Rows followed by Epilogue over those rows.
+func (c *Conv) RowsEpilogue(dst, src Map, res *Map, relu bool, rows []int64) {
 	dst.check("conv dst")
 	src.check("conv src")
 	if dst.C != c.cout || src.C != c.cin || dst.H != (src.H+c.stride-1)/c.stride || dst.W != (src.W+c.stride-1)/c.stride {
@@ -125,12 +131,13 @@ func (c *Conv) Rows(dst, src Map, rows []int64) {
 			src.H, src.W, src.C, dst.H, dst.W, dst.C))
 	}
 	checkPixels("conv rows", rows, dst.H*dst.W)
+	pr, ld := residual("conv res", res, dst)
 	if len(rows) == 0 {
 		return
 	}
 	C.nk_conv_rows(c.variant, (*C.float)(&c.packed[0]), (*C.float)(&c.bias[0]), (*C.float)(&c.zero[0]),
 		C.int64_t(c.cout), C.int64_t(c.cin), C.int64_t(c.kernel), C.int64_t(c.stride), dst.c(), src.c(),
-		(*C.int64_t)(&rows[0]), C.int64_t(len(rows)))
+		pr, C.int64_t(ld), cbool(relu), (*C.int64_t)(&rows[0]), C.int64_t(len(rows)))
 }
 
 // Fill writes, for each band pixel p, dst[p] = shift + sum over taps t whose
@@ -159,20 +166,29 @@ func Epilogue(dst Map, class []uint8, shift []float32, res *Map, relu bool, p0, 
 	dst.check("epilogue dst")
 	checkClass("epilogue", class, shift, dst)
 	checkRange("epilogue pixels", p0, p1, dst.H*dst.W)
-	var pr *C.float
-	var ld int
-	if res != nil {
-		res.check("epilogue res")
-		if res.H != dst.H || res.W != dst.W || res.C != dst.C {
-			panic(fmt.Sprintf("native: epilogue res %dx%dx%d, dst %dx%dx%d", res.H, res.W, res.C, dst.H, dst.W, dst.C))
-		}
-		pr, ld = (*C.float)(&res.Data[0]), res.LD
-	}
+	pr, ld := residual("epilogue res", res, dst)
 	if p0 == p1 {
 		return
 	}
 	C.nk_epilogue(dst.c(), (*C.uint8_t)(&class[0]), (*C.float)(&shift[0]), pr, C.int64_t(ld), cbool(relu),
 		C.int64_t(p0), C.int64_t(p1))
+}
+
+// residual is res's data and floats per pixel for the C kernels (nil, 0 for
+// no residual); it panics, naming what (the residual's role), unless res has
+// dst's shape.
+func residual(what string, res *Map, dst Map) (*C.float, int) {
+	if res == nil {
+		return nil, 0
+	}
+	res.check(what)
+	if res.H != dst.H || res.W != dst.W || res.C != dst.C {
+		panic(fmt.Sprintf("native: %s %dx%dx%d, dst %dx%dx%d", what, res.H, res.W, res.C, dst.H, dst.W, dst.C))
+	}
+	if len(res.Data) == 0 {
+		return nil, 0 // an empty grid: no row to add
+	}
+	return (*C.float)(&res.Data[0]), res.LD
 }
 
 // Resample writes rows [y0, y1) of dst's grid with src bilinearly upsampled

@@ -46,9 +46,11 @@ void nk_conv_pack(int v, float *packed, float *pbias, const float *weight, const
 
 // nk_conv_rows writes the convolution (zero padding k/2) packed for variant
 // v at the n output pixels rows[] of dst from src; zero is cin zeros (what
-// taps outside src read).
+// taps outside src read). Each row stored is plus the residual map's row
+// (res, res_ld floats per pixel; NULL: none), then clamped at 0 if relu.
 void nk_conv_rows(int v, const float *packed, const float *pbias, const float *zero, int64_t cout, int64_t cin,
-                  int64_t k, int64_t stride, nk_map dst, nk_map src, const int64_t *rows, int64_t n);
+                  int64_t k, int64_t stride, nk_map dst, nk_map src, const float *res, int64_t res_ld, int relu,
+                  const int64_t *rows, int64_t n);
 
 // nk_fill, nk_epilogue, nk_resample, nk_avgpool, nk_from_nchw, nk_to_nchw:
 // see their Go wrappers in kernels.go.

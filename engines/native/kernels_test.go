@@ -181,6 +181,78 @@ func TestConvRows(t *testing.T) {
 	}
 }
 
+// RowsEpilogue stores exactly what Rows then Epilogue (at Computed pixels)
+// store, bit for bit, in every variant: paired and unpaired packings, a
+// partial last vector, residuals that are channel views of wider maps.
+func TestConvRowsEpilogue(t *testing.T) {
+	cases := []struct{ cin, cout, k, stride, h, w int }{
+		{18, 18, 3, 1, 8, 16}, // paired where the vectors hold 16
+		{48, 48, 3, 1, 6, 10},
+		{17, 33, 3, 1, 7, 5}, // odd input channels: unpaired, a partial last vector
+		{36, 50, 3, 1, 4, 12},
+		{48, 96, 3, 2, 8, 12},
+		{40, 72, 1, 1, 6, 10},
+		{6, 10, 3, 2, 7, 9},
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, tc := range cases {
+		for vname, v := range variants() {
+			for _, withRes := range []bool{false, true} {
+				for _, relu := range []bool{false, true} {
+					name := fmt.Sprintf("%s/%dto%d_k%d_s%d/res=%v_relu=%v", vname, tc.cin, tc.cout, tc.k, tc.stride, withRes, relu)
+					t.Run(name, func(t *testing.T) {
+						conv := newConv(v, randomSlice(r, tc.cout*tc.cin*tc.k*tc.k), tc.cout, tc.cin, tc.k, tc.stride,
+							randomSlice(r, tc.cout), randomSlice(r, tc.cout))
+						src := newView(tc.h, tc.w, tc.cin, 0, tc.cin)
+						src.randomize(r)
+						oh, ow := (tc.h+tc.stride-1)/tc.stride, (tc.w+tc.stride-1)/tc.stride
+						var res *Map
+						if withRes {
+							rv := newView(oh, ow, tc.cout, 2, tc.cout+3)
+							rv.randomize(r)
+							res = &rv.Map
+						}
+						var rows []int64
+						written := map[int]bool{}
+						for p := 0; p < oh*ow; p++ {
+							if r.Float64() < 0.6 || p == 0 || p == oh*ow-1 {
+								rows = append(rows, int64(p))
+								written[p] = true
+							}
+						}
+						class := slices.Repeat([]uint8{Computed}, oh*ow)
+						shift := randomSlice(r, tc.cout)
+						want := newView(oh, ow, tc.cout, 1, tc.cout+2)
+						conv.Rows(want.Map, src.Map, rows)
+						for _, p := range rows {
+							Epilogue(want.Map, class, shift, res, relu, int(p), int(p)+1)
+						}
+						got := newView(oh, ow, tc.cout, 1, tc.cout+2)
+						conv.RowsEpilogue(got.Map, src.Map, res, relu, rows)
+						for p := range oh * ow {
+							for ch := range tc.cout {
+								if g, w := got.at(p, ch), want.at(p, ch); g != w && !(math.IsNaN(float64(g)) && math.IsNaN(float64(w))) {
+									t.Fatalf("pixel %d channel %d = %v, want %v (Rows then Epilogue)", p, ch, g, w)
+								}
+							}
+						}
+						got.untouched(t, written)
+						if relu {
+							for _, p := range rows {
+								for ch := range tc.cout {
+									if got.at(int(p), ch) < 0 {
+										t.Fatalf("pixel %d channel %d = %v after ReLU", p, ch, got.at(int(p), ch))
+									}
+								}
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
 // Rows on unsorted, repeated and split row lists writes the same values.
 func TestConvRowsOrderAndSplit(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
@@ -214,6 +286,7 @@ func TestKernelsAllocationFree(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	conv := NewConv(randomSlice(r, 16*16*9), 16, 16, 3, 1, nil, nil)
 	src, dst, half := newView(8, 8, 16, 0, 16), newView(8, 8, 16, 0, 16), newView(4, 4, 16, 0, 16)
+	res := newView(8, 8, 16, 0, 16)
 	rows := []int64{0, 9, 63}
 	class := make([]uint8, 64)
 	class[9] = Computed
@@ -222,6 +295,7 @@ func TestKernelsAllocationFree(t *testing.T) {
 	planes := make([]float32, 64*16)
 	for name, f := range map[string]func(){
 		"Rows":     func() { conv.Rows(dst.Map, src.Map, rows) },
+		"RowsEpi":  func() { conv.RowsEpilogue(dst.Map, src.Map, &res.Map, true, rows) },
 		"Fill":     func() { Fill(dst.Map, class, shift, taps, band) },
 		"Epilogue": func() { Epilogue(dst.Map, class, shift, &src.Map, true, 0, 64) },
 		"Resample": func() { Resample(dst.Map, half.Map, 2, true, true, 0, 8) },

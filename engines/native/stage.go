@@ -513,7 +513,9 @@ type step interface {
 // band pixels, then the epilogue (shift at far pixels, residual, ReLU) over
 // every pixel. Each phase is split across the pool; the barriers between
 // them are what Fill (reads computed rows before the epilogue changes them)
-// and the epilogue (reads band rows) need.
+// and the epilogue (reads band rows) need. When every pixel of the stride is
+// computed (no band, no far pixel) the epilogue is fused into Rows' store
+// and the step is that one pass.
 type convStep struct {
 	conv     *Conv
 	dst, src *Map
@@ -529,6 +531,10 @@ type convStep struct {
 }
 
 func (c *convStep) run(p *pool) {
+	if len(c.g.index) == len(c.g.class) {
+		p.run((*convRowsEpilogue)(c), p.macParts(len(c.g.index)*c.rowMACs))
+		return
+	}
 	if len(c.g.index) > 0 {
 		p.run((*convRows)(c), p.macParts(len(c.g.index)*c.rowMACs))
 	}
@@ -544,6 +550,17 @@ func (c *convRows) do(part, parts int) {
 	lo, hi := chunk(len(c.g.index), part, parts)
 	if lo < hi {
 		c.conv.Rows(*c.dst, *c.src, c.g.index[lo:hi])
+	}
+}
+
+// convRowsEpilogue is Rows with the epilogue fused, for a grid whose pixels
+// are all computed.
+type convRowsEpilogue convStep
+
+func (c *convRowsEpilogue) do(part, parts int) {
+	lo, hi := chunk(len(c.g.index), part, parts)
+	if lo < hi {
+		c.conv.RowsEpilogue(*c.dst, *c.src, c.res, c.relu, c.g.index[lo:hi])
 	}
 }
 

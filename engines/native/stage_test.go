@@ -616,6 +616,8 @@ func TestRunMatchesReference(t *testing.T) {
 		{"random half", randomMasks(rng, radii, testHeight, testWidth, 0.5, nil)},
 		{"random sparse", randomMasks(rng, radii, testHeight, testWidth, 0.15, nil)},
 		{"all ones", randomMasks(rng, radii, testHeight, testWidth, 1, nil)},
+		{"all ones at 4 only", randomMasks(rng, radii, testHeight, testWidth, 0.5, map[int]float64{4: 1})},
+		{"all ones at 8 and 16", randomMasks(rng, radii, testHeight, testWidth, 0.5, map[int]float64{8: 1, 16: 1})},
 		{"none at 16", randomMasks(rng, radii, testHeight, testWidth, 0.6, map[int]float64{16: 0})},
 		{"none at 8 and 16", randomMasks(rng, radii, testHeight, testWidth, 0.6, map[int]float64{8: 0, 16: 0})},
 		{"all zero", randomMasks(rng, radii, testHeight, testWidth, 0, nil)},
