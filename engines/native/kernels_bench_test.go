@@ -53,6 +53,10 @@ func BenchmarkConvRows(b *testing.B) {
 			c := net.width << (br + 1)
 			shapes = append(shapes, shape{fmt.Sprintf("%s/1x1/%dto%d@%dx%d", net.name, c, net.width, g[0], g[1]), c, net.width, 1, 1, g[0], g[1]})
 		}
+		// Stage 2's entry: stage 1's 256 channels to the first two branches.
+		shapes = append(shapes,
+			shape{fmt.Sprintf("%s/3x3/256to%d@128x256", net.name, net.width), 256, net.width, 3, 1, 128, 256},
+			shape{fmt.Sprintf("%s/3x3s2/256to%d@128x256", net.name, 2*net.width), 256, 2 * net.width, 3, 2, 128, 256})
 		all := 15 * net.width // the head's 1x1 over the concatenated branches
 		shapes = append(shapes, shape{fmt.Sprintf("%s/1x1/%dto%d@128x256", net.name, all, all), all, all, 1, 1, 128, 256})
 	}

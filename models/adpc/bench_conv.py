@@ -48,6 +48,9 @@ def shapes():
         for b, (h, w) in enumerate(((64, 128), (32, 64), (16, 32))):
             c = width << (b + 1)
             out.append((f"{net}/1x1/{c}to{width}@{h}x{w}", c, width, 1, 1, h, w, 1))
+        # Stage 2's entry: stage 1's 256 channels to the first two branches.
+        out.append((f"{net}/3x3/256to{width}@128x256", 256, width, 3, 1, 128, 256, 1))
+        out.append((f"{net}/3x3s2/256to{2 * width}@128x256", 256, 2 * width, 3, 2, 128, 256, 1))
         head = 15 * width
         out.append((f"{net}/1x1/{head}to{head}@128x256", head, head, 1, 1, 128, 256, 1))
     return out
