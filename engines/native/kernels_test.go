@@ -551,7 +551,10 @@ func TestNCHW(t *testing.T) { forEachVariant(t, testNCHW) }
 
 func testNCHW(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	const h, w, c = 5, 9, 23
+	// 1073 pixels: past the split, two whole spans of the widest variant
+	// (32 tiles of 16 pixels), single tiles and a scalar tail; 23 channels:
+	// whole channel tiles and the rest.
+	const h, w, c = 37, 29, 23
 	planes := randomSlice(r, c*h*w)
 	m := newView(h, w, c, 2, c+5)
 	FromNCHW(m.Map, planes, 0, 17)
